@@ -1,0 +1,1 @@
+"""Loaders for published measurements (the EaCO paper's tables)."""

@@ -1,0 +1,34 @@
+"""The interface every scheduling policy implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+from eaco.policies.decisions import Decision
+from eaco.policies.view import SchedulerView
+
+
+class ThroughputKnowledge(Protocol):
+    """What a packing policy knows about co-location (a profile; not the simulator's truth)."""
+
+    def normalised_throughput(self, job_types: tuple[str, ...], gpu_type: str) -> float: ...
+
+    def feasible(self, job_types: tuple[str, ...], gpu_type: str) -> bool: ...
+
+
+class Policy(ABC):
+    """A scheduling policy.
+
+    ``schedule`` is called whenever something happened (arrival, completion, epoch report,
+    requested wake-up) and returns decisions. It must not mutate the view.
+    """
+
+    name: str = "policy"
+
+    @abstractmethod
+    def schedule(self, view: SchedulerView) -> list[Decision]:
+        """Return the decisions to carry out now, in order."""
+
+    def describe(self) -> str:
+        return self.name

@@ -1,0 +1,48 @@
+"""Choosing GPUs: shared helpers for policies."""
+
+from __future__ import annotations
+
+from eaco.model.job import Job
+from eaco.policies.view import SchedulerView
+
+
+def candidate_gpu_types(view: SchedulerView, job: Job) -> tuple[str, ...]:
+    if job.gpu_type is not None:
+        return (job.gpu_type,) if job.gpu_type in view.gpu_types() else ()
+    return view.gpu_types()
+
+
+def find_free_gpus(view: SchedulerView, num_gpus: int, gpu_type: str) -> tuple[int, ...] | None:
+    """Pick ``num_gpus`` idle GPUs of one type, consolidated on as few nodes as possible.
+
+    A job that fits on one node goes to the node with the fewest idle GPUs that still has
+    enough (best fit, lowest node id on ties), keeping whole nodes free for big jobs and letting
+    idle nodes sleep. A larger job takes the nodes with the most idle GPUs first. Returns None
+    when fewer than ``num_gpus`` GPUs of that type are idle.
+    """
+    per_node = view.max_gpus_per_node(gpu_type)
+    if per_node == 0:
+        return None
+    if num_gpus <= per_node:
+        for k in range(num_gpus, per_node + 1):
+            node = view.first_node_with_free(gpu_type, k)
+            if node is not None:
+                return view.free_gpus_on(node)[:num_gpus]
+    if view.free_gpu_count(gpu_type) < num_gpus:
+        return None
+    chosen: list[int] = []
+    for k in range(per_node, 0, -1):
+        for node in view.nodes_with_free(gpu_type, k):
+            need = num_gpus - len(chosen)
+            chosen.extend(view.free_gpus_on(node)[:need])
+            if len(chosen) == num_gpus:
+                return tuple(chosen)
+    return None
+
+
+def find_free_gpus_any_type(view: SchedulerView, job: Job) -> tuple[int, ...] | None:
+    for t in candidate_gpu_types(view, job):
+        gpus = find_free_gpus(view, job.num_gpus, t)
+        if gpus is not None:
+            return gpus
+    return None

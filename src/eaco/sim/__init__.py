@@ -1,0 +1,1 @@
+"""Event-driven cluster simulator: engine, ground truth, energy meter and metrics."""

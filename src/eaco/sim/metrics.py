@@ -1,0 +1,105 @@
+"""Summary metrics of a simulation run (what ``eaco simulate`` prints and saves)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from eaco.sim.energy_meter import J_PER_KWH
+from eaco.sim.result import SimulationResult
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    mean: float
+    p50: float
+    p95: float
+    p99: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "Distribution":
+        if values.size == 0:
+            return cls(math.nan, math.nan, math.nan, math.nan)
+        p50, p95, p99 = np.percentile(values, [50, 95, 99])
+        return cls(float(values.mean()), float(p50), float(p95), float(p99))
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    policy: str
+    workload: str
+    cluster: str
+    num_jobs: int
+    energy_kwh: float
+    gpu_busy_kwh: float
+    gpu_idle_kwh: float
+    host_kwh: float
+    sleep_kwh: float
+    attributed_to_jobs_kwh: float
+    jct_s: Distribution
+    run_time_s: Distribution
+    waiting_s: Distribution
+    total_time_s: Distribution
+    makespan_s: float
+    avg_active_nodes: float
+    avg_gpu_util: float  # mean over all GPUs of the cluster, time-averaged over the makespan
+    avg_busy_gpu_util: float  # mean over busy GPUs only
+    jobs_with_deadline: int
+    deadline_misses: int
+    colocated_jobs: int  # jobs that shared a GPU at some point
+    undos: int
+    events: int
+    policy_calls: int
+    wall_s: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.wall_s if self.wall_s > 0 else math.inf
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["events_per_s"] = self.events_per_s
+        return d
+
+
+def compute_metrics(result: SimulationResult) -> Metrics:
+    jobs = result.jobs
+    finish = np.fromiter((j.finish_s for j in jobs), float, len(jobs))
+    submit = np.fromiter((j.submit_s for j in jobs), float, len(jobs))
+    start = np.fromiter((j.first_start_s for j in jobs), float, len(jobs))
+    run = np.fromiter((j.run_time_s for j in jobs), float, len(jobs))
+    total = finish - submit
+    e = result.energy
+    duration = e.duration_s
+    with_deadline = [j for j in jobs if math.isfinite(j.deadline_s)]
+    return Metrics(
+        policy=result.policy,
+        workload=result.workload,
+        cluster=result.cluster,
+        num_jobs=len(jobs),
+        energy_kwh=e.total_j / J_PER_KWH,
+        gpu_busy_kwh=e.gpu_busy_j / J_PER_KWH,
+        gpu_idle_kwh=e.gpu_idle_j / J_PER_KWH,
+        host_kwh=e.host_j / J_PER_KWH,
+        sleep_kwh=e.sleep_j / J_PER_KWH,
+        attributed_to_jobs_kwh=e.attributed_to_jobs_j / J_PER_KWH,
+        jct_s=Distribution.of(finish - start),
+        run_time_s=Distribution.of(run),
+        waiting_s=Distribution.of(total - run),
+        total_time_s=Distribution.of(total),
+        makespan_s=result.makespan_s,
+        avg_active_nodes=e.active_node_time_integral / duration if duration > 0 else 0.0,
+        avg_gpu_util=e.gpu_util_time_integral / (duration * result.num_gpus) if duration > 0 else 0.0,
+        avg_busy_gpu_util=(
+            e.gpu_util_time_integral / e.busy_gpu_time_integral if e.busy_gpu_time_integral > 0 else 0.0
+        ),
+        jobs_with_deadline=len(with_deadline),
+        deadline_misses=sum(1 for j in with_deadline if j.missed_deadline),
+        colocated_jobs=sum(1 for j in jobs if j.colocated_time_s > 0),
+        undos=result.undos,
+        events=result.events,
+        policy_calls=result.policy_calls,
+        wall_s=result.wall_s,
+    )

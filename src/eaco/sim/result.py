@@ -1,0 +1,62 @@
+"""What a simulation run produces: one record per job plus cluster-wide energy and time series."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from eaco.sim.energy_meter import EnergyTotals, TimeSeries
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    job_id: int
+    job_type: str
+    num_gpus: int
+    submit_s: float
+    first_start_s: float
+    finish_s: float
+    run_time_s: float  # time holding GPUs (sum over placements)
+    colocated_time_s: float  # part of run_time_s spent sharing a GPU
+    exclusive_duration_s: float  # run time alone on reference GPUs
+    deadline_s: float
+    priority: int
+    energy_j: float  # attributed energy (its GPUs' share + its share of host power)
+    undos: int
+    placements: int
+    lost_epochs: float  # work thrown away by undo (past the last checkpoint)
+
+    @property
+    def total_time_s(self) -> float:
+        """Submit to finish: waiting plus running (the paper's "job total time")."""
+        return self.finish_s - self.submit_s
+
+    @property
+    def jct_s(self) -> float:
+        """First start to finish (the paper's measured JCT: execution time of the job)."""
+        return self.finish_s - self.first_start_s
+
+    @property
+    def waiting_s(self) -> float:
+        return self.total_time_s - self.run_time_s
+
+    @property
+    def missed_deadline(self) -> bool:
+        return math.isfinite(self.deadline_s) and self.finish_s > self.deadline_s + 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    policy: str
+    workload: str
+    cluster: str
+    num_nodes: int
+    num_gpus: int
+    jobs: tuple[JobRecord, ...]
+    energy: EnergyTotals
+    timeseries: TimeSeries
+    makespan_s: float
+    events: int
+    policy_calls: int
+    undos: int
+    wall_s: float

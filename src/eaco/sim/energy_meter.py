@@ -29,7 +29,7 @@ from eaco.sim.ground_truth import GroundTruth
 from eaco.state.cluster_state import ClusterState
 
 if TYPE_CHECKING:
-    from eaco.energy.model import EnergyModel
+    from eaco.energy.node_power import EnergyModel
 
 J_PER_KWH = 3.6e6
 
@@ -72,7 +72,7 @@ class EnergyMeter:
         self.energy = energy
         n_gpus = state.num_gpus
         n_nodes = len(state.node_gpus)
-        self._gpu_models = [energy.gpu_model(t) for t in state.gpu_type]
+        self._gpu_models = [energy.gpu(t) for t in state.gpu_type]
         self._host = energy.host
         self._baseline_w = energy.node_baseline_w
         self._sleep = energy.sleep_empty_nodes

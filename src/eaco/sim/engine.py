@@ -33,7 +33,7 @@ from eaco.state.cluster_state import ClusterState
 from eaco.workloads.base import Workload
 
 if TYPE_CHECKING:
-    from eaco.energy.model import EnergyModel
+    from eaco.energy.node_power import EnergyModel
 
 # event kinds, in the order they are handled at one instant
 _COMPLETE = 0

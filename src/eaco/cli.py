@@ -1,0 +1,169 @@
+"""The ``eaco`` command line."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from eaco import __version__
+from eaco.errors import InputError, PolicyError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="EaCO: energy-aware co-location of deep-learning training jobs on GPU clusters.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_POLICIES = "fifo,fifo-packed,gandiva"
+DEFAULT_GENERATED_JOBS = 1000
+DEFAULT_GENERATED_RATE_PER_H = 12.0
+DEFAULT_GENERATED_CLUSTER = "28x8xv100"
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("jobs done"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+@app.command()
+def simulate(
+    workload: str = typer.Option(
+        "generated", "--workload", "-w",
+        help="generated | philly | alibaba | csv:PATH (CSV with submit_time_s, duration_s, num_gpus)",
+    ),
+    cluster: str = typer.Option(
+        "auto", "--cluster", "-c",
+        help="NODESxGPUSxTYPE (e.g. 28x8xv100, or mixed 20x8xv100,8x8xa100), 'philly' (the Philly "
+        "machine list), or 'auto' (philly for the Philly trace, 28x8xv100 otherwise)",
+    ),
+    policies: str = typer.Option(DEFAULT_POLICIES, "--policies", "-p", help="comma-separated policy names"),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-n", help=f"generated: number of jobs (default {DEFAULT_GENERATED_JOBS}); traces: keep the first N"
+    ),
+    rate_per_h: float = typer.Option(
+        DEFAULT_GENERATED_RATE_PER_H, "--rate", help="generated: Poisson arrival rate (jobs per hour)"
+    ),
+    seed: int = typer.Option(0, "--seed", help="seed for generated workloads and job-type assignment"),
+    out: Path = typer.Option(Path("results/simulate"), "--out", "-o", help="output folder"),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="skip malformed trace rows and report how many"),
+    no_sleep: bool = typer.Option(False, "--no-sleep", help="empty nodes stay awake and idle instead of sleeping"),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
+) -> None:
+    """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
+    from eaco.report.files import write_jobs, write_metrics, write_timeseries
+    from eaco.report.tables import metrics_table, speed_table
+    from eaco.sim.runner import simulate as run_one
+    from eaco.policies.registry import policy_names
+    from eaco.setup import build_cluster, load_environment, load_named_workload
+
+    names = [p.strip().lower() for p in policies.split(",") if p.strip()]
+    unknown = [p for p in names if p not in policy_names()]
+    if not names or unknown:
+        _fail(f"--policies: unknown {unknown or 'empty list'}; expected names from {', '.join(policy_names())}")
+    t0 = time.perf_counter()
+    try:
+        env = load_environment(sleep_empty_nodes=not no_sleep)
+        wl = load_named_workload(
+            workload, env.catalog, seed=seed, jobs=jobs, rate_per_h=rate_per_h,
+            default_jobs=DEFAULT_GENERATED_JOBS, skip_bad_rows=skip_bad_rows,
+        )
+        spec = build_cluster(cluster, workload)
+    except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
+        _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
+    setup_s = time.perf_counter() - t0
+    console.print(
+        f"workload [bold]{wl.name}[/]: {wl.num_jobs:,} jobs, {wl.total_gpu_hours:,.0f} GPU-hours"
+        + (f", {wl.skipped_rows:,} bad rows skipped" if wl.skipped_rows else "")
+        + f"; cluster [bold]{spec.describe()}[/] ({spec.num_gpus:,} GPUs); set-up {setup_s:.1f}s"
+    )
+    results = []
+    with _progress() as progress:
+        for name in names:
+            task = progress.add_task(name, total=wl.num_jobs)
+
+            def on_progress(done: int, total: int, now_s: float, task=task) -> None:  # type: ignore[no-untyped-def]
+                progress.update(task, completed=done)
+
+            try:
+                results.append(run_one(spec, wl, name, env, on_progress=on_progress))
+            except (PolicyError, ValueError) as exc:
+                _fail(f"policy {name}: {exc}")
+    metrics = [m for _, m in results]
+    console.print(metrics_table(metrics, title=f"{wl.name} on {spec.describe()}"))
+    console.print(speed_table(metrics))
+    meta = {
+        "eaco_version": __version__,
+        "command": " ".join(["eaco", *sys.argv[1:]]),
+        "workload": wl.name,
+        "workload_source": wl.source,
+        "cluster": spec.describe(),
+        "seed": seed,
+        "sleep_empty_nodes": not no_sleep,
+        "python": platform.python_version(),
+    }
+    written = write_metrics(out, metrics, meta)
+    for result, _ in results:
+        written.append(write_jobs(out, result))
+        written.append(write_timeseries(out, result))
+    if plots:
+        from eaco.report.plots import plot_active_nodes, plot_energy_and_time
+
+        written.append(plot_active_nodes(out / "active_nodes.png", [r for r, _ in results], spec.num_nodes))
+        written.append(plot_energy_and_time(out / "energy_time.png", metrics))
+    console.print(f"wrote {len(written)} files to [bold]{out}[/]: " + ", ".join(p.name for p in written[:4]) + ", ...")
+
+
+@app.command()
+def calibrate(
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write calibration.json here"),
+) -> None:
+    """Node power model vs the paper's measured node power (Tables 1-4): fit on the exclusive
+    rows, report the co-located rows as held out."""
+    from eaco.energy.calibration import format_calibration_table, run_calibration
+
+    try:
+        report = run_calibration()
+    except (InputError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    console.print(format_calibration_table(report))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "calibration.json"
+        path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(f"eaco {__version__}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tables, files and plots for people and machines."""

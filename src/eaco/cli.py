@@ -94,7 +94,7 @@ def simulate(
         _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
     setup_s = time.perf_counter() - t0
     console.print(
-        f"workload [bold]{wl.name}[/]: {wl.num_jobs:,} jobs, {wl.total_gpu_hours:,.0f} GPU-hours"
+        f"workload [bold]{wl.name}[/]: {wl.num_jobs:,} jobs, {wl.total_gpu_hours():,.0f} GPU-hours"
         + (f", {wl.skipped_rows:,} bad rows skipped" if wl.skipped_rows else "")
         + f"; cluster [bold]{spec.describe()}[/] ({spec.num_gpus:,} GPUs); set-up {setup_s:.1f}s"
     )

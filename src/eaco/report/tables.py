@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from rich.table import Table
 
 from eaco.sim.metrics import Metrics
@@ -10,44 +12,33 @@ H = 3600.0
 
 
 def metrics_table(rows: list[Metrics], title: str = "") -> Table:
-    table = Table(title=title or None, show_lines=False)
-    cols = [
-        ("policy", "left"),
-        ("energy kWh", "right"),
-        ("GPU busy/idle/host/sleep kWh", "right"),
-        ("avg JCT h", "right"),
-        ("p95 JCT h", "right"),
-        ("avg run h", "right"),
-        ("avg wait h", "right"),
-        ("avg total h", "right"),
-        ("p99 total h", "right"),
-        ("makespan h", "right"),
-        ("avg active nodes", "right"),
-        ("avg GPU util", "right"),
-        ("co-located jobs", "right"),
-        ("deadline misses", "right"),
-        ("undos", "right"),
-    ]
-    for name, justify in cols:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    """One column per policy, one row per metric (fits a narrow terminal)."""
+    table = Table(title=title or None)
+    table.add_column("metric", justify="left")
     for m in rows:
-        table.add_row(
-            m.policy,
-            f"{m.energy_kwh:,.0f}",
-            f"{m.gpu_busy_kwh:,.0f}/{m.gpu_idle_kwh:,.0f}/{m.host_kwh:,.0f}/{m.sleep_kwh:,.0f}",
-            f"{m.jct_s.mean / H:,.2f}",
-            f"{m.jct_s.p95 / H:,.2f}",
-            f"{m.run_time_s.mean / H:,.2f}",
-            f"{m.waiting_s.mean / H:,.2f}",
-            f"{m.total_time_s.mean / H:,.2f}",
-            f"{m.total_time_s.p99 / H:,.2f}",
-            f"{m.makespan_s / H:,.1f}",
-            f"{m.avg_active_nodes:,.1f}",
-            f"{m.avg_gpu_util:.1%}",
-            f"{m.colocated_jobs:,}",
-            f"{m.deadline_misses:,}/{m.jobs_with_deadline:,}",
-            f"{m.undos:,}",
-        )
+        table.add_column(m.policy, justify="right")
+    lines: list[tuple[str, Callable[[Metrics], str]]] = [
+        ("jobs", lambda m: f"{m.num_jobs:,}"),
+        ("energy (kWh)", lambda m: f"{m.energy_kwh:,.0f}"),
+        ("  GPU busy (kWh)", lambda m: f"{m.gpu_busy_kwh:,.0f}"),
+        ("  GPU idle (kWh)", lambda m: f"{m.gpu_idle_kwh:,.0f}"),
+        ("  host (kWh)", lambda m: f"{m.host_kwh:,.0f}"),
+        ("  sleep (kWh)", lambda m: f"{m.sleep_kwh:,.0f}"),
+        ("JCT avg / p50 (h)", lambda m: f"{m.jct_s.mean / H:,.2f} / {m.jct_s.p50 / H:,.2f}"),
+        ("JCT p95 / p99 (h)", lambda m: f"{m.jct_s.p95 / H:,.1f} / {m.jct_s.p99 / H:,.1f}"),
+        ("runtime avg (h)", lambda m: f"{m.run_time_s.mean / H:,.2f}"),
+        ("waiting avg / p99 (h)", lambda m: f"{m.waiting_s.mean / H:,.2f} / {m.waiting_s.p99 / H:,.1f}"),
+        ("total time avg / p50 (h)", lambda m: f"{m.total_time_s.mean / H:,.2f} / {m.total_time_s.p50 / H:,.2f}"),
+        ("total time p95 / p99 (h)", lambda m: f"{m.total_time_s.p95 / H:,.1f} / {m.total_time_s.p99 / H:,.1f}"),
+        ("makespan (h)", lambda m: f"{m.makespan_s / H:,.1f}"),
+        ("avg active nodes", lambda m: f"{m.avg_active_nodes:,.1f}"),
+        ("avg GPU util", lambda m: f"{m.avg_gpu_util:.1%}"),
+        ("co-located jobs", lambda m: f"{m.colocated_jobs:,}"),
+        ("deadline misses", lambda m: f"{m.deadline_misses:,} of {m.jobs_with_deadline:,}"),
+        ("undone co-locations", lambda m: f"{m.undos:,}"),
+    ]
+    for label, fmt in lines:
+        table.add_row(label, *(fmt(m) for m in rows))
     return table
 
 

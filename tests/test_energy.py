@@ -201,3 +201,12 @@ def test_calibration_report_outputs(report) -> None:
     assert data["fitted"]["gpu_exponent"] == pytest.approx(report.gpu.exponent)
     table = format_calibration_table(report)
     assert table.row_count == 12  # 10 job sets + 2 MAE rows
+
+
+def test_catalogue_cpu_share_of_paper_models_matches_the_calibration():
+    from eaco.colocation.catalog import load_catalog
+    from eaco.energy.calibration import PAPER_CPU_UTIL_PER_GPU
+
+    catalog = load_catalog()
+    for model in ("alexnet", "resnet18", "resnet50", "vgg16"):
+        assert catalog.get(model).cpu_util_per_gpu == pytest.approx(PAPER_CPU_UTIL_PER_GPU)

@@ -55,8 +55,8 @@ def simulate(
     ),
     cluster: str = typer.Option(
         "auto", "--cluster", "-c",
-        help="NODESxGPUSxTYPE (e.g. 28x8xv100, or mixed 20x8xv100,8x8xa100), 'philly' (the Philly "
-        "machine list), or 'auto' (philly for the Philly trace, 28x8xv100 otherwise)",
+        help="NODESxGPUSxTYPE (e.g. 28x8xv100, or mixed 20x8xv100,8x8xa100), 'philly' or 'alibaba' "
+        "(the trace's machine list), or 'auto' (the trace's own cluster for philly/alibaba, 28x8xv100 otherwise)",
     ),
     policies: str = typer.Option(DEFAULT_POLICIES, "--policies", "-p", help="comma-separated policy names"),
     jobs: Optional[int] = typer.Option(

@@ -26,12 +26,15 @@ def load_environment(sleep_empty_nodes: bool = True) -> Environment:
 
 
 def build_cluster(cluster: str, workload: str = "") -> ClusterSpec:
-    """``auto``: the Philly machine list for the Philly trace, else 28 nodes x 8 V100."""
+    """``auto``: the trace's own cluster for the Philly and Alibaba traces, else 28 nodes x 8 V100."""
     key = cluster.strip().lower()
     if key == "auto":
-        key = "philly" if workload.strip().lower() == "philly" else DEFAULT_CLUSTER
+        wl = workload.strip().lower()
+        key = wl if wl in ("philly", "alibaba") else DEFAULT_CLUSTER
     if key == "philly":
         return ClusterSpec.from_philly_machines(shared_file("traces", "philly_machines.csv"))
+    if key == "alibaba":
+        return ClusterSpec.from_alibaba_nodes(shared_file("traces", "alibaba_gpu_v2023_gpu_nodes.csv"))
     return ClusterSpec.parse(key)
 
 

@@ -117,3 +117,34 @@ class ClusterSpec:
                 if n > 0:
                     nodes.append(NodeSpec(len(nodes), t, n))
         return cls(tuple(nodes), name=f"philly-{len(nodes)}-machines-{t}")
+
+    @classmethod
+    def from_alibaba_nodes(cls, path: Path, unknown_gpu_type: str = "v100") -> "ClusterSpec":
+        """Build the Alibaba GPU-sharing cluster from its node list (columns sn, gpu, model).
+
+        Models map to our GPU types by dropping a memory suffix (``V100M32`` -> ``v100``);
+        ``G2``/``G3`` are anonymised in the trace and become ``unknown_gpu_type`` (an assumption).
+        Nodes with no GPU are dropped.
+        """
+        t_unknown = lookup_gpu_type(unknown_gpu_type).name
+        nodes: list[NodeSpec] = []
+        with open(path, newline="") as fh:
+            for line, row in enumerate(csv.DictReader(fh), start=2):
+                raw = row.get("gpu")
+                try:
+                    n = int(raw)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    raise InputError(str(path), f"expected an integer GPU count, got {raw!r}", line, "gpu") from None
+                if n <= 0:
+                    continue
+                model = (row.get("model") or "").strip()
+                base = model.upper().split("M")[0] if model.upper().startswith("V100") else model
+                try:
+                    t = lookup_gpu_type(base).name
+                except KeyError:
+                    if model.upper() in ("G2", "G3"):
+                        t = t_unknown
+                    else:
+                        raise InputError(str(path), f"unknown GPU model {model!r}", line, "model") from None
+                nodes.append(NodeSpec(len(nodes), t, n))
+        return cls(tuple(nodes), name=f"alibaba-{len(nodes)}-nodes")

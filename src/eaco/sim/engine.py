@@ -85,6 +85,8 @@ class SimulationOptions:
 
     progress_every_events: int = 5000
     record_timeseries: bool = True
+    # re-check every invariant after each instant (slow; for tests and debugging)
+    check_invariants: bool = False
 
 
 @dataclass(slots=True)
@@ -131,6 +133,7 @@ class Simulator:
         self.events_processed = 0
         self.policy_calls = 0
         self.undos = 0
+        self.max_work_residual_epochs = 0.0
         self._gpu_speeds: list[tuple[float, ...]] = [()] * self.state.num_gpus
 
     # ------------------------------------------------------------------ checks
@@ -219,6 +222,8 @@ class Simulator:
                 self._call_policy(t, instant)
             if self.options.record_timeseries:
                 meter.record(t)
+            if self.options.check_invariants:
+                self.check_invariants()
             if self.on_progress is not None and self.events_processed >= next_report:
                 next_report = self.events_processed + report_every
                 self.on_progress(done, n_jobs, t)
@@ -317,6 +322,10 @@ class Simulator:
         self._enqueue(run)
 
     def _finish(self, run: _JobRun, t: float) -> None:
+        self._settle_unclamped(run, t)
+        residual = abs(run.job.num_epochs - run.progress) / run.job.num_epochs
+        if residual > self.max_work_residual_epochs:
+            self.max_work_residual_epochs = residual
         run.progress = float(run.job.num_epochs)
         run.last_t = t
         self._leave_gpus(run, t)
@@ -373,6 +382,11 @@ class Simulator:
             co_located_with=tuple(sorted(neighbours)),
         )
 
+    def _settle_unclamped(self, run: _JobRun, t: float) -> None:
+        if t > run.last_t:
+            run.progress += run.rate * (t - run.last_t)
+            run.last_t = t
+
     def _settle(self, run: _JobRun, t: float) -> None:
         if t > run.last_t:
             run.progress += run.rate * (t - run.last_t)
@@ -416,6 +430,28 @@ class Simulator:
                     self._push(t + max(0.0, run.watch_target - run.progress) / run.rate, _WATCH, j, run.version)
         self.meter.gpus_changed(gpus, t)
 
+    # ------------------------------------------------------------- invariants
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the state is inconsistent (used by tests)."""
+        state = self.state
+        for g in range(state.num_gpus):
+            members = state.gpu_jobs[g]
+            used = sum(self.jobs[j].memory_gb for j in members)
+            assert used <= state.gpu_memory_gb[g] + 1e-6, f"GPU {g} holds {used} GB > {state.gpu_memory_gb[g]}"
+            assert abs(used - state.gpu_memory_used_gb[g]) < 1e-6, f"GPU {g} memory bookkeeping drifted"
+            for j in members:
+                assert g in state.job_gpus[j], f"job {j} listed on GPU {g} but does not hold it"
+        running = [r for r in self.runs if r.status == _RUNNING]
+        assert len(running) == len(state.job_gpus), "running jobs and placed jobs differ"
+        queued = sum(1 for r in self.runs if r.status == _QUEUED)
+        assert queued == len(self.queue), "queue and queued jobs differ"
+        assert self._queue_keys == sorted(self._queue_keys), "queue out of order"
+        for r in running:
+            assert r.rate > 0, f"job {r.job.job_id} runs at rate {r.rate}"
+            assert -1e-9 <= r.progress <= r.job.num_epochs + 1e-9
+        assert state.active_nodes == sum(1 for c in state.node_job_count if c > 0)
+        assert state.busy_gpus == sum(1 for js in state.gpu_jobs if js)
+
     # ----------------------------------------------------------------- result
     def _result(self, wall_s: float) -> SimulationResult:
         records = []
@@ -454,5 +490,6 @@ class Simulator:
             events=self.events_processed,
             policy_calls=self.policy_calls,
             undos=self.undos,
+            max_work_residual=self.max_work_residual_epochs,
             wall_s=wall_s,
         )

@@ -59,4 +59,5 @@ class SimulationResult:
     events: int
     policy_calls: int
     undos: int
+    max_work_residual: float  # largest |work done - work needed| / work needed at a completion
     wall_s: float

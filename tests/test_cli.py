@@ -1,0 +1,59 @@
+"""The command line, as a user runs it."""
+
+import csv
+import json
+
+from typer.testing import CliRunner
+
+from eaco.cli import app
+
+runner = CliRunner()
+
+
+def test_simulate_generated_writes_table_json_csv_and_plots(tmp_path):
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["simulate", "-n", "40", "--rate", "6", "-c", "4x8xv100", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "energy (kWh)" in res.output and "gandiva" in res.output
+    data = json.loads((out / "metrics.json").read_text())
+    assert [p["policy"] for p in data["policies"]] == ["fifo", "fifo-packed", "gandiva"]
+    assert all(p["num_jobs"] == 40 and p["energy_kwh"] > 0 for p in data["policies"])
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 3 and float(rows[0]["total_time_s_p99"]) >= float(rows[0]["total_time_s_p50"])
+    jobs = list(csv.DictReader(open(out / "jobs_fifo.csv")))
+    assert len(jobs) == 40
+    ts = list(csv.DictReader(open(out / "timeseries_gandiva.csv")))
+    assert ts and int(ts[0]["active_nodes"]) >= 0
+    assert (out / "active_nodes.png").stat().st_size > 1000
+    assert (out / "energy_time.png").stat().st_size > 1000
+
+
+def test_simulate_csv_trace_and_bad_row_errors(tmp_path):
+    good = tmp_path / "trace.csv"
+    good.write_text("submit_time_s,duration_s,num_gpus,job_type\n0,3600,1,resnet50\n60,7200,2,vgg16\n")
+    res = runner.invoke(app, ["simulate", "-w", f"csv:{good}", "-c", "1x4xv100", "-p", "fifo", "-o", str(tmp_path / "o"), "--no-plots"])
+    assert res.exit_code == 0, res.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("submit_time_s,duration_s,num_gpus\n0,3600,1\n60,abc,2\n")
+    res = runner.invoke(app, ["simulate", "-w", f"csv:{bad}", "-c", "1x4xv100", "-p", "fifo", "-o", str(tmp_path / "o2")])
+    assert res.exit_code == 2
+    assert "bad.csv:3" in res.output and "duration_s" in res.output
+    res = runner.invoke(app, ["simulate", "-w", f"csv:{bad}", "-c", "1x4xv100", "-p", "fifo", "-o", str(tmp_path / "o3"),
+                              "--skip-bad-rows", "--no-plots"])
+    assert res.exit_code == 0, res.output
+    assert "1 bad rows skipped" in res.output
+
+
+def test_simulate_rejects_unknown_policy_and_cluster(tmp_path):
+    res = runner.invoke(app, ["simulate", "-p", "fifo,nope", "-o", str(tmp_path)])
+    assert res.exit_code == 2 and "nope" in res.output
+    res = runner.invoke(app, ["simulate", "-c", "28x8", "-o", str(tmp_path)])
+    assert res.exit_code == 2 and "NODESxGPUSxTYPE" in res.output
+
+
+def test_calibrate_prints_errors_and_writes_json(tmp_path):
+    res = runner.invoke(app, ["calibrate", "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "held-out" in res.output
+    data = json.loads((tmp_path / "calibration.json").read_text())
+    assert data

@@ -69,6 +69,9 @@ def simulate(
     out: Path = typer.Option(Path("results/simulate"), "--out", "-o", help="output folder"),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="skip malformed trace rows and report how many"),
     no_sleep: bool = typer.Option(False, "--no-sleep", help="empty nodes stay awake and idle instead of sleeping"),
+    sleep_power_w: Optional[float] = typer.Option(
+        None, "--sleep-power-w", help="power of a node in its low-power state (W, whole node; default 25)"
+    ),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
 ) -> None:
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
@@ -84,7 +87,7 @@ def simulate(
         _fail(f"--policies: unknown {unknown or 'empty list'}; expected names from {', '.join(policy_names())}")
     t0 = time.perf_counter()
     try:
-        env = load_environment(sleep_empty_nodes=not no_sleep)
+        env = load_environment(sleep_empty_nodes=not no_sleep, sleep_power_w=sleep_power_w)
         wl = load_named_workload(
             workload, env.catalog, seed=seed, jobs=jobs, rate_per_h=rate_per_h,
             default_jobs=DEFAULT_GENERATED_JOBS, skip_bad_rows=skip_bad_rows,
@@ -121,6 +124,7 @@ def simulate(
         "cluster": spec.describe(),
         "seed": seed,
         "sleep_empty_nodes": not no_sleep,
+        "sleep_power_w": env.energy.host.low_power_w,
         "python": platform.python_version(),
     }
     written = write_metrics(out, metrics, meta)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from eaco.colocation.catalog import load_catalog
+from dataclasses import replace
+
+from eaco.colocation.catalog import JobCatalog, load_catalog
 from eaco.colocation.model import load_colocation_model
-from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import default_energy_model
 from eaco.errors import InputError
 from eaco.model.cluster import ClusterSpec
@@ -16,13 +17,16 @@ from eaco.workloads.base import Workload
 DEFAULT_CLUSTER = "28x8xv100"
 
 
-def load_environment(sleep_empty_nodes: bool = True) -> Environment:
+def load_environment(sleep_empty_nodes: bool = True, sleep_power_w: float | None = None) -> Environment:
+    """Catalogue, co-location ground truth and calibrated energy model, with the node low-power
+    state switched on or off and optionally its power (W) changed."""
     catalog = load_catalog()
-    return Environment(
-        catalog=catalog,
-        colocation=load_colocation_model(catalog=catalog),
-        energy=default_energy_model(sleep_empty_nodes=sleep_empty_nodes),
-    )
+    energy = default_energy_model(sleep_empty_nodes=sleep_empty_nodes)
+    if sleep_power_w is not None:
+        if not sleep_power_w >= 0:
+            raise InputError("--sleep-power-w", f"expected a power in W >= 0, got {sleep_power_w}")
+        energy = replace(energy, host=replace(energy.host, low_power_w=sleep_power_w))
+    return Environment(catalog=catalog, colocation=load_colocation_model(catalog=catalog), energy=energy)
 
 
 def build_cluster(cluster: str, workload: str = "") -> ClusterSpec:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from eaco.model.job import Job
 from eaco.state.cluster_state import ClusterState
@@ -37,8 +37,30 @@ class EpochReport:
     co_located_with: tuple[int, ...]
 
 
+class ReadOnlyQueue(Sequence[Job]):
+    """The engine's queue, readable but not changeable by a policy (no copy is made)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Sequence[Job]) -> None:
+        self._items = items
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+
 class SchedulerView:
-    """Read-only access for policies. Query methods only; lists returned are copies."""
+    """Read-only access for policies: query methods only; what they return is a copy or a
+    read-only wrapper, so a policy cannot change the cluster except through its decisions."""
 
     __slots__ = ("now_s", "_state", "_queue", "_jobs", "_progress", "reports", "finished")
 
@@ -54,7 +76,7 @@ class SchedulerView:
     ) -> None:
         self.now_s = now_s
         self._state = state
-        self._queue = queue
+        self._queue = ReadOnlyQueue(queue)
         self._jobs = jobs
         self._progress = progress
         self.reports = tuple(reports)

@@ -21,7 +21,7 @@ def _jobs(env, specs):
 
 
 def _run(env, policy, jobs, cluster):
-    sim = Simulator(cluster, Workload("t", jobs, "hand-built"), make_policy(policy, env.colocation),
+    sim = Simulator(cluster, Workload("t", jobs, "hand-built"), make_policy(policy, env.policy_context()),
                     env.truth, env.energy, SimulationOptions(check_invariants=True))
     return {r.job_id: r for r in sim.run().jobs}, sim
 

@@ -49,7 +49,7 @@ def _build(env, raw):
 
 
 def _run(env, wl, policy):
-    sim = Simulator(CLUSTER, wl, make_policy(policy, env.colocation), env.truth, env.energy,
+    sim = Simulator(CLUSTER, wl, make_policy(policy, env.policy_context()), env.truth, env.energy,
                     SimulationOptions(check_invariants=True))
     return sim.run()
 
@@ -104,6 +104,6 @@ def test_generated_workload_is_deterministic_for_a_seed(env):
     cluster = ClusterSpec.homogeneous(4, 8, "v100")
     runs = []
     for wl in (w1, w2):
-        sim = Simulator(cluster, wl, make_policy("gandiva", env.colocation), env.truth, env.energy)
+        sim = Simulator(cluster, wl, make_policy("gandiva", env.policy_context()), env.truth, env.energy)
         runs.append([(r.finish_s, r.energy_j) for r in sim.run().jobs])
     assert runs[0] == runs[1]

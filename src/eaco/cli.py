@@ -68,7 +68,11 @@ def simulate(
     seed: int = typer.Option(0, "--seed", help="seed for generated workloads and job-type assignment"),
     out: Path = typer.Option(Path("results/simulate"), "--out", "-o", help="output folder"),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="skip malformed trace rows and report how many"),
-    no_sleep: bool = typer.Option(False, "--no-sleep", help="empty nodes stay awake and idle instead of sleeping"),
+    sleep: str = typer.Option(
+        "policy", "--sleep",
+        help="low-power state for nodes with no job: 'policy' (only under policies that manage node "
+        "power, i.e. EaCO; the baselines leave empty nodes idle, as published), 'all' or 'none'",
+    ),
     sleep_power_w: Optional[float] = typer.Option(
         None, "--sleep-power-w", help="power of a node in its low-power state (W, whole node; default 25)"
     ),
@@ -77,6 +81,7 @@ def simulate(
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
     from eaco.report.files import write_jobs, write_metrics, write_timeseries
     from eaco.report.tables import metrics_table, speed_table
+    from eaco.sim.runner import SLEEP_MODES
     from eaco.sim.runner import simulate as run_one
     from eaco.policies.registry import policy_names
     from eaco.setup import build_cluster, load_environment, load_named_workload
@@ -87,7 +92,9 @@ def simulate(
         _fail(f"--policies: unknown {unknown or 'empty list'}; expected names from {', '.join(policy_names())}")
     t0 = time.perf_counter()
     try:
-        env = load_environment(sleep_empty_nodes=not no_sleep, sleep_power_w=sleep_power_w)
+        if sleep not in SLEEP_MODES:
+            raise InputError("--sleep", f"expected one of {', '.join(SLEEP_MODES)}, got {sleep!r}")
+        env = load_environment(sleep_power_w=sleep_power_w)
         wl = load_named_workload(
             workload, env.catalog, seed=seed, jobs=jobs, rate_per_h=rate_per_h,
             default_jobs=DEFAULT_GENERATED_JOBS, skip_bad_rows=skip_bad_rows,
@@ -110,7 +117,7 @@ def simulate(
                 progress.update(task, completed=done)
 
             try:
-                results.append(run_one(spec, wl, name, env, on_progress=on_progress))
+                results.append(run_one(spec, wl, name, env, on_progress=on_progress, sleep=sleep))
             except (PolicyError, ValueError) as exc:
                 _fail(f"policy {name}: {exc}")
     metrics = [m for _, m in results]
@@ -123,7 +130,7 @@ def simulate(
         "workload_source": wl.source,
         "cluster": spec.describe(),
         "seed": seed,
-        "sleep_empty_nodes": not no_sleep,
+        "sleep": sleep,
         "sleep_power_w": env.energy.host.low_power_w,
         "python": platform.python_version(),
     }

@@ -2,6 +2,8 @@
 
 Priority for a set of job types on a GPU type (see docs/colocation.md):
 
+0. ``"profile"``: measured by ``eaco profile`` on that GPU type (only when the model was loaded with
+   ``profiles=``; see :mod:`eaco.colocation.profiles` and docs/profiler.md).
 1. ``"gavel"``: a pair Gavel measured on that GPU type (k80, p100, v100; scale factor 1):
    speed = co-located steps/s / exclusive steps/s of each member.
 2. ``"paper"``: a set the EaCO paper measured (V100 only): every member gets the set's ratio,
@@ -28,10 +30,11 @@ from eaco.colocation.gavel import GAVEL_GPU_TYPES, load_gavel_throughputs
 from eaco.colocation.interference import model_speeds
 from eaco.colocation.job_types import read_job_type_rows
 from eaco.colocation.measured import MeasuredPair, MeasuredSet, gavel_pairs, paper_sets, predicted_set_ratio
+from eaco.colocation.profiles import MeasuredProfiles, extend_catalog, load_profiles
 from eaco.measurements.paper import PAPER_GPU_TYPE, load_paper_tables
 from eaco.model.gpu import GPU_TYPES
 
-SOURCES = ("gavel", "paper", "model")
+SOURCES = ("profile", "gavel", "paper", "model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ class ColocationModel:
         paper_sets: tuple[MeasuredSet, ...],
         k_interference: float = fitted.K_INTERFERENCE,
         capacity: float = fitted.CAPACITY,
+        profiles: MeasuredProfiles | None = None,
     ) -> None:
         if not 0.0 <= k_interference < 1.0 or not capacity > 0.0:
             raise ValueError(f"bad model constants k={k_interference}, C={capacity}")
@@ -100,6 +104,7 @@ class ColocationModel:
         } | {(gpu, n) for (gpu, a, b) in unrunnable for n in (a, b)}
         self._paper_models = {m for s in paper_sets for m in s.members}
         self._entries: dict[tuple[tuple[str, ...], str], _Entry] = {}
+        self.profiles = profiles  # profiler hook: measurements that take priority (source "profile")
         self._ordered: dict[tuple[tuple[str, ...], str], tuple[float, ...]] = {}
 
     # --- public queries -----------------------------------------------------------------------
@@ -134,7 +139,7 @@ class ColocationModel:
         return self._entry(tuple(job_types), gpu_type).source != "model"
 
     def source(self, job_types: tuple[str, ...], gpu_type: str) -> str:
-        """``"gavel"``, ``"paper"`` or ``"model"`` (see the module docstring)."""
+        """``"profile"``, ``"gavel"``, ``"paper"`` or ``"model"`` (see the module docstring)."""
         return self._entry(tuple(job_types), gpu_type).source
 
     def model_only_speeds(self, job_types: tuple[str, ...], gpu_type: str) -> tuple[float, ...]:
@@ -198,6 +203,13 @@ class ColocationModel:
         )
         feasible = memory_ok and pairs_ok
 
+        # --- profiler hook: measurements from eaco.colocation.profiles come first -------------
+        if self.profiles is not None:
+            profiled = self._profiled(types, gpu, utils, feasible)
+            if profiled is not None:
+                return profiled
+        # --- end of profiler hook ------------------------------------------------------------
+
         if len(types) == 1:
             t = types[0]
             measured = (gpu, t) in self._measured_alone or (gpu == PAPER_GPU_TYPE and t in self._paper_models)
@@ -226,11 +238,45 @@ class ColocationModel:
         return _Entry(speed_by_type, sum(speeds), util, feasible, "model")
 
 
-def load_colocation_model(data_dir: Path | None = None, catalog: JobCatalog | None = None) -> ColocationModel:
-    """Load Gavel's pairs, the paper's sets and the catalogue (default: :func:`load_catalog`)."""
+    def _profiled(self, types: tuple[str, ...], gpu: str, utils: list[float], feasible: bool) -> _Entry | None:
+        """Profiler hook: the entry measured by ``eaco profile``, or None (then the usual priority)."""
+        assert self.profiles is not None
+        if len(types) == 1:
+            alone = self.profiles.exclusive.get((gpu, types[0]))
+            if alone is None:
+                return None
+            util = alone.gpu_util_mean if alone.gpu_util_mean is not None else utils[0]
+            return _Entry({types[0]: 1.0}, 1.0, util, feasible, "profile")
+        measured = self.profiles.sets.get((gpu, types))
+        if measured is None:
+            return None
+        speeds = [measured.speed_by_type[t] for t in types]
+        util = measured.utilisation
+        if util is None:
+            util = min(1.0, sum(u * s for u, s in zip(utils, speeds)))
+        # The set ran together on this GPU type, so it fits there.
+        return _Entry(dict(measured.speed_by_type), sum(speeds), util, True, "profile")
+
+
+ProfilesArg = MeasuredProfiles | str | Path | tuple[str | Path, ...] | list[str | Path] | None
+
+
+def load_colocation_model(
+    data_dir: Path | None = None, catalog: JobCatalog | None = None, profiles: ProfilesArg = None
+) -> ColocationModel:
+    """Load Gavel's pairs, the paper's sets and the catalogue (default: :func:`load_catalog`).
+
+    ``profiles``: profile store file(s) written by ``eaco profile``, or :class:`MeasuredProfiles`;
+    their measurements take priority (source ``"profile"``), and job types the catalogue lacks are
+    added to it (:func:`eaco.colocation.profiles.extend_catalog`).
+    """
     gavel = load_gavel_throughputs(data_dir)
     paper = load_paper_tables(data_dir)
     if catalog is None:
         catalog = build_catalog(read_job_type_rows(), gavel, paper)
     pairs, unrunnable = gavel_pairs(gavel)
-    return ColocationModel(catalog, pairs, unrunnable, paper_sets(paper))
+    measured: MeasuredProfiles | None = None
+    if profiles is not None:  # profiler hook
+        measured = profiles if isinstance(profiles, MeasuredProfiles) else load_profiles(profiles)
+        catalog = extend_catalog(catalog, measured)
+    return ColocationModel(catalog, pairs, unrunnable, paper_sets(paper), profiles=measured)

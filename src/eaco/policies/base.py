@@ -25,6 +25,10 @@ class Policy(ABC):
     """
 
     name: str = "policy"
+    # Whether the policy puts nodes with no job into their low-power state (EaCO does; the
+    # baselines, as published, leave empty nodes idle). The simulator's ``sleep`` option can
+    # override this for every policy ("all" / "none").
+    manages_node_power: bool = False
 
     @abstractmethod
     def schedule(self, view: SchedulerView) -> list[Decision]:

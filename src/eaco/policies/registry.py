@@ -1,20 +1,39 @@
-"""Policies by name, for the command line and the runtime."""
+"""Policies by name, for the command line, the simulator and the runtime."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
+from eaco.colocation.catalog import JobCatalog
+from eaco.energy.node_power import EnergyModel
 from eaco.policies.base import Policy, ThroughputKnowledge
+from eaco.policies.eaco import EacoPolicy, EacoSettings
 from eaco.policies.fifo import FifoPolicy
 from eaco.policies.fifo_packed import FifoPackedPolicy
 from eaco.policies.gandiva import GandivaPolicy
+from eaco.predictor.history import CoLocationPredictor
 
 BASELINES = ("fifo", "fifo-packed", "gandiva")
 
-_FACTORIES: dict[str, Callable[[ThroughputKnowledge], Policy]] = {
-    "fifo": lambda knowledge: FifoPolicy(),
-    "fifo-packed": lambda knowledge: FifoPackedPolicy(knowledge),
-    "gandiva": lambda knowledge: GandivaPolicy(),
+
+@dataclass(frozen=True, slots=True)
+class PolicyContext:
+    """What policies may know: a throughput profile (packing baselines), the job-type catalogue,
+    the power model, and a factory for EaCO's history H (a fresh one per run: H learns)."""
+
+    throughput: ThroughputKnowledge
+    catalog: JobCatalog
+    energy: EnergyModel
+    new_predictor: Callable[[], CoLocationPredictor]
+    eaco_settings: EacoSettings = EacoSettings()
+
+
+_FACTORIES: dict[str, Callable[[PolicyContext], Policy]] = {
+    "fifo": lambda ctx: FifoPolicy(),
+    "fifo-packed": lambda ctx: FifoPackedPolicy(ctx.throughput),
+    "gandiva": lambda ctx: GandivaPolicy(),
+    "eaco": lambda ctx: EacoPolicy(ctx.new_predictor(), ctx.catalog, ctx.energy, ctx.eaco_settings),
 }
 
 
@@ -22,10 +41,10 @@ def policy_names() -> tuple[str, ...]:
     return tuple(_FACTORIES)
 
 
-def make_policy(name: str, knowledge: ThroughputKnowledge) -> Policy:
+def make_policy(name: str, ctx: PolicyContext) -> Policy:
     """A fresh policy object (policies keep state, so one per run)."""
     try:
         factory = _FACTORIES[name.strip().lower()]
     except KeyError:
         raise KeyError(f"unknown policy {name!r}; expected one of: {', '.join(_FACTORIES)}") from None
-    return factory(knowledge)
+    return factory(ctx)

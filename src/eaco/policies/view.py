@@ -176,5 +176,20 @@ class SchedulerView:
         return tuple(self._state.solo_partner_groups(num_gpus, gpu_type))
 
     @property
+    def state_version(self) -> int:
+        """Changes whenever any job is placed or removed (for caching derived data)."""
+        return self._state.version
+
+    def active_node_ids(self) -> tuple[int, ...]:
+        """Nodes with at least one job, in node order."""
+        return tuple(sorted(self._state.active_node_set))
+
+    def node_gpu_type(self, node: int) -> str:
+        return self._state.spec.nodes[node].gpu_type
+
+    def gpu_memory_used_gb(self, gpu: int) -> float:
+        return self._state.gpu_memory_used_gb[gpu]
+
+    @property
     def active_nodes(self) -> int:
         return self._state.active_nodes

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.colocation.model import ColocationModel
 from eaco.energy.node_power import EnergyModel
 from eaco.model.cluster import ClusterSpec
-from eaco.policies.registry import make_policy
+from eaco.policies.eaco import EacoSettings
+from eaco.policies.registry import PolicyContext, make_policy
+from eaco.predictor.history import CoLocationPredictor, load_predictor
 from eaco.sim.engine import ProgressCallback, SimulationOptions, Simulator
 from eaco.sim.ground_truth import GroundTruth
 from eaco.sim.metrics import Metrics, compute_metrics
@@ -29,6 +31,27 @@ class Environment:
     def truth(self) -> GroundTruth:
         return GroundTruth(self.colocation, self.catalog)
 
+    def new_predictor(self) -> CoLocationPredictor:
+        return load_predictor(self.catalog)
+
+    def policy_context(self, eaco_settings: EacoSettings | None = None) -> PolicyContext:
+        return PolicyContext(
+            throughput=self.colocation,
+            catalog=self.catalog,
+            energy=self.energy,
+            new_predictor=self.new_predictor,
+            eaco_settings=eaco_settings or EacoSettings(),
+        )
+
+
+SLEEP_MODES = ("policy", "all", "none")
+
+
+def sleeps(mode: str, policy_manages_power: bool) -> bool:
+    if mode not in SLEEP_MODES:
+        raise ValueError(f"sleep mode must be one of {', '.join(SLEEP_MODES)}, got {mode!r}")
+    return mode == "all" or (mode == "policy" and policy_manages_power)
+
 
 def simulate(
     cluster: ClusterSpec,
@@ -37,9 +60,14 @@ def simulate(
     env: Environment,
     options: SimulationOptions | None = None,
     on_progress: ProgressCallback | None = None,
+    eaco_settings: EacoSettings | None = None,
+    sleep: str = "policy",
 ) -> tuple[SimulationResult, Metrics]:
-    policy = make_policy(policy_name, env.colocation)
-    sim = Simulator(cluster, workload, policy, env.truth, env.energy, options, on_progress)
+    """Run one policy. ``sleep``: "policy" (empty nodes sleep only under a policy that manages
+    node power), "all" (empty nodes always sleep) or "none" (they never do)."""
+    policy = make_policy(policy_name, env.policy_context(eaco_settings))
+    energy = replace(env.energy, sleep_empty_nodes=sleeps(sleep, policy.manages_node_power))
+    sim = Simulator(cluster, workload, policy, env.truth, energy, options, on_progress)
     result = sim.run()
     return result, compute_metrics(result)
 
@@ -51,9 +79,11 @@ def simulate_all(
     env: Environment,
     options: SimulationOptions | None = None,
     progress_factory: Callable[[str], ProgressCallback] | None = None,
+    eaco_settings: EacoSettings | None = None,
+    sleep: str = "policy",
 ) -> list[tuple[SimulationResult, Metrics]]:
     out = []
     for name in policy_names:
         cb = progress_factory(name) if progress_factory else None
-        out.append(simulate(cluster, workload, name, env, options, cb))
+        out.append(simulate(cluster, workload, name, env, options, cb, eaco_settings, sleep))
     return out

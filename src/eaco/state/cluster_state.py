@@ -35,6 +35,8 @@ class ClusterState:
         "job_memory_gb",
         "_free_buckets",
         "active_nodes",
+        "active_node_set",
+        "version",
         "busy_gpus",
         "max_node_gpus",
         "solo_jobs",
@@ -65,6 +67,8 @@ class ClusterState:
                 node.node_id
             )
         self.active_nodes = 0
+        self.active_node_set: set[int] = set()
+        self.version = 0  # bumped by every place/remove: lets readers cache derived data
         self.busy_gpus = 0
         # jobs alone on every one of their GPUs, by (num_gpus, gpu type) then job type, in
         # placement order: the packing partners of FIFO-packed and Gandiva, found without a scan
@@ -122,6 +126,7 @@ class ClusterState:
         """Put a job on GPUs. Raise PolicyError if that breaks a rule (memory, duplicates)."""
         job_id = job.job_id
         memory_gb = job.memory_gb
+        self.version += 1
         if job_id in self.job_gpus:
             raise PolicyError(f"job {job_id} is already placed on GPUs {self.job_gpus[job_id]}")
         if len(set(gpus)) != len(gpus) or not gpus:
@@ -157,6 +162,7 @@ class ClusterState:
             self.gpu_memory_used_gb[g] += memory_gb
             if self.node_job_count[node] == 0:
                 self.active_nodes += 1
+                self.active_node_set.add(node)
             self.node_job_count[node] += 1
         self.job_gpus[job_id] = tuple(gpus)
         self.job_memory_gb[job_id] = memory_gb
@@ -166,6 +172,7 @@ class ClusterState:
 
     def remove(self, job_id: int) -> tuple[int, ...]:
         """Take a job off its GPUs; return the GPUs it had."""
+        self.version += 1
         self._unmark_solo(job_id)
         gpus = self.job_gpus.pop(job_id)
         memory_gb = self.job_memory_gb.pop(job_id)
@@ -182,6 +189,7 @@ class ClusterState:
             self.node_job_count[node] -= 1
             if self.node_job_count[node] == 0:
                 self.active_nodes -= 1
+                self.active_node_set.discard(node)
         for g in gpus:
             for other in self.gpu_jobs[g]:
                 if self.is_solo(other):

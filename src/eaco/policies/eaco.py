@@ -1,0 +1,437 @@
+"""EaCO: energy-aware co-location with deadline checks, early-stage observation and undo.
+
+The paper's Algorithms 1 and 2 (arXiv 2412.08294), in the form this project implements:
+
+- Jobs are taken from the queue by priority, then arrival (the view's queue order), with
+  backfill: a job that cannot be placed now waits and the next one is tried.
+- **High-priority jobs** get free GPUs exclusively, at once; they never share.
+- **FindCandidates(j)**: GPU sets of j's type and count made of busy GPUs (1 to
+  ``max_jobs_per_gpu - 1`` jobs on them) where every GPU is under the utilisation threshold
+  (predicted utilisation of its current set) and under the memory threshold (memory in use /
+  memory), and free memory (total minus the peak memory of the jobs there, minus
+  ``memory_margin_gb``) covers j's memory. One candidate per node: its most-utilised eligible
+  GPUs; jobs larger than a node take the most-utilised fully eligible nodes. GPUs whose
+  co-location is still being observed are not candidates.
+- Candidates are tried most-utilised first. **PredictJCT**: for j and every job already on the
+  candidate GPUs, the predicted finish time with the history H's speed estimates (taken
+  ``confidence_z`` standard deviations below the estimate). A candidate is feasible only if
+  every finite deadline holds. Free GPUs (exclusive placement) are an option too when j's own
+  deadline holds there.
+- Among the feasible options (at most ``max_candidates`` co-locations + the exclusive one), the
+  paper's objective picks: ``alpha x energy + (1 - alpha) x time per epoch``, each normalised
+  (energy by j's exclusive energy, time per epoch by the affected jobs' current time per epoch).
+  ``alpha = 1`` minimises energy, ``alpha = 0`` time.
+- No feasible option: j waits, unless free GPUs exist: then it takes them (a deadline that
+  cannot be met anywhere is met as closely as possible rather than by waiting).
+- **Early-stage observation**: after a co-location every job in the new set is watched until it
+  has finished ``observation_epochs`` epochs since the allocation. Their observed speeds (from
+  the real system; never from the predictor) are recorded in H. Then every job of the set is
+  re-estimated; if a deadline would be missed, the co-location is **undone** at that epoch
+  boundary: the new job goes back to the queue (its progress up to the epoch is kept) and that
+  GPU set is excluded for it, so it tries the remaining candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from eaco.colocation.catalog import JobCatalog
+from eaco.energy.node_power import EnergyModel
+from eaco.model.job import Job
+from eaco.policies.base import Policy
+from eaco.policies.decisions import Decision, Place, Undo, Watch
+from eaco.policies.placement import candidate_gpu_types, find_free_gpus
+from eaco.policies.view import EpochReport, SchedulerView
+from eaco.predictor.history import CoLocationPredictor
+
+
+@dataclass(frozen=True, slots=True)
+class EacoSettings:
+    """EaCO's knobs. The paper leaves them open; these defaults are ours (docs/eaco.md)."""
+
+    util_threshold: float = 0.9  # a GPU whose predicted utilisation is at or above this takes no more jobs
+    memory_threshold: float = 0.9  # ... nor one whose memory in use / memory is at or above this
+    memory_margin_gb: float = 1.0  # kept free on every GPU beyond the jobs' peak memory
+    max_jobs_per_gpu: int = 4
+    observation_epochs: int = 1
+    alpha: float = 0.5  # objective weight: 1 = energy only, 0 = time per epoch only
+    confidence_z: float = 0.5  # deadline checks use speed estimate - z x uncertainty
+    max_candidates: int = 8  # co-location candidates evaluated per job
+    queue_window: int = 64  # queued jobs examined per scheduling pass (backfill depth)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0.0 < self.util_threshold <= 1.0, "util_threshold must be in (0, 1]"),
+            (0.0 < self.memory_threshold <= 1.0, "memory_threshold must be in (0, 1]"),
+            (self.memory_margin_gb >= 0.0, "memory_margin_gb must be >= 0"),
+            (self.max_jobs_per_gpu >= 1, "max_jobs_per_gpu must be >= 1"),
+            (self.observation_epochs >= 1, "observation_epochs must be >= 1"),
+            (0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]"),
+            (self.confidence_z >= 0.0, "confidence_z must be >= 0"),
+            (self.max_candidates >= 1, "max_candidates must be >= 1"),
+            (self.queue_window >= 1, "queue_window must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"EacoSettings: {message}")
+
+
+@dataclass(slots=True)
+class _Observation:
+    """A co-location under early-stage observation."""
+
+    new_job: int
+    gpus: tuple[int, ...]
+    gpu_type: str
+    members: tuple[int, ...]  # every job on the GPUs, the new one included
+    member_types: tuple[str, ...]
+    pending: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Option:
+    gpus: tuple[int, ...]
+    colocated: bool
+    energy_j: float
+    slowdown: float
+    feasible: bool
+
+
+@dataclass(slots=True)
+class EacoStats:
+    colocations: int = 0
+    exclusive_placements: int = 0
+    observations_completed: int = 0
+    undos: int = 0
+    undo_job_ids: list[int] = field(default_factory=list)
+
+
+class EacoPolicy(Policy):
+    name = "eaco"
+    manages_node_power = True
+
+    def __init__(
+        self,
+        predictor: CoLocationPredictor,
+        catalog: JobCatalog,
+        energy: EnergyModel,
+        settings: EacoSettings | None = None,
+    ) -> None:
+        self.predictor = predictor
+        self.catalog = catalog
+        self.energy = energy
+        self.settings = settings or EacoSettings()
+        self.stats = EacoStats()
+        self._observing: dict[int, _Observation] = {}  # new job id -> observation
+        self._locked: dict[int, int] = {}  # GPU -> new job whose co-location is observed there
+        self._excluded: dict[int, set[tuple[int, ...]]] = {}  # job -> GPU sets undone for it
+        self._blocked: set[int] = set()
+        self._util_cache: dict[tuple[tuple[str, ...], str], float] = {}
+        self._eligible_version = -1
+        self._eligible_cache: dict[str, list[tuple[int, list[tuple[float, int, float]], bool]]] = {}
+        self._host_per_gpu_w: dict[str, float] = {}
+
+    # ================================================================== entry
+    def schedule(self, view: SchedulerView) -> list[Decision]:
+        if view.finished:
+            self._blocked.clear()
+            for job_id in view.finished:
+                self._excluded.pop(job_id, None)
+                self._job_left(job_id)
+        decisions = self._handle_reports(view)
+        if decisions:
+            return decisions
+        return self._place_next(view)
+
+    # ============================================================ observation
+    def _handle_reports(self, view: SchedulerView) -> list[Decision]:
+        decisions: list[Decision] = []
+        for report in view.reports:
+            for obs in list(self._observing.values()):
+                if report.job_id in obs.pending:
+                    self._record(obs, report, view)
+        for new_job, obs in list(self._observing.items()):
+            if obs.pending:
+                continue
+            self._end_observation(new_job)
+            self._blocked.clear()  # GPUs unlocked and H updated: waiting jobs may fit now
+            self.stats.observations_completed += 1
+            if view.is_running(new_job) and self._would_miss_a_deadline(view, obs):
+                self._excluded.setdefault(new_job, set()).add(obs.gpus)
+                self.stats.undos += 1
+                self.stats.undo_job_ids.append(new_job)
+                self._blocked.clear()
+                decisions.append(Undo(new_job))
+        return decisions
+
+    def _record(self, obs: _Observation, report: EpochReport, view: SchedulerView) -> None:
+        obs.pending.discard(report.job_id)
+        expected = tuple(sorted(m for m in obs.members if m != report.job_id))
+        if report.co_located_with != expected:
+            return  # the set changed during the window: not an observation of this set
+        member_type = view.job(report.job_id).job_type
+        self.predictor.record_member(obs.member_types, obs.gpu_type, member_type, report.observed_speed)
+        self._util_cache.clear()
+        self._eligible_version = -1
+
+    def _would_miss_a_deadline(self, view: SchedulerView, obs: _Observation) -> bool:
+        estimates = self.predictor.estimate(obs.member_types, obs.gpu_type)
+        for job_id, est in zip(obs.members, estimates):
+            if not view.is_running(job_id):
+                continue
+            job = view.job(job_id)
+            if not job.has_deadline:
+                continue
+            finish = view.now_s + self._remaining_s(view, job, obs.gpu_type, est.conservative(self.settings.confidence_z))
+            if finish > job.deadline_s:
+                return True
+        return False
+
+    def _job_left(self, job_id: int) -> None:
+        """A job finished: observations waiting on it stop waiting."""
+        if job_id in self._observing:
+            self._end_observation(job_id)
+        for obs in self._observing.values():
+            obs.pending.discard(job_id)
+
+    def _end_observation(self, new_job: int) -> None:
+        obs = self._observing.pop(new_job)
+        for g in obs.gpus:
+            if self._locked.get(g) == new_job:
+                del self._locked[g]
+        self._eligible_version = -1
+
+    # ============================================================== placement
+    def _place_next(self, view: SchedulerView) -> list[Decision]:
+        examined = 0
+        for job in view.queue:
+            if examined >= self.settings.queue_window:
+                break
+            if job.job_id in self._blocked:
+                continue
+            examined += 1
+            decisions = self._place(view, job)
+            if decisions:
+                return decisions
+            self._blocked.add(job.job_id)
+        return []
+
+    def _place(self, view: SchedulerView, job: Job) -> list[Decision]:
+        if job.is_high_priority:
+            for t in candidate_gpu_types(view, job):
+                gpus = find_free_gpus(view, job.num_gpus, t)
+                if gpus is not None:
+                    self.stats.exclusive_placements += 1
+                    self._blocked.clear()
+                    return [Place(job.job_id, gpus)]
+            return []
+        options: list[_Option] = []
+        fallback: _Option | None = None
+        for t in candidate_gpu_types(view, job):
+            for gpus in self._find_candidates(view, job, t)[: self.settings.max_candidates]:
+                opt = self._evaluate_colocation(view, job, gpus, t)
+                if opt.feasible:
+                    options.append(opt)
+            free = find_free_gpus(view, job.num_gpus, t)
+            if free is not None:
+                opt = self._evaluate_exclusive(view, job, free, t)
+                if opt.feasible:
+                    options.append(opt)
+                elif fallback is None:
+                    fallback = opt
+        if not options:
+            if fallback is None:
+                return []
+            options.append(fallback)
+        alpha = self.settings.alpha
+        best = min(options, key=lambda o: (alpha * o.energy_j + (1 - alpha) * o.slowdown, not o.colocated))
+        if not best.colocated:
+            self.stats.exclusive_placements += 1
+            self._blocked.clear()  # newly busy GPUs are new co-location candidates
+            return [Place(job.job_id, best.gpus)]
+        return self._colocate(view, job, best.gpus)
+
+    def _colocate(self, view: SchedulerView, job: Job, gpus: tuple[int, ...]) -> list[Decision]:
+        members: dict[int, None] = {}
+        for g in gpus:
+            for j in view.gpu_jobs(g):
+                members[j] = None
+        members[job.job_id] = None
+        member_ids = tuple(members)
+        obs = _Observation(
+            new_job=job.job_id,
+            gpus=gpus,
+            gpu_type=view.gpu_type(gpus[0]),
+            members=member_ids,
+            member_types=tuple(view.job(j).job_type for j in member_ids),
+            pending=set(member_ids),
+        )
+        self._observing[job.job_id] = obs
+        for g in gpus:
+            self._locked[g] = job.job_id
+        self.stats.colocations += 1
+        epochs = self.settings.observation_epochs
+        return [Place(job.job_id, gpus), *(Watch(j, epochs) for j in member_ids)]
+
+    # ========================================================= FindCandidates
+    def _find_candidates(self, view: SchedulerView, job: Job, gpu_type: str) -> list[tuple[int, ...]]:
+        need_gb = job.memory_gb + self.settings.memory_margin_gb
+        excluded = self._excluded.get(job.job_id, ())
+        per_node = view.max_gpus_per_node(gpu_type)
+        scored: list[tuple[float, tuple[int, ...]]] = []
+        whole_nodes: list[tuple[float, tuple[int, ...]]] = []
+        for node, eligible, all_eligible in self._eligible_by_node(view, gpu_type):
+            fits = [(u, g, free) for u, g, free in eligible if free >= need_gb]
+            if job.num_gpus <= per_node:
+                if len(fits) >= job.num_gpus:
+                    chosen = fits[: job.num_gpus]
+                    gpus = tuple(sorted(g for _, g, _ in chosen))
+                    if gpus not in excluded:
+                        scored.append((sum(u for u, _, _ in chosen) / len(chosen), gpus))
+            elif all_eligible and len(fits) == len(eligible):
+                whole_nodes.append((sum(u for u, _, _ in fits) / len(fits), tuple(g for _, g, _ in fits)))
+        if job.num_gpus > per_node and whole_nodes:
+            whole_nodes.sort(key=lambda x: -x[0])
+            picked: list[int] = []
+            utils: list[float] = []
+            for util, gpus in whole_nodes:
+                picked.extend(gpus)
+                utils.append(util)
+                if len(picked) >= job.num_gpus:
+                    cand = tuple(sorted(picked[: job.num_gpus]))
+                    if cand not in excluded:
+                        scored.append((sum(utils) / len(utils), cand))
+                    break
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        return [gpus for _, gpus in scored]
+
+    def _eligible_by_node(
+        self, view: SchedulerView, gpu_type: str
+    ) -> list[tuple[int, list[tuple[float, int, float]], bool]]:
+        """Per active node of ``gpu_type``: its GPUs that may take one more job regardless of the
+        job's size, as (predicted utilisation, GPU, free memory in GB),
+        most utilised first; and whether every GPU of the node is eligible. Cached per state."""
+        if self._eligible_version != view.state_version:
+            self._eligible_version = view.state_version
+            self._eligible_cache.clear()
+        got = self._eligible_cache.get(gpu_type)
+        if got is not None:
+            return got
+        s = self.settings
+        out: list[tuple[int, list[tuple[float, int, float]], bool]] = []
+        for node in view.active_node_ids():
+            if view.node_gpu_type(node) != gpu_type:
+                continue
+            node_gpus = view.node_gpus(node)
+            eligible: list[tuple[float, int, float]] = []
+            for g in node_gpus:
+                count = view.gpu_job_count(g)
+                if count == 0 or count >= s.max_jobs_per_gpu or g in self._locked:
+                    continue
+                total = view.gpu_memory_gb(g)
+                used = view.gpu_memory_used_gb(g)
+                if used / total >= s.memory_threshold:
+                    continue
+                util = self._gpu_util(view, g)
+                if util >= s.util_threshold:
+                    continue
+                eligible.append((util, g, total - used))
+            if eligible:
+                eligible.sort(key=lambda x: (-x[0], x[1]))
+                out.append((node, eligible, len(eligible) == len(node_gpus)))
+        self._eligible_cache[gpu_type] = out
+        return out
+
+    def _gpu_util(self, view: SchedulerView, gpu: int) -> float:
+        """Predicted utilisation of a GPU's current job set (EaCO's belief, from H)."""
+        types = tuple(sorted(view.job(j).job_type for j in view.gpu_jobs(gpu)))
+        gpu_type = view.gpu_type(gpu)
+        key = (types, gpu_type)
+        got = self._util_cache.get(key)
+        if got is None:
+            got = self._set_util(types, gpu_type)
+            self._util_cache[key] = got
+        return got
+
+    def _set_util(self, types: tuple[str, ...], gpu_type: str) -> float:
+        ests = self.predictor.estimate(types, gpu_type)
+        return min(1.0, sum(self.catalog.get(t).util_on(gpu_type) * e.speed for t, e in zip(types, ests)))
+
+    # ============================================================ PredictJCT
+    def _remaining_s(self, view: SchedulerView, job: Job, gpu_type: str, speed: float) -> float:
+        remaining_epochs = max(0.0, job.num_epochs - view.progress(job.job_id).epochs_done)
+        rate = self.catalog.get(job.job_type).speed_on(gpu_type) / job.epoch_duration_s
+        return remaining_epochs / (rate * speed)
+
+    def _evaluate_colocation(self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str) -> _Option:
+        z = self.settings.confidence_z
+        gpu_model = self.energy.gpu(gpu_type)
+        host_w = self._host_share_w(gpu_type)
+        new_speed = 1.0
+        speeds: dict[int, float] = {}
+        old_speeds: dict[int, float] = {}
+        delta_power_w = 0.0
+        new_power_on: dict[int, float] = {}
+        for g in gpus:
+            others = view.gpu_jobs(g)
+            types = tuple(view.job(j).job_type for j in others)
+            old = self.predictor.estimate(types, gpu_type)
+            new = self.predictor.estimate((*types, job.job_type), gpu_type)
+            for j, o, n in zip(others, old, new[:-1]):
+                speeds[j] = min(speeds.get(j, 1.0), n.conservative(z))
+                old_speeds[j] = min(old_speeds.get(j, 1.0), o.speed)
+            new_speed = min(new_speed, new[-1].conservative(z))
+            util_old = self._gpu_util(view, g)
+            util_new = min(
+                1.0,
+                sum(self.catalog.get(t).util_on(gpu_type) * e.speed for t, e in zip((*types, job.job_type), new)),
+            )
+            p_new = gpu_model.power_w(util_new)
+            delta_power_w += p_new - gpu_model.power_w(util_old)
+            new_power_on[g] = p_new / (len(others) + 1) + host_w
+        t_new = self._remaining_s(view, job, gpu_type, new_speed)
+        if job.has_deadline and view.now_s + t_new > job.deadline_s:
+            return _Option(gpus, True, math.inf, math.inf, False)
+        extra_energy_j = delta_power_w * t_new
+        slowdowns = [1.0 / new_speed]
+        for j, s_new in speeds.items():
+            other = view.job(j)
+            t_other = self._remaining_s(view, other, gpu_type, s_new)
+            if other.has_deadline and view.now_s + t_other > other.deadline_s:
+                return _Option(gpus, True, math.inf, math.inf, False)
+            t_before = self._remaining_s(view, other, gpu_type, old_speeds[j])
+            share_w = sum(new_power_on[g] for g in view.job_gpus(j) if g in new_power_on)
+            extra_energy_j += share_w * max(0.0, t_other - t_before)
+            slowdowns.append(old_speeds[j] / s_new)
+        return _Option(
+            gpus, True, extra_energy_j / self._reference_energy_j(view, job, gpu_type), sum(slowdowns) / len(slowdowns), True
+        )
+
+    def _evaluate_exclusive(self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str) -> _Option:
+        gpu_model = self.energy.gpu(gpu_type)
+        t = self._remaining_s(view, job, gpu_type, 1.0)
+        feasible = not job.has_deadline or view.now_s + t <= job.deadline_s
+        util = self.catalog.get(job.job_type).util_on(gpu_type)
+        power_w = len(gpus) * (gpu_model.power_w(util) - gpu_model.idle_power_w)
+        for node in {view.gpu_node(g) for g in gpus}:
+            if not any(view.gpu_job_count(g) for g in view.node_gpus(node)):
+                # waking a sleeping node: its host and idle GPUs now draw power
+                n = len(view.node_gpus(node))
+                power_w += self.energy.awake_idle_node_power_w(gpu_type, n) - self.energy.empty_node_power_w(gpu_type, n)
+        return _Option(gpus, False, power_w * t / self._reference_energy_j(view, job, gpu_type), 1.0, feasible)
+
+    def _reference_energy_j(self, view: SchedulerView, job: Job, gpu_type: str) -> float:
+        """Energy of the job alone on an awake node (GPU + its share of host): the normaliser."""
+        gpu_model = self.energy.gpu(gpu_type)
+        util = self.catalog.get(job.job_type).util_on(gpu_type)
+        power_w = job.num_gpus * (gpu_model.power_w(util) + self._host_share_w(gpu_type))
+        return power_w * self._remaining_s(view, job, gpu_type, 1.0)
+
+    def _host_share_w(self, gpu_type: str) -> float:
+        """Awake host power per GPU (host idle + baseline over an 8-GPU node)."""
+        got = self._host_per_gpu_w.get(gpu_type)
+        if got is None:
+            got = (self.energy.host.idle_power_w + self.energy.node_baseline_w) / 8.0
+            self._host_per_gpu_w[gpu_type] = got
+        return got

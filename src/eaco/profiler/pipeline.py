@@ -1,0 +1,88 @@
+"""The whole profiling experiment: every chosen job alone, then every chosen set together; then the
+profile store and the report. Used by ``eaco profile`` (:mod:`eaco.profiler.cli`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from eaco.colocation.profiles import ProfileStore, write_profile_store
+from eaco.energy.host_power import HostPowerModel
+from eaco.profiler.experiment import JobSettings, RunOutcome, run_together
+from eaco.profiler.provenance import collect_provenance
+from eaco.profiler.report import write_report
+from eaco.profiler.store import build_store
+from eaco.profiler.telemetry import GpuSource, open_nvml
+
+STORE_FILE = "profiles.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileConfig:
+    models: tuple[str, ...]
+    sets: tuple[tuple[str, ...], ...]
+    settings: JobSettings
+    out_dir: Path
+    sample_hz: float = 10.0
+    gpus: tuple[int, ...] = ()  # NVML / CUDA indices (PCI bus order); () = all visible
+    gpu_type: str | None = None  # override the key derived from the NVML name
+    host_model: HostPowerModel = HostPowerModel()
+    timeout_s: float = 3600.0  # per run
+    command: str | None = None  # recorded in the provenance (default: this process's argv)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileResult:
+    store: ProfileStore
+    store_path: Path
+    files: dict[str, Path]
+    runs: tuple[RunOutcome, ...]
+    telemetry_note: str  # "" with NVML, else why there is no GPU telemetry
+
+
+def run_profile(
+    cfg: ProfileConfig,
+    console: Console | None = None,
+    gpu_source_factory: Callable[[tuple[int, ...]], tuple[GpuSource | None, str]] | None = None,
+) -> ProfileResult:
+    console = console or Console(stderr=True)
+    opener = gpu_source_factory or open_nvml
+    source, note = opener(cfg.gpus)
+    if source is None:
+        console.print(f"[yellow]no GPU telemetry:[/] {note}. Measuring timing, CPU utilisation and host power only.")
+    driver = getattr(source, "driver_version", None)
+    devices = source.devices if source is not None else ()
+    settings_record = {**asdict(cfg.settings), "models": list(cfg.models), "sets": ["+".join(s) for s in cfg.sets],
+                       "gpus": list(cfg.gpus), "host_model": asdict(cfg.host_model), "timeout_s": cfg.timeout_s}
+    provenance = collect_provenance(devices, driver, "nvml" if source is not None else f"none: {note}",
+                                    cfg.sample_hz, settings_record, cfg.gpu_type, cfg.command)
+    visible = ",".join(str(i) for i in cfg.gpus) if cfg.gpus else None
+    num_gpus = max(1, len(devices))
+    plan = [(f"alone-{m}", (m,)) for m in cfg.models] + [(f"set-{'+'.join(s)}", s) for s in cfg.sets]
+    runs: list[RunOutcome] = []
+    try:
+        with Progress(TextColumn("[bold]{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
+            overall = progress.add_task("runs", total=len(plan), status="")
+            for run_id, members in plan:
+                task = progress.add_task(run_id[:34], total=cfg.settings.epochs * len(members), status="epochs")
+
+                def on_poll(done: int, total: int, task: int = task) -> None:
+                    progress.update(task, completed=done)
+
+                runs.append(run_together(run_id, members, cfg.settings, cfg.out_dir / "runs" / run_id, source,
+                                         cfg.sample_hz, cfg.host_model, visible, cfg.timeout_s, on_poll))
+                progress.update(task, completed=cfg.settings.epochs * len(members))
+                progress.update(overall, advance=1)
+    finally:
+        if source is not None:
+            source.close()
+    n_alone = len(cfg.models)
+    store = build_store(provenance, runs[:n_alone], runs[n_alone:], cfg.settings.batch_size, num_gpus)
+    store_path = write_profile_store(store, cfg.out_dir / STORE_FILE)
+    files = write_report(store, runs, cfg.out_dir)
+    return ProfileResult(store, store_path, files, tuple(runs), note)

@@ -166,6 +166,18 @@ def calibrate(
         console.print(f"wrote {path}")
 
 
+def _register_profiler() -> None:
+    from eaco.profiler.cli import profile_command
+
+    app.command(
+        "profile",
+        help="Run real PyTorch training jobs alone and co-located, measure energy (NVML), write profiles.",
+    )(profile_command)
+
+
+_register_profiler()
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -56,7 +56,8 @@ class EacoSettings:
     max_jobs_per_gpu: int = 4
     observation_epochs: int = 1
     alpha: float = 0.5  # objective weight: 1 = energy only, 0 = time per epoch only
-    confidence_z: float = 0.5  # deadline checks use speed estimate - z x uncertainty
+    confidence_z: float = 1.0  # deadline checks use speed estimate - z x uncertainty
+    min_speed: float = 0.85  # a co-location is considered only if every member keeps at least this predicted speed
     max_candidates: int = 8  # co-location candidates evaluated per job
     queue_window: int = 64  # queued jobs examined per scheduling pass (backfill depth)
 
@@ -69,6 +70,7 @@ class EacoSettings:
             (self.observation_epochs >= 1, "observation_epochs must be >= 1"),
             (0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]"),
             (self.confidence_z >= 0.0, "confidence_z must be >= 0"),
+            (0.0 <= self.min_speed <= 1.0, "min_speed must be in [0, 1]"),
             (self.max_candidates >= 1, "max_candidates must be >= 1"),
             (self.queue_window >= 1, "queue_window must be >= 1"),
         ]
@@ -128,8 +130,13 @@ class EacoPolicy(Policy):
         self._excluded: dict[int, set[tuple[int, ...]]] = {}  # job -> GPU sets undone for it
         self._blocked: set[int] = set()
         self._util_cache: dict[tuple[tuple[str, ...], str], float] = {}
-        self._eligible_version = -1
-        self._eligible_cache: dict[str, list[tuple[int, list[tuple[float, int, float]], bool]]] = {}
+        # node -> ((node version, unlock count, H refit version), eligible GPUs, all eligible).
+        # EaCO's belief about a GPU's utilisation is refreshed when its jobs change, when it is
+        # unlocked, and after every refit of H.
+        self._node_cache: dict[int, tuple[tuple[int, int, int], list[tuple[float, int, float]], bool]] = {}
+        self._unlocks: dict[int, int] = {}
+        self._util_version = -1
+        self._gpu_node_of: dict[int, int] = {}
         self._host_per_gpu_w: dict[str, float] = {}
 
     # ================================================================== entry
@@ -172,8 +179,7 @@ class EacoPolicy(Policy):
             return  # the set changed during the window: not an observation of this set
         member_type = view.job(report.job_id).job_type
         self.predictor.record_member(obs.member_types, obs.gpu_type, member_type, report.observed_speed)
-        self._util_cache.clear()
-        self._eligible_version = -1
+        self._util_cache.pop((tuple(sorted(obs.member_types)), obs.gpu_type), None)
 
     def _would_miss_a_deadline(self, view: SchedulerView, obs: _Observation) -> bool:
         estimates = self.predictor.estimate(obs.member_types, obs.gpu_type)
@@ -195,12 +201,15 @@ class EacoPolicy(Policy):
         for obs in self._observing.values():
             obs.pending.discard(job_id)
 
+    def _node_of_gpu(self, gpu: int) -> int:
+        return self._gpu_node_of[gpu]
+
     def _end_observation(self, new_job: int) -> None:
         obs = self._observing.pop(new_job)
         for g in obs.gpus:
             if self._locked.get(g) == new_job:
                 del self._locked[g]
-        self._eligible_version = -1
+                self._unlocks[self._node_of_gpu(g)] = self._unlocks.get(self._node_of_gpu(g), 0) + 1
 
     # ============================================================== placement
     def _place_next(self, view: SchedulerView) -> list[Decision]:
@@ -270,6 +279,7 @@ class EacoPolicy(Policy):
         self._observing[job.job_id] = obs
         for g in gpus:
             self._locked[g] = job.job_id
+            self._gpu_node_of[g] = view.gpu_node(g)
         self.stats.colocations += 1
         epochs = self.settings.observation_epochs
         return [Place(job.job_id, gpus), *(Watch(j, epochs) for j in member_ids)]
@@ -309,39 +319,44 @@ class EacoPolicy(Policy):
     def _eligible_by_node(
         self, view: SchedulerView, gpu_type: str
     ) -> list[tuple[int, list[tuple[float, int, float]], bool]]:
-        """Per active node of ``gpu_type``: its GPUs that may take one more job regardless of the
-        job's size, as (predicted utilisation, GPU, free memory in GB),
-        most utilised first; and whether every GPU of the node is eligible. Cached per state."""
-        if self._eligible_version != view.state_version:
-            self._eligible_version = view.state_version
-            self._eligible_cache.clear()
-        got = self._eligible_cache.get(gpu_type)
-        if got is not None:
-            return got
-        s = self.settings
+        """Per active node of ``gpu_type``: its GPUs that may take one more job whatever the job
+        (busy, under both thresholds, not locked), as (predicted utilisation, GPU, free memory
+        in GB), most utilised first; and whether every GPU of the node is eligible.
+        Recomputed only for nodes whose jobs changed since last time."""
         out: list[tuple[int, list[tuple[float, int, float]], bool]] = []
         for node in view.active_node_ids():
             if view.node_gpu_type(node) != gpu_type:
                 continue
-            node_gpus = view.node_gpus(node)
-            eligible: list[tuple[float, int, float]] = []
-            for g in node_gpus:
-                count = view.gpu_job_count(g)
-                if count == 0 or count >= s.max_jobs_per_gpu or g in self._locked:
-                    continue
-                total = view.gpu_memory_gb(g)
-                used = view.gpu_memory_used_gb(g)
-                if used / total >= s.memory_threshold:
-                    continue
-                util = self._gpu_util(view, g)
-                if util >= s.util_threshold:
-                    continue
-                eligible.append((util, g, total - used))
-            if eligible:
-                eligible.sort(key=lambda x: (-x[0], x[1]))
-                out.append((node, eligible, len(eligible) == len(node_gpus)))
-        self._eligible_cache[gpu_type] = out
+            if self._util_version != self.predictor.refit_version:
+                self._util_version = self.predictor.refit_version
+                self._util_cache.clear()
+            key = (view.node_version(node), self._unlocks.get(node, 0), self._util_version)
+            cached = self._node_cache.get(node)
+            if cached is None or cached[0] != key:
+                cached = (key, *self._node_eligibility(view, node))
+                self._node_cache[node] = cached
+            if cached[1]:
+                out.append((node, cached[1], cached[2]))
         return out
+
+    def _node_eligibility(self, view: SchedulerView, node: int) -> tuple[list[tuple[float, int, float]], bool]:
+        s = self.settings
+        node_gpus = view.node_gpus(node)
+        eligible: list[tuple[float, int, float]] = []
+        for g in node_gpus:
+            count = view.gpu_job_count(g)
+            if count == 0 or count >= s.max_jobs_per_gpu or g in self._locked:
+                continue
+            total = view.gpu_memory_gb(g)
+            used = view.gpu_memory_used_gb(g)
+            if used / total >= s.memory_threshold:
+                continue
+            util = self._gpu_util(view, g)
+            if util >= s.util_threshold:
+                continue
+            eligible.append((util, g, total - used))
+        eligible.sort(key=lambda x: (-x[0], x[1]))
+        return eligible, len(eligible) == len(node_gpus)
 
     def _gpu_util(self, view: SchedulerView, gpu: int) -> float:
         """Predicted utilisation of a GPU's current job set (EaCO's belief, from H)."""
@@ -382,6 +397,8 @@ class EacoPolicy(Policy):
                 speeds[j] = min(speeds.get(j, 1.0), n.conservative(z))
                 old_speeds[j] = min(old_speeds.get(j, 1.0), o.speed)
             new_speed = min(new_speed, new[-1].conservative(z))
+            if min(e.speed for e in new) < self.settings.min_speed:
+                return _Option(gpus, True, math.inf, math.inf, False)
             util_old = self._gpu_util(view, g)
             util_new = min(
                 1.0,

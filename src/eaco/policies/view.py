@@ -180,6 +180,10 @@ class SchedulerView:
         """Changes whenever any job is placed or removed (for caching derived data)."""
         return self._state.version
 
+    def node_version(self, node: int) -> int:
+        """Changes whenever a job is placed on or removed from the node."""
+        return self._state.node_version[node]
+
     def active_node_ids(self) -> tuple[int, ...]:
         """Nodes with at least one job, in node order."""
         return tuple(sorted(self._state.active_node_set))

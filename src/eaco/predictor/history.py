@@ -43,6 +43,7 @@ from eaco.measurements.paper import PAPER_GPU_TYPE, load_paper_tables
 OBSERVATION_STD = 0.02
 MIN_ROWS_PER_GPU = 30
 MIN_SPEED = 0.05
+REFIT_EVERY = 50  # online observations between refits of the regression (seen sets update at once)
 N_BASE_FEATURES = 4
 RIDGE = 1.0
 
@@ -112,6 +113,9 @@ class CoLocationPredictor:
         self._normal_all = _Normal(self._n_features)
         self._coef: dict[str, tuple[np.ndarray, float]] = {}
         self._cache: dict[tuple[tuple[str, ...], str], tuple[SpeedEstimate, ...]] = {}
+        self._cache_keys_by_set: dict[SetKey, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
+        self._pending_refit = 0
+        self.refit_version = 0  # bumped whenever the regression is refitted (all estimates may move)
         self._utils: dict[tuple[str, str], float] = {}
         self.observations = 0  # records added online (not seeded)
 
@@ -127,10 +131,10 @@ class CoLocationPredictor:
         """Add an observed speed of one member of a set (what an epoch report gives)."""
         if member not in job_types:
             raise ValueError(f"{member!r} is not in the set {job_types}")
-        self._add(job_types, gpu_type, member, speed)
+        self._add(job_types, gpu_type, member, speed, online=True)
         self.observations += 1
 
-    def _add(self, job_types: tuple[str, ...], gpu_type: str, member: str, speed: float) -> None:
+    def _add(self, job_types: tuple[str, ...], gpu_type: str, member: str, speed: float, online: bool = False) -> None:
         if not speed > 0:
             raise ValueError(f"speed of {member} must be > 0, got {speed}")
         types = tuple(sorted(job_types))
@@ -143,8 +147,23 @@ class CoLocationPredictor:
             self._normal_by_gpu.setdefault(gpu_type, _Normal(k)).add(x, y)
             self._normal_by_set.setdefault(key, _Normal(k)).add(x, y)
             self._normal_all.add(x, y)
-            self._coef.clear()
+        if not online:
+            self._invalidate_all()
+            return
+        # an observation changes that set's own estimate at once; the regression (every other
+        # unseen set) is refitted after REFIT_EVERY observations
+        for ck in self._cache_keys_by_set.pop(key, ()):
+            self._cache.pop(ck, None)
+        self._pending_refit += 1
+        if self._pending_refit >= REFIT_EVERY:
+            self._invalidate_all()
+
+    def _invalidate_all(self) -> None:
+        self._coef.clear()
         self._cache.clear()
+        self._cache_keys_by_set.clear()
+        self._pending_refit = 0
+        self.refit_version += 1
 
     def has_seen(self, job_types: tuple[str, ...], gpu_type: str) -> bool:
         return (tuple(sorted(job_types)), gpu_type) in self._records
@@ -162,8 +181,10 @@ class CoLocationPredictor:
         if len(job_types) == 1:
             out: tuple[SpeedEstimate, ...] = (SpeedEstimate(1.0, 0.0, "history"),)
         else:
-            seen = self._records.get((tuple(sorted(job_types)), gpu_type))
+            key = (tuple(sorted(job_types)), gpu_type)
+            seen = self._records.get(key)
             out = tuple(self._one(job_types, i, gpu_type, seen) for i in range(len(job_types)))
+            self._cache_keys_by_set[key].append(ck)
         self._cache[ck] = out
         return out
 

@@ -133,6 +133,34 @@ def timed_epochs(reporter: EpochReporter, epochs: Iterable[int]) -> Iterator[tup
         )
 
 
+# --- start barrier: co-located jobs begin training at the same moment ---------------------------
+
+START_BARRIER_ENV = "EACO_START_BARRIER"
+GO_FILE = "go"
+
+
+def ready_file(barrier_dir: str | Path, job: str) -> Path:
+    return Path(barrier_dir) / f"{job}.ready"
+
+
+def wait_for_start(barrier_dir: str | Path | None, job: str, timeout_s: float = 600.0, poll_s: float = 0.01) -> float:
+    """Say this job is ready (model built, data loader made) and wait for the launcher's go.
+
+    Protocol (files in ``barrier_dir``): the job creates ``<job>.ready``; the launcher, once every
+    member is ready, creates ``go``. Returns the seconds waited. ``barrier_dir=None``: no barrier.
+    """
+    if barrier_dir is None:
+        return 0.0
+    t0 = time.monotonic()
+    ready_file(barrier_dir, job).touch()
+    go = Path(barrier_dir) / GO_FILE
+    while not go.exists():
+        if time.monotonic() - t0 > timeout_s:
+            raise TimeoutError(f"{go}: no start signal after {timeout_s:.0f} s")
+        time.sleep(poll_s)
+    return time.monotonic() - t0
+
+
 # --- the reading side --------------------------------------------------------------------------
 
 

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from eaco.energy.host_power import HostPowerModel
-from eaco.profiler.epoch_report import EpochRecord, read_report
+from eaco.profiler.epoch_report import GO_FILE, EpochRecord, read_report, ready_file
 from eaco.profiler.summary import TelemetrySummary, summarize
 from eaco.profiler.telemetry import GpuSample, GpuSource, HostSample, TelemetrySampler
-from eaco.profiler.zoo import MODEL_NAMES, zoo_entry
 
 POLL_S = 0.1
 LOG_TAIL_CHARS = 2000
@@ -51,7 +50,8 @@ class JobSettings:
     threads: int = 0  # torch threads per process (0 = default)
     data_parallel: bool = True
 
-    def argv(self, model: str, job_name: str, report_file: Path, checkpoint_dir: Path) -> list[str]:
+    def argv(self, model: str, job_name: str, report_file: Path, checkpoint_dir: Path,
+             start_barrier: Path | None = None) -> list[str]:
         args = [
             sys.executable, "-m", "eaco.profiler.train", "--model", model, "--job-name", job_name,
             "--batch-size", str(self.batch_size), "--epochs", str(self.epochs),
@@ -62,6 +62,8 @@ class JobSettings:
             "--workers", str(self.workers), "--threads", str(self.threads), "--report-file", str(report_file),
             "--checkpoint-dir", str(checkpoint_dir), "--no-resume",
         ]
+        if start_barrier is not None:
+            args += ["--start-barrier", str(start_barrier)]
         if self.amp:
             args.append("--amp")
         if not self.data_parallel:
@@ -102,6 +104,8 @@ def parse_models(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
     if not names:
         raise ValueError("models: expected at least one model name")
+    from eaco.profiler.zoo import zoo_entry  # imports torch: only when models are named
+
     for n in names:
         zoo_entry(n)  # KeyError lists the known names
     return names
@@ -152,16 +156,21 @@ def run_together(
     on_poll: Callable[[int, int], None] | None = None,
     cpu_util: Callable[[], float] | None = None,
 ) -> RunOutcome:
-    """Launch one process per model at once; wait for all; return reports and telemetry.
+    """Launch one process per model at once; release them together through a start barrier once
+    all are set up; wait for all; return reports and telemetry.
 
     ``on_poll(epochs_done, epochs_total)`` is called while waiting (progress display).
     """
+    from eaco.profiler.zoo import MODEL_NAMES  # imports torch
+
     for m in models:
         if m not in MODEL_NAMES:
             raise KeyError(f"unknown model {m!r}; expected one of: {', '.join(MODEL_NAMES)}")
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a fresh run: no stale checkpoints or reports
     run_dir.mkdir(parents=True)
+    barrier = run_dir / "barrier"
+    barrier.mkdir()
     env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_DEVICE_ORDER="PCI_BUS_ID")
     if cuda_visible_devices is not None:
         env["CUDA_VISIBLE_DEVICES"] = cuda_visible_devices
@@ -176,9 +185,19 @@ def run_together(
         for name, model in zip(names, models):
             report, log = run_dir / f"{name}.jsonl", run_dir / f"{name}.log"
             with open(log, "wb") as log_fh:
-                p = subprocess.Popen(settings.argv(model, name, report, run_dir / "checkpoints"), env=env,
+                p = subprocess.Popen(settings.argv(model, name, report, run_dir / "checkpoints", barrier), env=env,
                                      stdout=log_fh, stderr=subprocess.STDOUT)
             procs.append((name, model, p, time.time() - start_wall, report, log))
+        # Start barrier: every member builds its model and data loader, then all start training at once.
+        while not all(ready_file(barrier, name).exists() for name in names):
+            time.sleep(POLL_S / 10)
+            for name, _, p, _, _, log in procs:
+                if p.poll() is not None:
+                    raise ProfilerError(f"{run_id}: job {name} exited (code {p.returncode}) before it started"
+                                        f" training; log {log}:\n{_tail(log)}")
+            if time.time() - start_wall > timeout_s:
+                raise ProfilerError(f"{run_id}: jobs not ready after {timeout_s:.0f} s (limit); stopped")
+        (barrier / GO_FILE).touch()
         while len(exits) < len(procs):
             time.sleep(POLL_S)
             now = time.time() - start_wall

@@ -16,9 +16,9 @@ from eaco.profiler.telemetry import GpuDevice
 
 
 def current_command() -> str:
-    """The command line of this process, shell-quoted (``sys.argv`` with the interpreter for ``-m``)."""
+    """The command line of this process, shell-quoted (``sys.argv``; the interpreter added before a ``.py`` script)."""
     argv = list(sys.argv)
-    if argv and argv[0].endswith(".py") and "/eaco/" in argv[0]:
+    if argv and argv[0].endswith(".py"):
         argv = [sys.executable, *argv]
     return shlex.join(argv)
 

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from eaco.colocation.profiles import ColocatedProfile, ExclusiveProfile, ProfileStore
+from eaco.colocation.profiles import ColocatedProfile, ProfileStore
 from eaco.profiler.experiment import RunOutcome
 
 J_PER_KWH = 3.6e6

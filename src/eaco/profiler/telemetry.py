@@ -181,7 +181,7 @@ class TelemetrySampler:
         if self._cpu_util is None:
             self._cpu_util = psutil_cpu_util()
         self._t0 = time.monotonic()
-        self._sample()  # one reading at t = 0 (the energy counter's starting point)
+        self._sample(host=False)  # GPU reading at t = 0 (the energy counter's start); CPU needs an interval
         self._thread = threading.Thread(target=self._loop, name="eaco-telemetry", daemon=True)
         self._thread.start()
         return self
@@ -203,7 +203,7 @@ class TelemetrySampler:
     def elapsed_s(self) -> float:
         return time.monotonic() - self._t0
 
-    def _sample(self) -> None:
+    def _sample(self, host: bool = True) -> None:
         t = time.monotonic() - self._t0
         if self.gpu_source is not None:
             try:
@@ -211,6 +211,8 @@ class TelemetrySampler:
             except Exception as exc:  # keep sampling the host; report the first few errors
                 if len(self.errors) < 5:
                     self.errors.append(f"GPU read failed at t={t:.2f}s: {exc}")
+        if not host:
+            return
         assert self._cpu_util is not None
         u = min(1.0, max(0.0, self._cpu_util()))
         self._host.append(HostSample(t, u, self.host_model.power_w(u)))

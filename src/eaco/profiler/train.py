@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from eaco.profiler.data import MOVIELENS_20M_ITEMS, MOVIELENS_20M_USERS, DataShape, build_dataset
-from eaco.profiler.epoch_report import EpochReporter, timed_epochs
+from eaco.profiler.epoch_report import START_BARRIER_ENV, EpochReporter, timed_epochs, wait_for_start
 from eaco.profiler.zoo import MODEL_NAMES, build_model, count_parameters, zoo_entry
 
 CHECKPOINT_VERSION = 1
@@ -47,6 +47,7 @@ class TrainConfig:
     data_parallel: bool = True
     seed: int = 0
     threads: int = 0  # torch intra-op threads (0 = torch's default)
+    start_barrier: Path | None = None  # wait here until the launcher says go (co-located runs)
 
     def __post_init__(self) -> None:
         entry = zoo_entry(self.model)
@@ -158,6 +159,10 @@ def train(cfg: TrainConfig) -> int:
     reporter = EpochReporter.from_env(cfg.job_name, cfg.report_file)
     reporter.start(model=cfg.model, device=str(device), parameters=count_parameters(model), start_epoch=start_epoch,
                    batch_size=cfg.batch_size, amp=use_amp, gpus=torch.cuda.device_count() if device.type == "cuda" else 0)
+    barrier = cfg.start_barrier or os.environ.get(START_BARRIER_ENV)
+    waited_s = wait_for_start(barrier, cfg.job_name)
+    if barrier:
+        print(f"[{cfg.job_name}] start barrier passed after {waited_s:.2f} s", file=sys.stderr, flush=True)
     trained = 0
     train_model.train()
     for epoch, tick in timed_epochs(reporter, range(start_epoch, cfg.epochs)):
@@ -212,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-data-parallel", action="store_true", help="use one GPU even if several are visible")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = default)")
+    p.add_argument("--start-barrier", type=Path, default=None,
+                   help="folder of the launcher's start barrier (default $EACO_START_BARRIER; none: start at once)")
     return p
 
 
@@ -223,7 +230,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
         shape=DataShape(a.image_size, a.num_classes, a.seq_len, a.vocab_size, a.num_users, a.num_items),
         width_mult=a.width_mult, amp=a.amp, device=a.device, workers=a.workers, checkpoint_dir=a.checkpoint_dir,
         report_file=a.report_file, resume=not a.no_resume, data_parallel=not a.no_data_parallel, seed=a.seed,
-        threads=a.threads,
+        threads=a.threads, start_barrier=a.start_barrier,
     )
 
 

@@ -35,6 +35,7 @@ def metrics_table(rows: list[Metrics], title: str = "") -> Table:
         ("avg GPU util", lambda m: f"{m.avg_gpu_util:.1%}"),
         ("co-located jobs", lambda m: f"{m.colocated_jobs:,}"),
         ("deadline misses", lambda m: f"{m.deadline_misses:,} of {m.jobs_with_deadline:,}"),
+        ("  caused by sharing", lambda m: f"{m.deadline_misses_colocation:,}"),
         ("undone co-locations", lambda m: f"{m.undos:,}"),
     ]
     for label, fmt in lines:

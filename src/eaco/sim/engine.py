@@ -76,6 +76,7 @@ class _JobRun:
     undos: int = 0
     placements: int = 0
     lost_epochs: float = 0.0
+    exclusive_equiv_s: float = 0.0  # time the progress made would have taken alone on the same GPUs
     queue_key: tuple[int, float, int] = (0, 0.0, 0)
 
 
@@ -384,12 +385,16 @@ class Simulator:
 
     def _settle_unclamped(self, run: _JobRun, t: float) -> None:
         if t > run.last_t:
-            run.progress += run.rate * (t - run.last_t)
+            dt = t - run.last_t
+            run.progress += run.rate * dt
+            run.exclusive_equiv_s += dt * run.rate / run.exclusive_rate
             run.last_t = t
 
     def _settle(self, run: _JobRun, t: float) -> None:
         if t > run.last_t:
-            run.progress += run.rate * (t - run.last_t)
+            dt = t - run.last_t
+            run.progress += run.rate * dt
+            run.exclusive_equiv_s += dt * run.rate / run.exclusive_rate
             run.last_t = t
         if run.progress > run.job.num_epochs:
             run.progress = float(run.job.num_epochs)
@@ -475,6 +480,7 @@ class Simulator:
                     undos=run.undos,
                     placements=run.placements,
                     lost_epochs=run.lost_epochs,
+                    colocation_delay_s=max(0.0, run.run_time_s - run.exclusive_equiv_s),
                 )
             )
         return SimulationResult(

@@ -48,6 +48,7 @@ class Metrics:
     avg_busy_gpu_util: float  # mean over busy GPUs only
     jobs_with_deadline: int
     deadline_misses: int
+    deadline_misses_colocation: int  # misses that the slowdown of sharing a GPU caused
     colocated_jobs: int  # jobs that shared a GPU at some point
     undos: int
     events: int
@@ -97,6 +98,7 @@ def compute_metrics(result: SimulationResult) -> Metrics:
         ),
         jobs_with_deadline=len(with_deadline),
         deadline_misses=sum(1 for j in with_deadline if j.missed_deadline),
+        deadline_misses_colocation=sum(1 for j in with_deadline if j.missed_because_of_colocation),
         colocated_jobs=sum(1 for j in jobs if j.colocated_time_s > 0),
         undos=result.undos,
         events=result.events,

@@ -25,6 +25,12 @@ class JobRecord:
     undos: int
     placements: int
     lost_epochs: float  # work thrown away by undo (past the last checkpoint)
+    colocation_delay_s: float  # run time lost to sharing: run time - time the same progress takes alone
+
+    @property
+    def missed_because_of_colocation(self) -> bool:
+        """Missed its deadline, and would have met it without the slowdown of sharing."""
+        return self.missed_deadline and self.finish_s - self.colocation_delay_s <= self.deadline_s + 1e-6
 
     @property
     def total_time_s(self) -> float:

@@ -37,6 +37,7 @@ class ClusterState:
         "active_nodes",
         "active_node_set",
         "version",
+        "node_version",
         "busy_gpus",
         "max_node_gpus",
         "solo_jobs",
@@ -69,6 +70,7 @@ class ClusterState:
         self.active_nodes = 0
         self.active_node_set: set[int] = set()
         self.version = 0  # bumped by every place/remove: lets readers cache derived data
+        self.node_version: list[int] = [0] * spec.num_nodes  # bumped when a job lands on / leaves the node
         self.busy_gpus = 0
         # jobs alone on every one of their GPUs, by (num_gpus, gpu type) then job type, in
         # placement order: the packing partners of FIFO-packed and Gandiva, found without a scan
@@ -159,6 +161,7 @@ class ClusterState:
             else:
                 alone = False
             jobs.append(job_id)
+            self.node_version[node] += 1
             self.gpu_memory_used_gb[g] += memory_gb
             if self.node_job_count[node] == 0:
                 self.active_nodes += 1
@@ -181,6 +184,7 @@ class ClusterState:
             node = self.gpu_node[g]
             jobs = self.gpu_jobs[g]
             jobs.remove(job_id)
+            self.node_version[node] += 1
             used = self.gpu_memory_used_gb[g] - memory_gb
             self.gpu_memory_used_gb[g] = used if jobs else 0.0
             if not jobs:

@@ -1,0 +1,450 @@
+"""Tests of the profiler: zoo, epoch reports, training processes, telemetry, profile store, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+import torch
+import psutil  # noqa: F401
+
+from typer.testing import CliRunner  # noqa: E402
+import typer  # noqa: E402
+
+from eaco.colocation.model import load_colocation_model  # noqa: E402
+from eaco.colocation.profiles import (  # noqa: E402
+    SCHEMA_VERSION,
+    ColocatedProfile,
+    ExclusiveProfile,
+    ProfileStore,
+    Provenance,
+    load_profiles,
+    parse_profile_store,
+    read_profile_store,
+    store_to_json,
+    write_profile_store,
+)
+from eaco.energy.host_power import HostPowerModel  # noqa: E402
+from eaco.errors import InputError  # noqa: E402
+from eaco.profiler import pipeline  # noqa: E402
+from eaco.profiler.cli import profile_command  # noqa: E402
+from eaco.profiler.data import DataShape, build_dataset  # noqa: E402
+from eaco.profiler.epoch_report import EpochReporter, ReportError, read_report, timed_epochs  # noqa: E402
+from eaco.profiler.experiment import JobSettings, parse_models, parse_sets, run_together  # noqa: E402
+from eaco.profiler.gpu_naming import gpu_type_key  # noqa: E402
+from eaco.profiler.store import member_timing  # noqa: E402
+from eaco.profiler.summary import summarize  # noqa: E402
+from eaco.profiler.telemetry import GpuDevice, GpuReading, GpuSample, HostSample, TelemetrySampler, open_nvml  # noqa: E402
+from eaco.profiler.train import TrainConfig, train  # noqa: E402
+from eaco.profiler.zoo import MODEL_NAMES, build_model, zoo_entry  # noqa: E402
+
+TINY_SHAPE = DataShape(image_size=40, num_classes=10, seq_len=12, vocab_size=300, num_users=50, num_items=60)
+TINY_JOBS = JobSettings(batch_size=4, epochs=3, steps_per_epoch=5, image_size=40, num_classes=10, seq_len=12,
+                        vocab_size=300, num_users=50, num_items=60, width_mult=0.125, device="cpu", workers=1,
+                        threads=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+# --- zoo and data ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_zoo_model_trains_one_step_on_its_synthetic_data(name: str) -> None:
+    s = TINY_SHAPE
+    model = build_model(name, num_classes=s.num_classes, vocab_size=s.vocab_size, seq_len=s.seq_len,
+                        num_users=s.num_users, num_items=s.num_items, width_mult=0.125)
+    ds = build_dataset(name, 4, s, seed=1)
+    x, y = (torch.stack(t) for t in zip(*(ds[i] for i in range(4))))
+    kind = zoo_entry(name).kind
+    if kind == "image":
+        assert x.shape == (4, 3, 40, 40)
+        out = model(x)
+        assert out.shape == (4, 10)
+        loss = torch.nn.functional.cross_entropy(out, y)
+    elif kind == "tokens":
+        out = model(x)
+        assert out.shape == (4, 12, 300)
+        loss = torch.nn.functional.cross_entropy(out.reshape(-1, 300), y.reshape(-1))
+    else:
+        out = model(x[:, 0], x[:, 1])
+        assert out.shape == (4,)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(out, y)
+    loss.backward()
+    assert math.isfinite(float(loss.detach()))
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.parameters())
+
+
+def test_published_sizes_at_width_one() -> None:
+    # Parameter counts of the published models (torchvision's definitions, 1000 classes).
+    kw = dict(num_classes=1000, vocab_size=10, seq_len=8, num_users=10, num_items=10)
+    counts = {n: sum(p.numel() for p in build_model(n, **kw).parameters()) for n in ("resnet18", "resnet50", "alexnet")}
+    assert counts["resnet18"] == 11_689_512
+    assert counts["resnet50"] == 25_557_032
+    assert counts["alexnet"] == 61_100_840
+
+
+def test_synthetic_data_is_deterministic_per_index() -> None:
+    a = build_dataset("resnet18", 8, TINY_SHAPE, seed=3)
+    b = build_dataset("resnet18", 8, TINY_SHAPE, seed=3)
+    assert torch.equal(a[5][0], b[5][0]) and not torch.equal(a[5][0], a[6][0])
+
+
+def test_too_small_images_are_refused_with_the_field() -> None:
+    with pytest.raises(ValueError, match="image_size: alexnet needs images of at least 35"):
+        TrainConfig(model="alexnet", job_name="a", batch_size=2, epochs=1, steps_per_epoch=1,
+                    shape=DataShape(image_size=32))
+
+
+# --- epoch reports ----------------------------------------------------------------------------------
+
+
+def test_epoch_reports_round_trip_and_ignore_a_partial_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    rep = EpochReporter.to_file("job", path)
+    rep.start(model="m")
+    for _, tick in timed_epochs(rep, range(2, 4)):
+        time.sleep(0.01)
+        tick.steps, tick.samples = 5, 20
+    rep.end()
+    rep.close()
+    with open(path, "a") as fh:
+        fh.write('{"event": "epoch", "job": "jo')  # a writer caught mid-line
+    log = read_report(path)
+    assert log.ended and [e.epoch for e in log.epochs] == [2, 3]
+    assert all(e.duration_s >= 0.01 and e.samples == 20 for e in log.epochs)
+    assert log.epochs[0].throughput_samples_per_s == pytest.approx(20 / log.epochs[0].duration_s)
+    path.write_text('{"event": "lunch"}\n')
+    with pytest.raises(ReportError, match=r"r.jsonl:1: field 'event'"):
+        read_report(path)
+
+
+# --- training processes -------------------------------------------------------------------------------
+
+
+def test_train_checkpoints_each_epoch_and_resumes(tmp_path: Path) -> None:
+    cfg = TrainConfig(model="resnet18", job_name="r18", batch_size=4, epochs=2, steps_per_epoch=2, shape=TINY_SHAPE,
+                      width_mult=0.125, device="cpu", workers=0, checkpoint_dir=tmp_path / "ck",
+                      report_file=tmp_path / "r.jsonl", threads=1)
+    assert train(cfg) == 2
+    assert (tmp_path / "ck" / "r18.pt").exists()
+    again = TrainConfig(**{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, "epochs": 3})
+    assert train(again) == 1  # epochs 0 and 1 come from the checkpoint
+    log = read_report(tmp_path / "r.jsonl")
+    assert [e.epoch for e in log.epochs] == [0, 1, 2]
+    assert [s.detail["start_epoch"] for s in log.starts] == [0, 2]
+    assert all(e.checkpoint and e.peak_memory_mib and e.peak_memory_mib > 0 for e in log.epochs)
+
+
+def test_two_processes_run_at_the_same_time(tmp_path: Path) -> None:
+    run = run_together("set-ncf+resnet18", ("ncf", "resnet18"), TINY_JOBS, tmp_path / "run", None, sample_hz=20,
+                       cpu_util=lambda: 0.5)
+    assert [j.model for j in run.jobs] == ["ncf", "resnet18"]
+    assert len({j.pid for j in run.jobs}) == 2
+    a, b = run.jobs
+    # Both training windows overlap: the processes really ran together.
+    a0 = a.epochs[0].end_time_s - a.epochs[0].duration_s
+    b0 = b.epochs[0].end_time_s - b.epochs[0].duration_s
+    assert max(a0, b0) < min(a.epochs[-1].end_time_s, b.epochs[-1].end_time_s)
+    assert all(len(j.epochs) == 3 and 0 < j.jct_s <= run.duration_s + 0.2 for j in run.jobs)
+    t = member_timing(a, [b])
+    assert t.epoch_s > 0
+    # Host energy: the injected 50% CPU through the host model over the window.
+    assert run.telemetry.host_energy_j == pytest.approx(HostPowerModel().power_w(0.5) * run.duration_s, rel=1e-6)
+    assert run.telemetry.gpu_energy_j is None and run.telemetry.gpu_util_mean is None
+
+
+# --- telemetry -------------------------------------------------------------------------------------------
+
+
+class ScriptedGpu:
+    """A stand-in for NVML: two GPUs drawing 100 W and 300 W, counters rising accordingly."""
+
+    def __init__(self, with_counter: bool = True) -> None:
+        self.devices = (GpuDevice(0, "NVIDIA H100 80GB HBM3", 81559.0), GpuDevice(1, "NVIDIA H100 80GB HBM3", 81559.0))
+        self.driver_version = "test-driver"
+        self.with_counter = with_counter
+        self.t0 = time.monotonic()
+        self.closed = False
+
+    def read(self) -> tuple[GpuReading, ...]:
+        t = time.monotonic() - self.t0
+        return tuple(
+            GpuReading(i, p, (1000.0 + p * t) if self.with_counter else None, u, 1000.0 * (i + 1), {4242: 512.0})
+            for i, (p, u) in enumerate(((100.0, 20.0), (300.0, 60.0)))
+        )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_sampler_with_an_injected_source_measures_energy_from_the_counter() -> None:
+    src = ScriptedGpu()
+    with TelemetrySampler(src, sample_hz=50, cpu_util=lambda: 0.25) as s:
+        time.sleep(0.3)
+    duration = s.elapsed_s()
+    gpu, host = s.gpu_samples(), s.host_samples()
+    assert len(gpu) >= 10  # >= 10 Hz achieved (50 Hz asked, 0.3 s)
+    summ = summarize(gpu, host, duration, src.devices)
+    assert summ.gpu_energy_source == "counter"
+    span = gpu[-1].time_s - gpu[0].time_s
+    assert summ.gpu_energy_j == pytest.approx(400.0 * span, rel=0.05)
+    assert summ.gpu_util_mean == pytest.approx(0.40) and summ.gpu_util_max == pytest.approx(0.40)
+    assert summ.gpu_memory_mib_peak == pytest.approx(3000.0)
+    assert summ.memory_util_mean == pytest.approx(3000.0 / (2 * 81559.0))
+    assert summ.process_memory_mib_peak == {4242: 1024.0}
+    assert summ.host_cpu_util_mean == pytest.approx(0.25)
+    assert summ.energy_j == pytest.approx(summ.gpu_energy_j + summ.host_energy_j)
+
+
+class _NvmlError(Exception):
+    pass
+
+
+class StandInNvml:
+    """The part of pynvml's API that NvmlSource calls, answering like a driver would (mW, mJ, bytes)."""
+
+    NVMLError = _NvmlError
+
+    def __init__(self) -> None:
+        self.energy_mj = 5_000_000
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetName(self, h: int) -> bytes:
+        return b"Tesla V100-SXM2-32GB"
+
+    def nvmlDeviceGetUUID(self, h: int) -> str:
+        return f"GPU-{h}"
+
+    def nvmlDeviceGetMemoryInfo(self, h: int):
+        return type("Mem", (), {"total": 32 * 2**30, "used": 3 * 2**30})()
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return "535.1"
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h: int) -> int:
+        if h == 1:
+            raise _NvmlError("Not Supported")
+        self.energy_mj += 1000
+        return self.energy_mj
+
+    def nvmlDeviceGetPowerUsage(self, h: int) -> int:
+        return 250_500
+
+    def nvmlDeviceGetUtilizationRates(self, h: int):
+        return type("Util", (), {"gpu": 87, "memory": 40})()
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h: int):
+        return [type("P", (), {"pid": 77, "usedGpuMemory": 2**30})(), type("P", (), {"pid": 78, "usedGpuMemory": None})()]
+
+    def nvmlShutdown(self) -> None:
+        pass
+
+
+def test_nvml_source_converts_driver_units_and_tolerates_missing_counters() -> None:
+    from eaco.profiler.telemetry import NvmlSource
+
+    src = NvmlSource(StandInNvml(), [1, 0])
+    assert [d.index for d in src.devices] == [1, 0] and src.devices[0].memory_total_mib == 32 * 1024
+    assert src.driver_version == "535.1"
+    first = src.read()
+    assert first[0].energy_counter_j is None and first[1].energy_counter_j == pytest.approx(5001.0)
+    assert first[1].power_w == pytest.approx(250.5) and first[1].util_pct == 87.0
+    assert first[1].memory_used_mib == pytest.approx(3072.0) and first[1].process_memory_mib == {77: 1024.0}
+    with pytest.raises(ValueError, match="gpus: NVML sees 2 GPU"):
+        NvmlSource(StandInNvml(), [2])
+
+
+def test_summary_integrates_power_when_there_is_no_counter() -> None:
+    def sample(t: float, p: float) -> GpuSample:
+        return GpuSample(t, (GpuReading(0, p, None, 50.0, 100.0),))
+
+    gpu = [sample(0.0, 100.0), sample(1.0, 200.0), sample(2.0, 200.0)]
+    host = [HostSample(1.0, 0.0, 60.0), HostSample(2.0, 0.0, 60.0)]
+    s = summarize(gpu, host, 3.0)
+    # trapezoid 0..2: 150 + 200, then the last value held to 3 s: +200
+    assert s.gpu_energy_source == "power_integral" and s.gpu_energy_j == pytest.approx(550.0)
+    assert s.host_energy_j == pytest.approx(180.0)  # 60 W held over the whole 3 s window
+    assert s.avg_power_w == pytest.approx((550.0 + 180.0) / 3.0)
+    assert s.memory_util_mean is None  # no device totals given
+
+
+def test_without_nvml_open_says_why() -> None:
+    source, reason = open_nvml()
+    if source is not None:
+        source.close()
+        pytest.skip("NVML works on this machine")
+    assert reason
+
+
+def test_gpu_type_keys_from_nvml_names() -> None:
+    assert gpu_type_key("NVIDIA H100 80GB HBM3") == "h100"
+    assert gpu_type_key("Tesla V100-SXM2-32GB") == "v100"
+    assert gpu_type_key("NVIDIA A100-SXM4-80GB") == "a100"
+    assert gpu_type_key("NVIDIA A10") == "a10"
+    assert gpu_type_key("NVIDIA H200") == "h200"
+    assert gpu_type_key("NVIDIA GeForce RTX 4090") == "rtx_4090"
+
+
+def test_set_and_model_parsing() -> None:
+    models = parse_models("alexnet, resnet18,vgg16,alexnet")
+    assert models == ("alexnet", "resnet18", "vgg16")
+    assert len(parse_sets("pairs", models)) == 3
+    assert parse_sets("pairs,all", models)[-1] == models
+    assert parse_sets("none", models) == ()
+    with pytest.raises(ValueError, match="sets: a set of 4"):
+        parse_sets("quads", models)
+    with pytest.raises(KeyError, match="unknown model 'resnet"):
+        parse_models("resnet")
+
+
+# --- profile store ------------------------------------------------------------------------------------------
+
+
+def _prov(gpu: str) -> Provenance:
+    return Provenance("2025-01-01T00:00:00+00:00", "eaco profile", "host", gpu, ("NVIDIA H100 80GB HBM3",), "550",
+                      "12.4", "2.13.0", "3.11", "0.1.0", "nvml", 10.0, {"batch_size": 32})
+
+
+def _alone(job: str, gpu: str, epoch_s: float, util: float, energy_j: float) -> ExclusiveProfile:
+    return ExclusiveProfile(job, job, 32, gpu, 1, 3, epoch_s, 3 * epoch_s + 5, 1000.0, util, min(1.0, util + 0.1),
+                            0.2, 0.3, 8000.0, 6000.0, energy_j / (3 * epoch_s + 5), energy_j, energy_j * 0.7,
+                            energy_j * 0.3, 0.1, 3 * epoch_s + 5)
+
+
+def _store(gpu: str = "v100") -> ProfileStore:
+    a = _alone("alexnet", gpu, 10.0, 0.05, 5000.0)
+    r = _alone("resnet50", gpu, 20.0, 0.4, 12000.0)
+    t = _alone("transformer_lm", gpu, 15.0, 0.6, 9000.0)
+    pair = ColocatedProfile(("alexnet", "resnet50"), gpu, 1, (12.5, 25.0), (45.0, 80.0), (0.8, 0.8), 0.5, 0.9, 0.3,
+                            0.4, 14000.0, 200.0, 14000.0, 10000.0, 4000.0, 0.2, 80.0, 17000.0, 3000.0, 3000 / 17000)
+    tr = ColocatedProfile(("resnet50", "transformer_lm"), gpu, 1, (40.0, 20.0), (130.0, 70.0), (0.5, 0.75), 0.95, 1.0,
+                          0.5, 0.6, 30000.0, 300.0, 21000.0, 15000.0, 6000.0, 0.2, 130.0, 21000.0, 0.0, 0.0)
+    return ProfileStore(_prov(gpu), (a, r, t), (pair, tr))
+
+
+def test_store_round_trips_through_json(tmp_path: Path) -> None:
+    store = _store()
+    path = write_profile_store(store, tmp_path / "p.json")
+    back = read_profile_store(path)
+    assert back.exclusive == store.exclusive and back.colocated == store.colocated
+    assert back.provenance.gpu_names == store.provenance.gpu_names
+    assert dict(back.provenance.settings) == {"batch_size": 32}
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "message"),
+    [
+        (lambda d: d.update(schema_version=99), "schema_version", "expected 1"),
+        (lambda d: d["exclusive"][1].pop("epoch_s"), "exclusive[1].epoch_s", "missing"),
+        (lambda d: d["exclusive"][0].update(gpu_util_mean=1.5), "exclusive[0].gpu_util_mean", "<= 1.0"),
+        (lambda d: d["colocated"][0].update(speeds=[0.8]), "colocated[0].speeds", "one per member"),
+        (lambda d: d["colocated"][0].update(speeds=[0.8, -1]), "colocated[0].speeds[1]", "> 0"),
+        (lambda d: d["colocated"][0].update(members=["resnet50", "alexnet"]), "colocated[0].members", "sorted"),
+        (lambda d: d["colocated"][1].update(members=["resnet50", "vgg16"]), "colocated[1].members", "no exclusive row"),
+        (lambda d: d["provenance"].pop("command"), "provenance.command", "missing"),
+    ],
+)
+def test_store_validation_names_file_and_field(mutate, field: str, message: str) -> None:
+    data = store_to_json(_store())
+    mutate(data)
+    with pytest.raises(InputError, match=message) as err:
+        parse_profile_store(data, "profiles.json")
+    assert err.value.source == "profiles.json" and err.value.field == field
+
+
+def test_colocation_model_uses_profiles_first(tmp_path: Path) -> None:
+    path = write_profile_store(_store("v100"), tmp_path / "p.json")
+    plain = load_colocation_model()
+    assert plain.source(("alexnet", "resnet50"), "v100") == "paper"
+    m = load_colocation_model(profiles=path)
+    # The profile beats the paper's measured set J1+J3 on v100 ...
+    assert m.source(("resnet50", "alexnet"), "v100") == "profile"
+    assert m.speeds(("resnet50", "alexnet"), "v100") == (0.8, 0.8)
+    assert m.utilisation(("alexnet", "resnet50"), "v100") == pytest.approx(0.5)
+    assert m.source(("alexnet",), "v100") == "profile" and m.utilisation(("alexnet",), "v100") == pytest.approx(0.05)
+    # ... but other GPU types and unmeasured sets keep their usual source.
+    assert m.source(("alexnet", "resnet50"), "a100") == plain.source(("alexnet", "resnet50"), "a100") == "model"
+    assert m.source(("alexnet", "vgg16"), "v100") == "paper"  # J1+J4: not profiled, the paper's
+    assert m.source(("resnet18", "resnet50"), "v100") == "model"
+    assert m.speeds(("resnet18", "resnet50"), "v100") == plain.speeds(("resnet18", "resnet50"), "v100")
+    # An unknown job type joins the catalogue from its exclusive row.
+    spec = m.catalog.get("transformer_lm")
+    assert spec.util_on("v100") == pytest.approx(0.6) and spec.memory_gb == pytest.approx(6000 * 2**20 / 1e9)
+    assert m.speeds(("transformer_lm", "resnet50"), "v100") == (0.75, 0.5)
+    assert m.source(("transformer_lm", "vgg16"), "v100") == "model"  # unmeasured: the model, with the new type
+    assert "transformer_lm" not in plain.catalog
+
+
+# --- the whole command ------------------------------------------------------------------------------------------
+
+
+def test_run_profile_with_an_injected_gpu_source(tmp_path: Path) -> None:
+    src = ScriptedGpu()
+    settings = JobSettings(**{**{f: getattr(TINY_JOBS, f) for f in TINY_JOBS.__dataclass_fields__}, "epochs": 2})
+    cfg = pipeline.ProfileConfig(models=("ncf",), sets=(), settings=settings, out_dir=tmp_path, sample_hz=20,
+                                 command="test")
+    result = pipeline.run_profile(cfg, gpu_source_factory=lambda gpus: (src, ""))
+    assert src.closed
+    store = read_profile_store(result.store_path)
+    assert store.provenance.gpu_type == "h100" and store.provenance.driver_version == "test-driver"
+    (row,) = store.exclusive
+    assert row.gpu_type == "h100" and row.num_gpus == 2 and row.gpu_util_mean == pytest.approx(0.4)
+    assert row.gpu_energy_j == pytest.approx(400.0 * row.duration_s, rel=0.1)
+    assert row.energy_j == pytest.approx(row.gpu_energy_j + row.host_energy_j)
+    assert load_colocation_model(profiles=result.store_path).source(("ncf",), "h100") == "profile"
+
+
+def test_profile_command_without_nvml_runs_a_pair_and_writes_everything(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(pipeline, "open_nvml", lambda gpus: (None, "test: NVML switched off"))
+    app = typer.Typer()
+    app.command("profile")(profile_command)
+    app.command("other")(lambda: None)  # two commands: typer keeps "profile" as a sub-command
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, [
+        "profile", "--models", "resnet18,ncf", "--sets", "pairs", "--batch-size", "4", "--epochs", "2",
+        "--steps-per-epoch", "3", "--image-size", "40", "--width-mult", "0.125", "--seq-len", "12",
+        "--vocab-size", "300", "--device", "cpu", "--workers", "1", "--sample-hz", "20", "--out", str(out),
+    ])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("NVML switched off") == 1  # said once
+    store = read_profile_store(out / "profiles.json")
+    assert store.provenance.gpu_type == "cpu" and store.provenance.telemetry.startswith("none:")
+    assert [e.job_type for e in store.exclusive] == ["resnet18", "ncf"]
+    (pair,) = store.colocated
+    assert pair.members == ("ncf", "resnet18")
+    alone = {e.job_type: e for e in store.exclusive}
+    for m, s, e in zip(pair.members, pair.speeds, pair.member_epoch_s):
+        assert s == pytest.approx(alone[m].epoch_s / e)
+    assert pair.members_alone_energy_j == pytest.approx(sum(e.energy_j for e in store.exclusive))
+    assert pair.energy_saved_j == pytest.approx(pair.members_alone_energy_j - pair.energy_j)
+    assert pair.gpu_util_mean is None and pair.gpu_energy_j is None
+    for name in ("report.md", "exclusive.csv", "colocated.csv", "fig2_utilisation.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert "Table 3" in (out / "report.md").read_text()
+    assert len(list((out / "timeseries").glob("*.csv"))) == 3
+    # The simulator's loader accepts the store; CPU rows are kept but not used for GPU types.
+    prof = load_profiles(out / "profiles.json")
+    assert not prof.exclusive and len(prof.skipped) == 3
+    assert load_colocation_model(profiles=prof).source(("resnet18",), "v100") == "paper"
+
+
+def test_profile_command_reports_bad_options(tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.command("profile")(profile_command)
+    app.command("other")(lambda: None)
+    res = CliRunner().invoke(app, ["profile", "--models", "resnet18", "--sets", "pairs", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "sets: a set of 2" in res.output

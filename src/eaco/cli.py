@@ -35,12 +35,12 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _progress() -> Progress:
+def _progress(unit: str = "jobs done") -> Progress:
     return Progress(
         TextColumn("[bold]{task.description:<14}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("jobs done"),
+        TextColumn(unit),
         TimeElapsedColumn(),
         console=err_console,
         transient=False,
@@ -144,6 +144,48 @@ def simulate(
         written.append(plot_active_nodes(out / "active_nodes.png", [r for r, _ in results], spec.num_nodes))
         written.append(plot_energy_and_time(out / "energy_time.png", metrics))
     console.print(f"wrote {len(written)} files to [bold]{out}[/]: " + ", ".join(p.name for p in written[:4]) + ", ...")
+
+
+@app.command()
+def reproduce(
+    out: Path = typer.Option(Path("results/reproduce"), "--out", "-o", help="output folder"),
+    jobs: int = typer.Option(1000, "--jobs", "-n", help="jobs in the generated workload"),
+    rate_per_h: float = typer.Option(6.0, "--rate", help="Poisson arrival rate (jobs per hour)"),
+    seed: int = typer.Option(0, "--seed"),
+    quick: bool = typer.Option(False, "--quick", help="skip the sensitivity runs and the Philly trace"),
+) -> None:
+    """The paper's simulation study: 28 and 64 nodes x 8 V100, FIFO, FIFO-packed, Gandiva and
+    EaCO on the same workload, the trade-off sweep and the full Philly trace; prints the paper's
+    table side by side with ours and writes a Markdown report with figures."""
+    from dataclasses import replace as dc_replace
+
+    from eaco.report.reproduce_report import comparison_table, targets_table, write_reproduce_report
+    from eaco.setup import load_environment
+    from eaco.study.reproduce import StudyConfig, planned_runs, run_study
+
+    if jobs < 1 or not rate_per_h > 0:
+        _fail("--jobs must be >= 1 and --rate > 0")
+    config = StudyConfig(num_jobs=jobs, arrival_rate_per_h=rate_per_h, seed=seed)
+    if quick:
+        config = dc_replace(config, sensitivity=False, philly=False)
+    env = load_environment()
+    with _progress("simulations") as progress:
+        task = progress.add_task("reproduce", total=planned_runs(config))
+        first = [True]
+
+        def on_run(description: str) -> None:
+            if not first[0]:
+                progress.advance(task)
+            first[0] = False
+            progress.update(task, description=description[:40])
+
+        study = run_study(config, env, on_run=on_run)
+        progress.update(task, completed=planned_runs(config), description="reproduce")
+    for nodes in config.node_counts:
+        console.print(comparison_table(study, "main", nodes, f"{nodes} nodes x 8 V100: ours vs paper (normalised to FIFO)"))
+    console.print(targets_table(study))
+    written = write_reproduce_report(out, study, " ".join(["eaco", *sys.argv[1:]]))
+    console.print(f"wrote {len(written)} files to [bold]{out}[/] (open {out / 'report.md'}); took {study.wall_s:.0f} s")
 
 
 @app.command()

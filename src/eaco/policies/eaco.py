@@ -55,7 +55,7 @@ class EacoSettings:
     memory_margin_gb: float = 1.0  # kept free on every GPU beyond the jobs' peak memory
     max_jobs_per_gpu: int = 4
     observation_epochs: int = 1
-    alpha: float = 0.5  # objective weight: 1 = energy only, 0 = time per epoch only
+    alpha: float = 0.75  # objective weight: 1 = energy only, 0 = time per epoch only
     confidence_z: float = 1.0  # deadline checks use speed estimate - z x uncertainty
     min_speed: float = 0.85  # a co-location is considered only if every member keeps at least this predicted speed
     max_candidates: int = 8  # co-location candidates evaluated per job
@@ -137,6 +137,7 @@ class EacoPolicy(Policy):
         self._unlocks: dict[int, int] = {}
         self._util_version = -1
         self._gpu_node_of: dict[int, int] = {}
+        self._node_end: dict[int, tuple[tuple[int, int], float]] = {}
         self._host_per_gpu_w: dict[str, float] = {}
 
     # ================================================================== entry
@@ -412,6 +413,7 @@ class EacoPolicy(Policy):
             return _Option(gpus, True, math.inf, math.inf, False)
         extra_energy_j = delta_power_w * t_new
         slowdowns = [1.0 / new_speed]
+        node_end = {view.gpu_node(g): view.now_s + t_new for g in gpus}
         for j, s_new in speeds.items():
             other = view.job(j)
             t_other = self._remaining_s(view, other, gpu_type, s_new)
@@ -421,6 +423,11 @@ class EacoPolicy(Policy):
             share_w = sum(new_power_on[g] for g in view.job_gpus(j) if g in new_power_on)
             extra_energy_j += share_w * max(0.0, t_other - t_before)
             slowdowns.append(old_speeds[j] / s_new)
+            for g in view.job_gpus(j):
+                node = view.gpu_node(g)
+                if node in node_end:
+                    node_end[node] = max(node_end[node], view.now_s + t_other)
+        extra_energy_j += self._awake_extension_j(view, node_end, gpu_type)
         return _Option(
             gpus, True, extra_energy_j / self._reference_energy_j(view, job, gpu_type), sum(slowdowns) / len(slowdowns), True
         )
@@ -430,13 +437,46 @@ class EacoPolicy(Policy):
         t = self._remaining_s(view, job, gpu_type, 1.0)
         feasible = not job.has_deadline or view.now_s + t <= job.deadline_s
         util = self.catalog.get(job.job_type).util_on(gpu_type)
-        power_w = len(gpus) * (gpu_model.power_w(util) - gpu_model.idle_power_w)
-        for node in {view.gpu_node(g) for g in gpus}:
-            if not any(view.gpu_job_count(g) for g in view.node_gpus(node)):
-                # waking a sleeping node: its host and idle GPUs now draw power
+        energy_j = len(gpus) * (gpu_model.power_w(util) - gpu_model.idle_power_w) * t
+        energy_j += self._awake_extension_j(view, {view.gpu_node(g): view.now_s + t for g in gpus}, gpu_type)
+        return _Option(gpus, False, energy_j / self._reference_energy_j(view, job, gpu_type), 1.0, feasible)
+
+    def _awake_extension_j(self, view: SchedulerView, new_end_s: dict[int, float], gpu_type: str) -> float:
+        """Energy of keeping nodes awake past the time their current jobs would end (waking a
+        sleeping node is the extreme case): awake idle power minus low-power draw, times the
+        extension."""
+        total = 0.0
+        for node, end_s in new_end_s.items():
+            extension_s = end_s - self._node_end_s(view, node)
+            if extension_s > 0:
                 n = len(view.node_gpus(node))
-                power_w += self.energy.awake_idle_node_power_w(gpu_type, n) - self.energy.empty_node_power_w(gpu_type, n)
-        return _Option(gpus, False, power_w * t / self._reference_energy_j(view, job, gpu_type), 1.0, feasible)
+                cost_w = self.energy.awake_idle_node_power_w(gpu_type, n) - self.energy.empty_node_power_w(gpu_type, n)
+                total += cost_w * extension_s
+        return total
+
+    def _node_end_s(self, view: SchedulerView, node: int) -> float:
+        """When the node's current jobs are predicted to be done (now if it has none)."""
+        key = (view.node_version(node), self._util_version)
+        got = self._node_end.get(node)
+        if got is not None and got[0] == key:
+            return max(view.now_s, got[1])
+        end_s = view.now_s
+        seen: set[int] = set()
+        for g in view.node_gpus(node):
+            for j in view.gpu_jobs(g):
+                if j in seen:
+                    continue
+                seen.add(j)
+                job = view.job(j)
+                speed = 1.0
+                for h in view.job_gpus(j):
+                    members = view.gpu_jobs(h)
+                    if len(members) > 1:
+                        ests = self.predictor.estimate(tuple(view.job(m).job_type for m in members), view.gpu_type(h))
+                        speed = min(speed, ests[members.index(j)].speed)
+                end_s = max(end_s, view.now_s + self._remaining_s(view, job, view.gpu_type(g), speed))
+        self._node_end[node] = (key, end_s)
+        return end_s
 
     def _reference_energy_j(self, view: SchedulerView, job: Job, gpu_type: str) -> float:
         """Energy of the job alone on an awake node (GPU + its share of host): the normaliser."""

@@ -1,0 +1,333 @@
+"""Tables, figures and the Markdown report of ``eaco reproduce``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+from eaco.report.files import _clean, metrics_row
+from eaco.report.plots import _step_downsample
+from eaco.study.paper_numbers import PaperNumber, load_paper_numbers
+from eaco.study.reproduce import POLICIES, StudyResult, tradeoff_points
+
+H = 3600.0
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+def _paper(numbers: dict[tuple[str, int, str], PaperNumber], metric: str, nodes: int, policy: str) -> str:
+    if policy == "fifo" and metric.endswith("_vs_fifo"):
+        return "1.00"
+    n = numbers.get((metric, nodes, policy))
+    if n is None or math.isnan(n.value):
+        return "-"
+    prefix = "<" if metric == "runtime_vs_fifo" else ("≥" if metric == "total_time_vs_fifo" else "")
+    if metric == "total_time_vs_fifo":
+        return f"up to {n.value:.2f}"
+    return f"{prefix}{n.value:.2f}"
+
+
+def comparison_rows(study: StudyResult, group: str, nodes: int) -> list[dict[str, str]]:
+    """One row per policy: ours vs the paper, normalised to FIFO."""
+    numbers = load_paper_numbers()
+    fifo = study.find(group, nodes, "fifo").metrics
+    rows = []
+    for policy in POLICIES:
+        m = study.find(group, nodes, policy).metrics
+        show_paper = group == "main"
+        rows.append({
+            "policy": policy,
+            "energy_kwh": f"{m.energy_kwh:,.0f}",
+            "energy": f"{_ratio(m.energy_kwh, fifo.energy_kwh):.2f}",
+            "energy_paper": _paper(numbers, "energy_vs_fifo", nodes, policy) if show_paper else "",
+            "runtime": f"{_ratio(m.run_time_s.mean, fifo.run_time_s.mean):.3f}",
+            "runtime_paper": _paper(numbers, "runtime_vs_fifo", nodes, policy) if show_paper else "",
+            "total_time": f"{_ratio(m.total_time_s.mean, fifo.total_time_s.mean):.2f}",
+            "total_time_paper": _paper(numbers, "total_time_vs_fifo", nodes, policy) if show_paper else "",
+            "active_nodes": f"{m.avg_active_nodes:.1f} ({_ratio(m.avg_active_nodes, fifo.avg_active_nodes):.2f})",
+            "active_nodes_paper": _paper(numbers, "active_nodes_vs_fifo", nodes, policy) if show_paper else "",
+            "misses": f"{m.deadline_misses}/{m.jobs_with_deadline} ({m.deadline_misses_colocation})",
+            "colocated": f"{m.colocated_jobs}",
+            "undos": f"{m.undos}",
+        })
+    return rows
+
+
+_COLUMNS = [
+    ("policy", "policy"),
+    ("energy_kwh", "energy kWh"),
+    ("energy", "energy /FIFO"),
+    ("energy_paper", "paper"),
+    ("runtime", "avg runtime /FIFO"),
+    ("runtime_paper", "paper"),
+    ("total_time", "avg total time /FIFO"),
+    ("total_time_paper", "paper"),
+    ("active_nodes", "avg active nodes (/FIFO)"),
+    ("active_nodes_paper", "paper"),
+    ("misses", "deadline misses (by sharing)"),
+    ("colocated", "co-located jobs"),
+    ("undos", "undos"),
+]
+
+
+def comparison_table(study: StudyResult, group: str, nodes: int, title: str) -> Table:
+    """Metrics as rows, policies as columns; the paper's number in brackets (fits 80 columns)."""
+    rows = comparison_rows(study, group, nodes)
+    table = Table(title=title)
+    table.add_column("metric")
+    for row in rows:
+        table.add_column(row["policy"], justify="right")
+    for key, label in _COLUMNS[1:]:
+        if key.endswith("_paper"):
+            continue
+        paper_key = f"{key}_paper"
+        cells = []
+        for row in rows:
+            paper = row.get(paper_key, "")
+            cells.append(f"{row[key]} [dim](paper {paper})[/]" if paper and paper != "-" else row[key])
+        table.add_row(label, *cells)
+    return table
+
+
+def targets_table(study: StudyResult) -> Table:
+    table = Table(title="targets (issue 3), main 28-node run")
+    for name in ("target", "ours", "limit", "met"):
+        table.add_column(name, justify="left" if name == "target" else "right")
+    for t in study.targets:
+        table.add_row(t.name, f"{t.value:.3f}", t.limit, "yes" if t.met else "NO")
+    return table
+
+
+def _markdown_table(study: StudyResult, group: str, nodes: int) -> str:
+    rows = comparison_rows(study, group, nodes)
+    keys = [(k, label) for k, label in _COLUMNS if group == "main" or not k.endswith("_paper")]
+    lines = ["| " + " | ".join(label for _, label in keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        lines.append("| " + " | ".join(row[k] for k, _ in keys) + " |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- figures
+def _plt():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def fig_energy_runtime(path: Path, study: StudyResult) -> Path:
+    """Paper Fig. 3: energy and average runtime per policy, normalised to FIFO, per cluster size."""
+    plt = _plt()
+    nodes_list = study.config.node_counts
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / len(nodes_list)
+    x = np.arange(len(POLICIES))
+    for i, nodes in enumerate(nodes_list):
+        fifo = study.find("main", nodes, "fifo").metrics
+        energy = [study.find("main", nodes, p).metrics.energy_kwh / fifo.energy_kwh for p in POLICIES]
+        runtime = [study.find("main", nodes, p).metrics.run_time_s.mean / fifo.run_time_s.mean for p in POLICIES]
+        axes[0].bar(x + i * width, energy, width, label=f"{nodes} nodes")
+        axes[1].bar(x + i * width, runtime, width, label=f"{nodes} nodes")
+    axes[0].set_title("Total energy (normalised to FIFO)")
+    axes[1].set_title("Average job runtime (normalised to FIFO)")
+    for ax in axes:
+        ax.set_xticks(x + width * (len(nodes_list) - 1) / 2, POLICIES)
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def fig_active_nodes(path: Path, study: StudyResult, nodes: int, group: str = "main") -> Path:
+    """Paper Fig. 4: active nodes over time."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for policy in POLICIES:
+        r = study.find(group, nodes, policy).result
+        t = np.append(np.asarray(r.timeseries.time_s, float), r.makespan_s)
+        y = np.asarray(r.timeseries.active_nodes, float)
+        y = np.append(y, y[-1] if y.size else 0.0)
+        tg, yg = _step_downsample(t, y)
+        ax.step(tg / H, yg, where="post", label=policy, linewidth=1)
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("active nodes")
+    ax.set_ylim(0, nodes * 1.05)
+    ax.set_title(f"Active nodes over time, {nodes} nodes x 8 V100")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def fig_tradeoff(path: Path, study: StudyResult) -> Path:
+    """Energy vs average JCT: EaCO's settings swept, the baselines as points."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    points = tradeoff_points(study)
+    seeds = points[0].seeds if points else 0
+    for prefix, marker in (("alpha=", "o-"), ("util_threshold=", "s--")):
+        pts = [p for p in points if p.setting.startswith(prefix)]
+        if not pts:
+            continue
+        xs = [p.jct_h for p in pts]
+        ys = [p.energy_kwh for p in pts]
+        ax.plot(xs, ys, marker, label=f"EaCO, {prefix[:-1]} swept")
+        for p, xv, yv in zip(pts, xs, ys):
+            ax.annotate(p.setting.split("=")[1], (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("average JCT (h)")
+    ax.set_ylabel("total energy (kWh)")
+    ax.set_title(f"EaCO energy vs JCT, 28 nodes (mean of {seeds} workloads)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------- files
+def write_reproduce_report(out_dir: Path, study: StudyResult, command: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    cfg = study.config
+    figs = []
+    if all(n in cfg.node_counts for n in (28,)):
+        figs.append(fig_energy_runtime(out_dir / "fig3_energy_runtime.png", study))
+        figs.append(fig_tradeoff(out_dir / "tradeoff.png", study))
+    for nodes in cfg.node_counts:
+        figs.append(fig_active_nodes(out_dir / f"fig4_active_nodes_{nodes}.png", study, nodes))
+    written.extend(figs)
+
+    runs_csv = out_dir / "runs.csv"
+    rows = []
+    for r in study.runs:
+        row = {"group": r.group, "nodes": r.nodes, "label": r.label}
+        row.update(metrics_row(r.metrics))
+        rows.append(row)
+    with open(runs_csv, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    written.append(runs_csv)
+
+    payload = {
+        "command": command,
+        "config": _clean(_config_dict(study)),
+        "workload": study.workload.name,
+        "num_jobs": study.workload.num_jobs,
+        "wall_s": study.wall_s,
+        "targets": [{"name": t.name, "value": t.value, "limit": t.limit, "met": t.met} for t in study.targets],
+        "runs": [
+            {"group": r.group, "nodes": r.nodes, "label": r.label, "metrics": _clean(r.metrics.to_dict())}
+            for r in study.runs
+        ],
+    }
+    json_path = out_dir / "reproduce.json"
+    json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    written.append(json_path)
+
+    md = out_dir / "report.md"
+    md.write_text(_markdown(study, command))
+    written.insert(0, md)
+    return written
+
+
+def _config_dict(study: StudyResult) -> dict:
+    from dataclasses import asdict
+
+    return asdict(study.config)
+
+
+def _markdown(study: StudyResult, command: str) -> str:
+    cfg = study.config
+    parts = [
+        "# EaCO: reproduction of the paper's simulation study",
+        "",
+        f"Produced by `{command}` in {study.wall_s:.0f} s. Every number below comes from `runs.csv` / "
+        "`reproduce.json` in this folder.",
+        "",
+        "## Set-up",
+        "",
+        f"- Workload `{study.workload.name}`: {study.workload.num_jobs:,} jobs, Poisson arrivals at "
+        f"{cfg.arrival_rate_per_h:g}/h, durations and GPU counts from the bundled Philly distribution "
+        f"(Gavel's generator), job types by rule `{cfg.job_type_rule}`, seed {cfg.seed}.",
+        f"- SLOs: {cfg.slo.describe()}.",
+        f"- EaCO settings: {cfg.eaco}.",
+        "- Energy: calibrated V100 power curve, Fan-Weber-Barroso host model, node baseline; empty "
+        "nodes sleep only under EaCO (it manages node power); the baselines, as published, leave them idle.",
+        "- Paper numbers: `src/eaco/data/paper_simulation.csv` (derived from the published percentages).",
+        "",
+        "## Targets",
+        "",
+        "| target | ours | limit | met |",
+        "|---|---|---|---|",
+    ]
+    for t in study.targets:
+        parts.append(f"| {t.name} | {t.value:.3f} | {t.limit} | {'yes' if t.met else 'NO'} |")
+    for nodes in cfg.node_counts:
+        parts += ["", f"## {nodes} nodes x 8 V100 (ours vs paper, normalised to FIFO)", "",
+                  _markdown_table(study, "main", nodes), "",
+                  f"![active nodes](fig4_active_nodes_{nodes}.png)"]
+    parts += ["", "## Energy and runtime (paper Fig. 3)", "", "![energy and runtime](fig3_energy_runtime.png)"]
+    if study.group("tradeoff"):
+        points = tradeoff_points(study)
+        parts += ["", f"## Energy vs JCT trade-off (EaCO settings swept, 28 nodes, mean of {points[0].seeds} "
+                  "workloads with seeds " + ", ".join(str(s) for s in cfg.tradeoff_seeds) + ")", "",
+                  "| setting | energy kWh | avg JCT h | avg runtime h | co-located jobs | undos |", "|---|---|---|---|---|---|"]
+        for p in points:
+            parts.append(f"| {p.setting} | {p.energy_kwh:,.0f} | {p.jct_h:.2f} | {p.run_time_h:.2f} "
+                         f"| {p.colocated_jobs:.0f} | {p.undos:.1f} |")
+        parts += ["", "![trade-off](tradeoff.png)"]
+    if study.group("sleep-all"):
+        parts += ["", "## Sensitivity: every policy sleeps empty nodes (28 nodes)", "",
+                  _markdown_table(study, "sleep-all", 28)]
+    if study.group("uniform-types"):
+        parts += ["", "## Sensitivity: job types uniform over the catalogue (Gavel's rule, 28 nodes)", "",
+                  _markdown_table(study, "uniform-types", 28)]
+    if study.group("philly"):
+        philly_nodes = study.group("philly")[0].nodes
+        parts += ["", f"## Full Philly trace on the Philly machine list ({philly_nodes} nodes)", "",
+                  _markdown_table(study, "philly", philly_nodes)]
+    parts += ["", "## Where we differ from the paper, and why", "", *_differences(study), ""]
+    return "\n".join(parts)
+
+
+def _differences(study: StudyResult) -> list[str]:
+    out = [
+        "- The paper does not name its trace, its SLOs or EaCO's thresholds; we use a Gavel-style "
+        "generated workload, the SLO rule above and our documented defaults (docs/eaco.md).",
+        "- Our baselines place jobs best-fit on as few nodes as possible (Gavel hands out worker "
+        "ids in order), so their active-node counts are already lower than a spread placement; "
+        "EaCO's active-node reduction against them is therefore smaller than the paper's.",
+        "- Co-location speeds come from measured data (Gavel's pairs, the paper's sets) and a "
+        "fitted model for unmeasured sets; EaCO plans with its own history H, which differs from "
+        "that ground truth, so it sometimes undoes a co-location after observing it.",
+    ]
+    if study.group("sleep-all"):
+        e = study.find("sleep-all", 28, "eaco").metrics.energy_kwh / study.find("sleep-all", 28, "fifo").metrics.energy_kwh
+        out.append(
+            f"- Much of EaCO's saving over FIFO comes from sleeping empty nodes: when every policy may "
+            f"sleep them, EaCO uses {e:.2f}x FIFO's energy (sensitivity table)."
+        )
+    if study.group("uniform-types"):
+        e = study.find("uniform-types", 28, "eaco").metrics.energy_kwh / study.find("uniform-types", 28, "fifo").metrics.energy_kwh
+        out.append(
+            f"- With job types drawn uniformly from the catalogue (many GPU-heavy types that share "
+            f"poorly), EaCO uses {e:.2f}x FIFO's energy: the saving depends on how under-used the "
+            "GPUs are, which is why we draw types to match Philly's measured utilisation."
+        )
+    return out

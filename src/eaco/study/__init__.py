@@ -1,0 +1,1 @@
+"""Experiments built from simulator runs (the paper's study, sweeps)."""

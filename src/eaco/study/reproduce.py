@@ -1,0 +1,210 @@
+"""``eaco reproduce``: the paper's simulation study on bundled data, in one run.
+
+What runs (all on the same workload for a given cluster size):
+
+1. **Main comparison**: a generated Gavel-style workload (``StudyConfig``: 1,000 jobs, Poisson
+   arrivals at 6 per hour, durations and GPU counts from the bundled Philly distribution, job
+   types assigned so that utilisation follows Philly's measured per-GPU utilisation, SLOs by
+   :mod:`eaco.workloads.slo`) on 28 and on 64 nodes x 8 V100, with FIFO, FIFO-packed, Gandiva and
+   EaCO. Empty nodes sleep only under EaCO, which manages node power; the baselines, as
+   published, leave them idle.
+2. **Sensitivity**: the 28-node comparison again with every policy allowed to sleep empty nodes,
+   and with job types drawn uniformly from the catalogue (Gavel's own rule).
+3. **Trade-off**: EaCO at 28 nodes sweeping alpha (energy vs time per epoch) and the utilisation
+   threshold: energy vs average JCT.
+4. **Philly**: all four policies on the full bundled Philly trace on the Philly machine list.
+
+Targets (issue 3) are checked on the main 28-node run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from eaco.model.cluster import ClusterSpec
+from eaco.policies.eaco import EacoSettings
+from eaco.setup import build_cluster
+from eaco.sim.metrics import Metrics
+from eaco.sim.result import SimulationResult
+from eaco.sim.runner import Environment, simulate
+from eaco.workloads import generate_workload
+from eaco.workloads.base import Workload
+from eaco.workloads.slo import SloSettings, assign_slos
+
+POLICIES = ("fifo", "fifo-packed", "gandiva", "eaco")
+
+
+@dataclass(frozen=True, slots=True)
+class StudyConfig:
+    num_jobs: int = 1000
+    arrival_rate_per_h: float = 6.0
+    seed: int = 0
+    job_type_rule: str = "philly_util"
+    node_counts: tuple[int, ...] = (28, 64)
+    gpus_per_node: int = 8
+    gpu_type: str = "v100"
+    slo: SloSettings = SloSettings()
+    eaco: EacoSettings = EacoSettings()
+    alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    util_thresholds: tuple[float, ...] = (0.5, 0.7, 0.9, 1.0)
+    tradeoff_seeds: tuple[int, ...] = (0, 1, 2)  # the sweep is averaged over these workloads
+    sensitivity: bool = True
+    philly: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    group: str  # "main", "sleep-all", "uniform-types", "tradeoff", "philly"
+    nodes: int
+    policy: str
+    label: str  # what varies within the group (e.g. "alpha=0.5")
+    metrics: Metrics
+    result: SimulationResult
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    value: float
+    limit: str
+    met: bool
+
+
+@dataclass(slots=True)
+class StudyResult:
+    config: StudyConfig
+    workload: Workload
+    runs: list[Run] = field(default_factory=list)
+    wall_s: float = 0.0
+    targets: list[Target] = field(default_factory=list)
+
+    def find(self, group: str, nodes: int, policy: str, label: str = "") -> Run:
+        for r in self.runs:
+            if r.group == group and r.nodes == nodes and r.policy == policy and r.label == label:
+                return r
+        raise KeyError((group, nodes, policy, label))
+
+    def group(self, group: str) -> list[Run]:
+        return [r for r in self.runs if r.group == group]
+
+
+def study_workload(config: StudyConfig, env: Environment, job_type_rule: str | None = None) -> Workload:
+    wl = generate_workload(
+        config.num_jobs,
+        config.arrival_rate_per_h,
+        catalog=env.catalog,
+        seed=config.seed,
+        job_type_rule=job_type_rule or config.job_type_rule,  # type: ignore[arg-type]
+    )
+    return assign_slos(wl, replace(config.slo, seed=config.seed))
+
+
+def planned_runs(config: StudyConfig) -> int:
+    n = len(config.node_counts) * len(POLICIES)
+    if 28 in config.node_counts:
+        n += (len(config.alphas) + len(config.util_thresholds)) * len(config.tradeoff_seeds)
+        if config.sensitivity:
+            n += 2 * len(POLICIES)
+    if config.philly:
+        n += len(POLICIES)
+    return n
+
+
+def run_study(
+    config: StudyConfig,
+    env: Environment,
+    on_run: Callable[[str], None] | None = None,
+) -> StudyResult:
+    """Run everything; ``on_run(description)`` is called before each simulation."""
+    t0 = time.perf_counter()
+    workload = study_workload(config, env)
+    out = StudyResult(config, workload)
+
+    def run(group: str, cluster: ClusterSpec, wl: Workload, policy: str, label: str = "",
+            settings: EacoSettings | None = None, sleep: str = "policy") -> None:
+        if on_run is not None:
+            on_run(f"{group} {cluster.num_nodes} nodes {policy} {label}".strip())
+        result, metrics = simulate(cluster, wl, policy, env, eaco_settings=settings or config.eaco, sleep=sleep)
+        out.runs.append(Run(group, cluster.num_nodes, policy, label, metrics, result))
+
+    for nodes in config.node_counts:
+        cluster = ClusterSpec.homogeneous(nodes, config.gpus_per_node, config.gpu_type)
+        for policy in POLICIES:
+            run("main", cluster, workload, policy)
+    if 28 in config.node_counts:
+        cluster = ClusterSpec.homogeneous(28, config.gpus_per_node, config.gpu_type)
+        for seed in config.tradeoff_seeds:
+            wl = workload if seed == config.seed else study_workload(replace(config, seed=seed), env)
+            for alpha in config.alphas:
+                run("tradeoff", cluster, wl, "eaco", f"alpha={alpha:g} seed={seed}", replace(config.eaco, alpha=alpha))
+            for u in config.util_thresholds:
+                run("tradeoff", cluster, wl, "eaco", f"util_threshold={u:g} seed={seed}",
+                    replace(config.eaco, util_threshold=u))
+        if config.sensitivity:
+            for policy in POLICIES:
+                run("sleep-all", cluster, workload, policy, sleep="all")
+            uniform = study_workload(config, env, job_type_rule="uniform")
+            for policy in POLICIES:
+                run("uniform-types", cluster, uniform, policy)
+    if config.philly:
+        from eaco.setup import load_named_workload
+
+        philly = assign_slos(load_named_workload("philly", env.catalog, seed=config.seed), replace(config.slo, seed=config.seed))
+        cluster = build_cluster("philly")
+        for policy in POLICIES:
+            run("philly", cluster, philly, policy)
+    out.wall_s = time.perf_counter() - t0
+    out.targets = check_targets(out)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TradeoffPoint:
+    setting: str  # e.g. "alpha=0.5"
+    energy_kwh: float  # mean over the sweep's workloads
+    jct_h: float
+    run_time_h: float
+    colocated_jobs: float
+    undos: float
+    seeds: int
+
+
+def tradeoff_points(study: StudyResult) -> list[TradeoffPoint]:
+    """The sweep, averaged over its workloads (seeds), in sweep order."""
+    groups: dict[str, list[Run]] = {}
+    for r in study.group("tradeoff"):
+        groups.setdefault(r.label.split(" seed=")[0], []).append(r)
+    out = []
+    for setting, runs in groups.items():
+        n = len(runs)
+        out.append(TradeoffPoint(
+            setting,
+            sum(r.metrics.energy_kwh for r in runs) / n,
+            sum(r.metrics.jct_s.mean for r in runs) / n / 3600.0,
+            sum(r.metrics.run_time_s.mean for r in runs) / n / 3600.0,
+            sum(r.metrics.colocated_jobs for r in runs) / n,
+            sum(r.metrics.undos for r in runs) / n,
+            n,
+        ))
+    return out
+
+
+def check_targets(study: StudyResult) -> list[Target]:
+    """Issue 3's targets on the main 28-node run."""
+    if 28 not in study.config.node_counts:
+        return []
+    fifo = study.find("main", 28, "fifo").metrics
+    gandiva = study.find("main", 28, "gandiva").metrics
+    eaco = study.find("main", 28, "eaco").metrics
+    energy_ratio = eaco.energy_kwh / fifo.energy_kwh
+    runtime_ratio = eaco.run_time_s.mean / fifo.run_time_s.mean
+    return [
+        Target("EaCO energy / FIFO energy (28 nodes)", energy_ratio, "<= 0.65", energy_ratio <= 0.65),
+        Target("EaCO energy / Gandiva energy (28 nodes)", eaco.energy_kwh / gandiva.energy_kwh, "< 1",
+               eaco.energy_kwh < gandiva.energy_kwh),
+        Target("EaCO average runtime / FIFO (28 nodes)", runtime_ratio, "<= 1.05", runtime_ratio <= 1.05),
+        Target("deadline misses caused by co-location (EaCO, 28 nodes)", float(eaco.deadline_misses_colocation),
+               "= 0", eaco.deadline_misses_colocation == 0),
+    ]

@@ -15,6 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from eaco import __version__
 from eaco.errors import InputError, PolicyError
+from eaco.policies.eaco import EacoSettings
+from eaco.workloads.slo import SloSettings, assign_slos
 
 app = typer.Typer(
     add_completion=False,
@@ -24,10 +26,11 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-DEFAULT_POLICIES = "fifo,fifo-packed,gandiva"
+DEFAULT_POLICIES = "fifo,fifo-packed,gandiva,eaco"
 DEFAULT_GENERATED_JOBS = 1000
 DEFAULT_GENERATED_RATE_PER_H = 12.0
 DEFAULT_GENERATED_CLUSTER = "28x8xv100"
+_EACO = EacoSettings()  # defaults shown in --help
 
 
 def _fail(message: str) -> None:
@@ -66,6 +69,10 @@ def simulate(
         DEFAULT_GENERATED_RATE_PER_H, "--rate", help="generated: Poisson arrival rate (jobs per hour)"
     ),
     seed: int = typer.Option(0, "--seed", help="seed for generated workloads and job-type assignment"),
+    job_types: str = typer.Option(
+        "uniform", "--job-types",
+        help="generated: 'uniform' over the catalogue (Gavel's rule) or 'philly_util' (utilisation follows Philly's CDF)",
+    ),
     out: Path = typer.Option(Path("results/simulate"), "--out", "-o", help="output folder"),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="skip malformed trace rows and report how many"),
     sleep: str = typer.Option(
@@ -77,6 +84,19 @@ def simulate(
         None, "--sleep-power-w", help="power of a node in its low-power state (W, whole node; default 25)"
     ),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
+    slos: bool = typer.Option(True, "--slos/--no-slos", help="give jobs without an SLO one by the rule below"),
+    slack_min: float = typer.Option(0.5, "--slack-min", help="deadline = submit + (1 + slack) x exclusive runtime, slack ~ U[min, max]"),
+    slack_max: float = typer.Option(2.0, "--slack-max"),
+    no_slo_share: float = typer.Option(0.1, "--no-slo-share", help="share of jobs without a deadline"),
+    high_priority_share: float = typer.Option(0.05, "--high-priority-share", help="share of high-priority jobs"),
+    alpha: float = typer.Option(_EACO.alpha, "--alpha", help="EaCO objective weight: 1 = energy only, 0 = time only"),
+    util_threshold: float = typer.Option(_EACO.util_threshold, "--util-threshold", help="EaCO: GPUs at or above this predicted utilisation take no more jobs"),
+    memory_threshold: float = typer.Option(_EACO.memory_threshold, "--memory-threshold", help="EaCO: ... nor GPUs with this share of memory in use"),
+    memory_margin_gb: float = typer.Option(_EACO.memory_margin_gb, "--memory-margin-gb", help="EaCO: memory kept free per GPU"),
+    max_jobs_per_gpu: int = typer.Option(_EACO.max_jobs_per_gpu, "--max-jobs-per-gpu"),
+    observation_epochs: int = typer.Option(_EACO.observation_epochs, "--observation-epochs", help="EaCO: epochs watched after a co-location"),
+    confidence_z: float = typer.Option(_EACO.confidence_z, "--confidence-z", help="EaCO: deadline checks use estimate - z x uncertainty"),
+    min_speed: float = typer.Option(_EACO.min_speed, "--min-speed", help="EaCO: least predicted speed a co-located job may keep"),
 ) -> None:
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
     from eaco.report.files import write_jobs, write_metrics, write_timeseries
@@ -97,9 +117,17 @@ def simulate(
         env = load_environment(sleep_power_w=sleep_power_w)
         wl = load_named_workload(
             workload, env.catalog, seed=seed, jobs=jobs, rate_per_h=rate_per_h,
-            default_jobs=DEFAULT_GENERATED_JOBS, skip_bad_rows=skip_bad_rows,
+            default_jobs=DEFAULT_GENERATED_JOBS, skip_bad_rows=skip_bad_rows, job_type_rule=job_types,
         )
         spec = build_cluster(cluster, workload)
+        slo_settings = SloSettings(slack_min, slack_max, no_slo_share, high_priority_share, seed=seed)
+        if slos:
+            wl = assign_slos(wl, slo_settings)
+        eaco_settings = EacoSettings(
+            util_threshold=util_threshold, memory_threshold=memory_threshold, memory_margin_gb=memory_margin_gb,
+            max_jobs_per_gpu=max_jobs_per_gpu, observation_epochs=observation_epochs, alpha=alpha,
+            confidence_z=confidence_z, min_speed=min_speed,
+        )
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
         _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
     setup_s = time.perf_counter() - t0
@@ -117,7 +145,9 @@ def simulate(
                 progress.update(task, completed=done)
 
             try:
-                results.append(run_one(spec, wl, name, env, on_progress=on_progress, sleep=sleep))
+                results.append(
+                    run_one(spec, wl, name, env, on_progress=on_progress, sleep=sleep, eaco_settings=eaco_settings)
+                )
             except (PolicyError, ValueError) as exc:
                 _fail(f"policy {name}: {exc}")
     metrics = [m for _, m in results]
@@ -131,6 +161,8 @@ def simulate(
         "cluster": spec.describe(),
         "seed": seed,
         "sleep": sleep,
+        "slos": slo_settings.describe() if slos else "as in the trace",
+        "eaco_settings": repr(eaco_settings),
         "sleep_power_w": env.energy.host.low_power_w,
         "python": platform.python_version(),
     }

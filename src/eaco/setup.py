@@ -15,6 +15,7 @@ from eaco.workloads import generate_workload, load_workload
 from eaco.workloads.base import Workload
 
 DEFAULT_CLUSTER = "28x8xv100"
+JOB_TYPE_RULES = ("uniform", "philly_util")
 
 
 def load_environment(sleep_empty_nodes: bool = True, sleep_power_w: float | None = None) -> Environment:
@@ -51,6 +52,7 @@ def load_named_workload(
     rate_per_h: float = 12.0,
     default_jobs: int = 1000,
     skip_bad_rows: bool = False,
+    job_type_rule: str = "uniform",
 ) -> Workload:
     key = kind.strip()
     if key == "generated":
@@ -59,7 +61,9 @@ def load_named_workload(
             raise InputError("--jobs", f"expected a positive number of jobs, got {n}")
         if not rate_per_h > 0:
             raise InputError("--rate", f"expected a positive arrival rate (jobs per hour), got {rate_per_h}")
-        return generate_workload(n, rate_per_h, catalog=catalog, seed=seed)
+        if job_type_rule not in JOB_TYPE_RULES:
+            raise InputError("--job-types", f"expected one of {', '.join(JOB_TYPE_RULES)}, got {job_type_rule!r}")
+        return generate_workload(n, rate_per_h, catalog=catalog, seed=seed, job_type_rule=job_type_rule)  # type: ignore[arg-type]
     options: dict[str, object] = {"skip_bad_rows": skip_bad_rows}
     if jobs is not None:
         options["limit"] = jobs

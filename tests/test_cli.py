@@ -16,10 +16,10 @@ def test_simulate_generated_writes_table_json_csv_and_plots(tmp_path):
     assert res.exit_code == 0, res.output
     assert "energy (kWh)" in res.output and "gandiva" in res.output
     data = json.loads((out / "metrics.json").read_text())
-    assert [p["policy"] for p in data["policies"]] == ["fifo", "fifo-packed", "gandiva"]
+    assert [p["policy"] for p in data["policies"]] == ["fifo", "fifo-packed", "gandiva", "eaco"]
     assert all(p["num_jobs"] == 40 and p["energy_kwh"] > 0 for p in data["policies"])
     rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert len(rows) == 3 and float(rows[0]["total_time_s_p99"]) >= float(rows[0]["total_time_s_p50"])
+    assert len(rows) == 4 and float(rows[0]["total_time_s_p99"]) >= float(rows[0]["total_time_s_p50"])
     jobs = list(csv.DictReader(open(out / "jobs_fifo.csv")))
     assert len(jobs) == 40
     ts = list(csv.DictReader(open(out / "timeseries_gandiva.csv")))
@@ -57,3 +57,27 @@ def test_calibrate_prints_errors_and_writes_json(tmp_path):
     assert "held-out" in res.output
     data = json.loads((tmp_path / "calibration.json").read_text())
     assert data
+
+
+def test_reproduce_quick_writes_report_with_paper_columns_and_targets(tmp_path):
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["reproduce", "--quick", "-n", "60", "--rate", "3", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "ours vs paper" in res.output and "targets" in res.output
+    report = (out / "report.md").read_text()
+    assert "## 28 nodes x 8 V100" in report and "## 64 nodes x 8 V100" in report
+    assert "(paper 0.61)" in res.output or "paper" in report
+    data = json.loads((out / "reproduce.json").read_text())
+    groups = {r["group"] for r in data["runs"]}
+    assert groups == {"main", "tradeoff"}
+    assert len([r for r in data["runs"] if r["group"] == "main"]) == 8
+    assert {t["name"] for t in data["targets"]} and all("met" in t for t in data["targets"])
+    for png in ("fig3_energy_runtime.png", "fig4_active_nodes_28.png", "fig4_active_nodes_64.png", "tradeoff.png"):
+        assert (out / png).stat().st_size > 1000
+    runs = list(csv.DictReader(open(out / "runs.csv")))
+    assert len(runs) == len(data["runs"])
+
+
+def test_missing_profile_store_is_a_clear_error(tmp_path):
+    res = runner.invoke(app, ["simulate", "-n", "5", "-p", "eaco", "--profiles", str(tmp_path / "nope.json"), "-o", str(tmp_path)])
+    assert res.exit_code == 2 and "nope.json" in res.output and "not found" in res.output

@@ -84,6 +84,9 @@ def simulate(
         None, "--sleep-power-w", help="power of a node in its low-power state (W, whole node; default 25)"
     ),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
+    profiles: list[Path] = typer.Option(
+        [], "--profiles", help="profile store(s) from 'eaco profile': refine co-location data and seed EaCO's history"
+    ),
     slos: bool = typer.Option(True, "--slos/--no-slos", help="give jobs without an SLO one by the rule below"),
     slack_min: float = typer.Option(0.5, "--slack-min", help="deadline = submit + (1 + slack) x exclusive runtime, slack ~ U[min, max]"),
     slack_max: float = typer.Option(2.0, "--slack-max"),
@@ -114,7 +117,7 @@ def simulate(
     try:
         if sleep not in SLEEP_MODES:
             raise InputError("--sleep", f"expected one of {', '.join(SLEEP_MODES)}, got {sleep!r}")
-        env = load_environment(sleep_power_w=sleep_power_w)
+        env = load_environment(sleep_power_w=sleep_power_w, profiles=profiles)
         wl = load_named_workload(
             workload, env.catalog, seed=seed, jobs=jobs, rate_per_h=rate_per_h,
             default_jobs=DEFAULT_GENERATED_JOBS, skip_bad_rows=skip_bad_rows, job_type_rule=job_types,
@@ -130,6 +133,8 @@ def simulate(
         )
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
         _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
+    if env.profiles is not None and env.profiles.skipped:
+        err_console.print(f"[yellow]profiles: {len(env.profiles.skipped)} row(s) not usable[/]: {env.profiles.skipped[0]}")
     setup_s = time.perf_counter() - t0
     console.print(
         f"workload [bold]{wl.name}[/]: {wl.num_jobs:,} jobs, {wl.total_gpu_hours():,.0f} GPU-hours"
@@ -161,6 +166,7 @@ def simulate(
         "cluster": spec.describe(),
         "seed": seed,
         "sleep": sleep,
+        "profiles": [str(p) for p in profiles],
         "slos": slo_settings.describe() if slos else "as in the trace",
         "eaco_settings": repr(eaco_settings),
         "sleep_power_w": env.energy.host.low_power_w,
@@ -185,6 +191,9 @@ def reproduce(
     rate_per_h: float = typer.Option(6.0, "--rate", help="Poisson arrival rate (jobs per hour)"),
     seed: int = typer.Option(0, "--seed"),
     quick: bool = typer.Option(False, "--quick", help="skip the sensitivity runs and the Philly trace"),
+    profiles: list[Path] = typer.Option(
+        [], "--profiles", help="profile store(s) from 'eaco profile': refine co-location data and seed EaCO's history"
+    ),
 ) -> None:
     """The paper's simulation study: 28 and 64 nodes x 8 V100, FIFO, FIFO-packed, Gandiva and
     EaCO on the same workload, the trade-off sweep and the full Philly trace; prints the paper's
@@ -200,7 +209,10 @@ def reproduce(
     config = StudyConfig(num_jobs=jobs, arrival_rate_per_h=rate_per_h, seed=seed)
     if quick:
         config = dc_replace(config, sensitivity=False, philly=False)
-    env = load_environment()
+    try:
+        env = load_environment(profiles=profiles)
+    except (InputError, FileNotFoundError) as exc:
+        _fail(str(exc))
     with _progress("simulations") as progress:
         task = progress.add_task("reproduce", total=planned_runs(config))
         first = [True]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from eaco.colocation.catalog import JobCatalog, load_catalog
+from pathlib import Path
+from typing import Sequence
+
+from eaco.colocation.catalog import JobCatalog
+from eaco.colocation.profiles import load_profiles
 from eaco.colocation.model import load_colocation_model
 from eaco.energy.node_power import default_energy_model
 from eaco.errors import InputError
@@ -18,16 +22,22 @@ DEFAULT_CLUSTER = "28x8xv100"
 JOB_TYPE_RULES = ("uniform", "philly_util")
 
 
-def load_environment(sleep_empty_nodes: bool = True, sleep_power_w: float | None = None) -> Environment:
+def load_environment(
+    sleep_empty_nodes: bool = True,
+    sleep_power_w: float | None = None,
+    profiles: Sequence[str | Path] = (),
+) -> Environment:
     """Catalogue, co-location ground truth and calibrated energy model, with the node low-power
-    state switched on or off and optionally its power (W) changed."""
-    catalog = load_catalog()
+    state switched on or off and optionally its power (W) changed. ``profiles``: profile stores
+    written by ``eaco profile``; their measurements refine the ground truth and seed EaCO's H."""
+    measured = load_profiles(list(profiles)) if profiles else None
     energy = default_energy_model(sleep_empty_nodes=sleep_empty_nodes)
     if sleep_power_w is not None:
         if not sleep_power_w >= 0:
             raise InputError("--sleep-power-w", f"expected a power in W >= 0, got {sleep_power_w}")
         energy = replace(energy, host=replace(energy.host, low_power_w=sleep_power_w))
-    return Environment(catalog=catalog, colocation=load_colocation_model(catalog=catalog), energy=energy)
+    colocation = load_colocation_model(profiles=measured)
+    return Environment(catalog=colocation.catalog, colocation=colocation, energy=energy, profiles=measured)
 
 
 def build_cluster(cluster: str, workload: str = "") -> ClusterSpec:

@@ -38,6 +38,7 @@ import numpy as np
 from eaco.colocation.catalog import JobCatalog, load_catalog
 from eaco.colocation.gavel import load_gavel_throughputs
 from eaco.colocation.measured import gavel_pairs, paper_sets
+from eaco.colocation.profiles import MeasuredProfiles
 from eaco.measurements.paper import PAPER_GPU_TYPE, load_paper_tables
 
 OBSERVATION_STD = 0.02
@@ -274,8 +275,11 @@ def _clip(speed: float) -> float:
     return min(1.0, max(MIN_SPEED, speed))
 
 
-def load_predictor(catalog: JobCatalog | None = None, data_dir: Path | None = None) -> CoLocationPredictor:
-    """A predictor seeded with every measured co-location in the bundled data."""
+def load_predictor(
+    catalog: JobCatalog | None = None, data_dir: Path | None = None, profiles: MeasuredProfiles | None = None
+) -> CoLocationPredictor:
+    """A predictor seeded with every measured co-location in the bundled data, and with the sets
+    of any profile stores the profiler wrote (``profiles``)."""
     cat = catalog or load_catalog(data_dir)
     pred = CoLocationPredictor(cat)
     pairs, _ = gavel_pairs(load_gavel_throughputs(data_dir))
@@ -284,4 +288,8 @@ def load_predictor(catalog: JobCatalog | None = None, data_dir: Path | None = No
             pred.record((p.a, p.b), p.gpu_type, (p.speed_a, p.speed_b))
     for s in paper_sets(load_paper_tables(data_dir)):
         pred.record(s.members, PAPER_GPU_TYPE, tuple(s.ratio for _ in s.members))
+    if profiles is not None:
+        for (gpu, members), m in profiles.sets.items():
+            if all(t in cat for t in members):
+                pred.record(members, gpu, tuple(m.speed_by_type[t] for t in members))
     return pred

@@ -7,6 +7,7 @@ from typing import Callable
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.colocation.model import ColocationModel
+from eaco.colocation.profiles import MeasuredProfiles
 from eaco.energy.node_power import EnergyModel
 from eaco.model.cluster import ClusterSpec
 from eaco.policies.eaco import EacoSettings
@@ -26,13 +27,14 @@ class Environment:
     catalog: JobCatalog
     colocation: ColocationModel
     energy: EnergyModel
+    profiles: MeasuredProfiles | None = None  # profile stores from ``eaco profile``, if any
 
     @property
     def truth(self) -> GroundTruth:
         return GroundTruth(self.colocation, self.catalog)
 
     def new_predictor(self) -> CoLocationPredictor:
-        return load_predictor(self.catalog)
+        return load_predictor(self.catalog, profiles=self.profiles)
 
     def policy_context(self, eaco_settings: EacoSettings | None = None) -> PolicyContext:
         return PolicyContext(

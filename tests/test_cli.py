@@ -81,3 +81,12 @@ def test_reproduce_quick_writes_report_with_paper_columns_and_targets(tmp_path):
 def test_missing_profile_store_is_a_clear_error(tmp_path):
     res = runner.invoke(app, ["simulate", "-n", "5", "-p", "eaco", "--profiles", str(tmp_path / "nope.json"), "-o", str(tmp_path)])
     assert res.exit_code == 2 and "nope.json" in res.output and "not found" in res.output
+
+
+def test_predictor_error_prints_leave_one_out_per_gpu_type(tmp_path):
+    res = runner.invoke(app, ["predictor-error", "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    for gpu in ("k80", "p100", "v100"):
+        assert gpu in res.output
+    data = json.loads((tmp_path / "predictor_error.json").read_text())
+    assert data

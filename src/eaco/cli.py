@@ -264,6 +264,29 @@ def _register_profiler() -> None:
 _register_profiler()
 
 
+@app.command("predictor-error")
+def predictor_error(
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write predictor_error.json here"),
+    profiles: list[Path] = typer.Option([], "--profiles", help="profile store(s) to include in the history"),
+) -> None:
+    """Leave-one-out error of EaCO's co-location predictor (history H) on every measured
+    combination: mean absolute percentage error per GPU type."""
+    from eaco.predictor.report import format_predictor_table, predictor_error_report
+    from eaco.setup import load_environment
+
+    try:
+        env = load_environment(profiles=profiles)
+    except (InputError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    report = predictor_error_report(env.new_predictor())
+    console.print(format_predictor_table(report))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "predictor_error.json"
+        path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        console.print(f"wrote {path}")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -87,8 +87,15 @@ class _Observation:
     gpus: tuple[int, ...]
     gpu_type: str
     members: tuple[int, ...]  # every job on the GPUs, the new one included
-    member_types: tuple[str, ...]
+    # the jobs sharing each GPU of the co-location (a multi-GPU job may meet different jobs on
+    # different GPUs): GPU -> job ids, and the same as job types
+    gpu_sets: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    gpu_set_types: dict[int, tuple[str, ...]] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)
+
+    def sets_of(self, job_id: int) -> list[tuple[int, ...]]:
+        """The distinct job sets ``job_id`` shares a GPU with in this co-location."""
+        return list({self.gpu_sets[g]: None for g in self.gpus if job_id in self.gpu_sets[g]})
 
 
 @dataclass(slots=True)
@@ -128,6 +135,7 @@ class EacoPolicy(Policy):
         self._observing: dict[int, _Observation] = {}  # new job id -> observation
         self._locked: dict[int, int] = {}  # GPU -> new job whose co-location is observed there
         self._excluded: dict[int, set[tuple[int, ...]]] = {}  # job -> GPU sets undone for it
+        self._undo_at_epoch: dict[int, tuple[int, ...]] = {}  # job to undo at its next epoch end -> GPUs locked
         self._blocked: set[int] = set()
         self._util_cache: dict[tuple[tuple[str, ...], str], float] = {}
         # node -> ((node version, unlock count, H refit version), eligible GPUs, all eligible).
@@ -146,6 +154,8 @@ class EacoPolicy(Policy):
             self._blocked.clear()
             for job_id in view.finished:
                 self._excluded.pop(job_id, None)
+                if job_id in self._undo_at_epoch:
+                    self._release_undo_lock(job_id)
                 self._job_left(job_id)
         decisions = self._handle_reports(view)
         if decisions:
@@ -155,10 +165,17 @@ class EacoPolicy(Policy):
     # ============================================================ observation
     def _handle_reports(self, view: SchedulerView) -> list[Decision]:
         decisions: list[Decision] = []
+        reported = {r.job_id for r in view.reports}
         for report in view.reports:
             for obs in list(self._observing.values()):
                 if report.job_id in obs.pending:
                     self._record(obs, report, view)
+        # an undo decided earlier waits for the new job's own epoch boundary (its checkpoint)
+        for job_id in list(self._undo_at_epoch):
+            if job_id in reported:
+                self._release_undo_lock(job_id)
+                if view.is_running(job_id):
+                    decisions.append(Undo(job_id))
         for new_job, obs in list(self._observing.items()):
             if obs.pending:
                 continue
@@ -169,29 +186,43 @@ class EacoPolicy(Policy):
                 self._excluded.setdefault(new_job, set()).add(obs.gpus)
                 self.stats.undos += 1
                 self.stats.undo_job_ids.append(new_job)
-                self._blocked.clear()
-                decisions.append(Undo(new_job))
+                if new_job in reported:
+                    decisions.append(Undo(new_job))  # at its epoch boundary right now
+                else:
+                    # the last report came from another member: undo at the new job's next
+                    # epoch end so that no work past its checkpoint is lost
+                    # its GPUs stay locked until then
+                    self._undo_at_epoch[new_job] = obs.gpus
+                    for g in obs.gpus:
+                        self._locked.setdefault(g, new_job)
+                    decisions.append(Watch(new_job, 1))
         return decisions
 
     def _record(self, obs: _Observation, report: EpochReport, view: SchedulerView) -> None:
         obs.pending.discard(report.job_id)
-        expected = tuple(sorted(m for m in obs.members if m != report.job_id))
-        if report.co_located_with != expected:
-            return  # the set changed during the window: not an observation of this set
-        member_type = view.job(report.job_id).job_type
-        self.predictor.record_member(obs.member_types, obs.gpu_type, member_type, report.observed_speed)
-        self._util_cache.pop((tuple(sorted(obs.member_types)), obs.gpu_type), None)
+        sets = obs.sets_of(report.job_id)
+        expected = tuple(sorted({m for members in sets for m in members} - {report.job_id}))
+        if report.co_located_with != expected or len(sets) != 1:
+            # the jobs around it changed during the window, or it met different jobs on its
+            # different GPUs (its speed is the slowest of them): not an observation of one set
+            return
+        g = next(g for g in obs.gpus if obs.gpu_sets[g] == sets[0])
+        types = obs.gpu_set_types[g]
+        self.predictor.record_member(types, obs.gpu_type, view.job(report.job_id).job_type, report.observed_speed)
+        self._util_cache.pop((tuple(sorted(types)), obs.gpu_type), None)
 
     def _would_miss_a_deadline(self, view: SchedulerView, obs: _Observation) -> bool:
-        estimates = self.predictor.estimate(obs.member_types, obs.gpu_type)
-        for job_id, est in zip(obs.members, estimates):
+        z = self.settings.confidence_z
+        speeds: dict[int, float] = {}
+        for g in obs.gpus:
+            members = obs.gpu_sets[g]
+            for job_id, est in zip(members, self.predictor.estimate(obs.gpu_set_types[g], obs.gpu_type)):
+                speeds[job_id] = min(speeds.get(job_id, 1.0), est.conservative(z))
+        for job_id, speed in speeds.items():
             if not view.is_running(job_id):
                 continue
             job = view.job(job_id)
-            if not job.has_deadline:
-                continue
-            finish = view.now_s + self._remaining_s(view, job, obs.gpu_type, est.conservative(self.settings.confidence_z))
-            if finish > job.deadline_s:
+            if job.has_deadline and view.now_s + self._remaining_s(view, job, obs.gpu_type, speed) > job.deadline_s:
                 return True
         return False
 
@@ -201,6 +232,13 @@ class EacoPolicy(Policy):
             self._end_observation(job_id)
         for obs in self._observing.values():
             obs.pending.discard(job_id)
+
+    def _release_undo_lock(self, job_id: int) -> None:
+        for g in self._undo_at_epoch.pop(job_id):
+            if self._locked.get(g) == job_id:
+                del self._locked[g]
+                node = self._node_of_gpu(g)
+                self._unlocks[node] = self._unlocks.get(node, 0) + 1
 
     def _node_of_gpu(self, gpu: int) -> int:
         return self._gpu_node_of[gpu]
@@ -264,17 +302,20 @@ class EacoPolicy(Policy):
 
     def _colocate(self, view: SchedulerView, job: Job, gpus: tuple[int, ...]) -> list[Decision]:
         members: dict[int, None] = {}
+        gpu_sets: dict[int, tuple[int, ...]] = {}
         for g in gpus:
-            for j in view.gpu_jobs(g):
+            on_gpu = (*view.gpu_jobs(g), job.job_id)
+            gpu_sets[g] = on_gpu
+            for j in on_gpu:
                 members[j] = None
-        members[job.job_id] = None
         member_ids = tuple(members)
         obs = _Observation(
             new_job=job.job_id,
             gpus=gpus,
             gpu_type=view.gpu_type(gpus[0]),
             members=member_ids,
-            member_types=tuple(view.job(j).job_type for j in member_ids),
+            gpu_sets=gpu_sets,
+            gpu_set_types={g: tuple(view.job(j).job_type for j in js) for g, js in gpu_sets.items()},
             pending=set(member_ids),
         )
         self._observing[job.job_id] = obs
@@ -348,6 +389,8 @@ class EacoPolicy(Policy):
             count = view.gpu_job_count(g)
             if count == 0 or count >= s.max_jobs_per_gpu or g in self._locked:
                 continue
+            if any(view.job(j).is_high_priority for j in view.gpu_jobs(g)):
+                continue  # high-priority jobs keep their GPUs to themselves
             total = view.gpu_memory_gb(g)
             used = view.gpu_memory_used_gb(g)
             if used / total >= s.memory_threshold:

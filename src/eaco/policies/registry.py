@@ -37,6 +37,17 @@ _FACTORIES: dict[str, Callable[[PolicyContext], Policy]] = {
 }
 
 
+_MANAGES_NODE_POWER = {"fifo": FifoPolicy, "fifo-packed": FifoPackedPolicy, "gandiva": GandivaPolicy, "eaco": EacoPolicy}
+
+
+def policy_manages_node_power(name: str) -> bool:
+    """Whether the named policy puts empty nodes into their low-power state."""
+    try:
+        return _MANAGES_NODE_POWER[name.strip().lower()].manages_node_power
+    except KeyError:
+        raise KeyError(f"unknown policy {name!r}; expected one of: {', '.join(_FACTORIES)}") from None
+
+
 def policy_names() -> tuple[str, ...]:
     return tuple(_FACTORIES)
 

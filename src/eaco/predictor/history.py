@@ -20,7 +20,8 @@ each member, a speed estimate (1.0 = as fast as alone) with an uncertainty:
    per-job-type terms, shrunk towards 0 by a ridge penalty ``RIDGE``: a type seen often gets its
    own behaviour (nearest neighbour by job type), a type never seen falls back to the utilisation
    terms. Uncertainty = the residual standard deviation of the fit (in log space) times the
-   estimate. The estimate is clipped to [MIN_SPEED, 1].
+   estimate. The estimate is clipped to [MIN_SPEED, 1], and capped by the member's estimate in
+   every smaller set it belongs to (adding a job never speeds the others up).
 
 The regression is deliberately not the simulator's ground-truth model: EaCO's predictions are
 wrong where the real system differs, which is what early-stage observation and undo are for.
@@ -198,6 +199,12 @@ class CoLocationPredictor:
             return SpeedEstimate(min(1.0, mean), max(OBSERVATION_STD, spread), "history")
         coef, sigma = self._fit_for(gpu)
         speed = _clip(float(np.exp(self._features(types, i, gpu) @ coef)))
+        # one more job on the GPU never makes a member faster: cap by every subset that drops
+        # one other member (recursively, so by every smaller set containing it)
+        for j in range(len(types)):
+            if j != i and len(types) > 2:
+                sub = types[:j] + types[j + 1 :]
+                speed = min(speed, self.estimate(sub, gpu)[i if i < j else i - 1].speed)
         return SpeedEstimate(speed, max(OBSERVATION_STD, sigma * speed), "regression")
 
     def _util(self, job_type: str, gpu: str) -> float:

@@ -11,7 +11,7 @@ from eaco.colocation.profiles import MeasuredProfiles
 from eaco.energy.node_power import EnergyModel
 from eaco.model.cluster import ClusterSpec
 from eaco.policies.eaco import EacoSettings
-from eaco.policies.registry import PolicyContext, make_policy
+from eaco.policies.registry import PolicyContext, make_policy, policy_manages_node_power
 from eaco.predictor.history import CoLocationPredictor, load_predictor
 from eaco.sim.engine import ProgressCallback, SimulationOptions, Simulator
 from eaco.sim.ground_truth import GroundTruth
@@ -67,8 +67,8 @@ def simulate(
 ) -> tuple[SimulationResult, Metrics]:
     """Run one policy. ``sleep``: "policy" (empty nodes sleep only under a policy that manages
     node power), "all" (empty nodes always sleep) or "none" (they never do)."""
-    policy = make_policy(policy_name, env.policy_context(eaco_settings))
-    energy = replace(env.energy, sleep_empty_nodes=sleeps(sleep, policy.manages_node_power))
+    energy = replace(env.energy, sleep_empty_nodes=sleeps(sleep, policy_manages_node_power(policy_name)))
+    policy = make_policy(policy_name, replace(env.policy_context(eaco_settings), energy=energy))
     sim = Simulator(cluster, workload, policy, env.truth, energy, options, on_progress)
     result = sim.run()
     return result, compute_metrics(result)

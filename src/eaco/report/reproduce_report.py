@@ -317,6 +317,21 @@ def _differences(study: StudyResult) -> list[str]:
         "fitted model for unmeasured sets; EaCO plans with its own history H, which differs from "
         "that ground truth, so it sometimes undoes a co-location after observing it.",
     ]
+    if 64 in study.config.node_counts and 28 in study.config.node_counts:
+        m64 = study.find("main", 64, "fifo").metrics
+        e64 = study.find("main", 64, "eaco").metrics.energy_kwh / m64.energy_kwh
+        out.append(
+            f"- At 64 nodes the workload never over-subscribes the GPUs (FIFO's mean wait is "
+            f"{m64.waiting_s.mean / 3600:.2f} h), so the packing baselines never pack and equal FIFO, as in "
+            f"the paper; EaCO's {e64:.2f}x FIFO energy is below the paper's 0.61 because the baselines "
+            "keep every empty node awake for the whole run."
+        )
+        e28 = study.find("main", 28, "eaco").metrics.total_time_s.mean / study.find("main", 28, "fifo").metrics.total_time_s.mean
+        out.append(
+            f"- Job total time: the paper reports 'up to 97%' lower than FIFO (its best case); our mean "
+            f"over all jobs at 28 nodes is {e28:.2f}x FIFO. The reduction comes from sharing GPUs instead "
+            "of queueing; how large it is depends on how congested FIFO is, which the unnamed trace decides."
+        )
     if study.group("sleep-all"):
         e = study.find("sleep-all", 28, "eaco").metrics.energy_kwh / study.find("sleep-all", 28, "fifo").metrics.energy_kwh
         out.append(

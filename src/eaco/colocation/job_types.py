@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from eaco.csv_fields import csv_float
 from eaco.errors import InputError
 from eaco.paths import PACKAGE_DATA_DIR
 
@@ -76,15 +77,6 @@ class JobTypeRow:
         )
 
 
-def _num(path: Path, line: int, row: dict[str, str], field: str, positive: bool = True) -> float:
-    raw = (row.get(field) or "").strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InputError(str(path), f"expected a number, got {raw!r}", line, field) from None
-    if positive and not value > 0:
-        raise InputError(str(path), f"expected a number > 0, got {raw!r}", line, field)
-    return value
 
 
 def read_job_type_rows(path: Path = JOB_TYPES_CSV) -> tuple[JobTypeRow, ...]:
@@ -107,7 +99,7 @@ def read_job_type_rows(path: Path = JOB_TYPES_CSV) -> tuple[JobTypeRow, ...]:
             for gpu in FITTED_GPU_TYPES:
                 field = f"util_{gpu}"
                 if (row.get(field) or "").strip():
-                    u = _num(path, line, row, field)
+                    u = csv_float(path, line, row, field, positive=True)
                     if u > 1.0:
                         raise InputError(str(path), f"utilisation must be in (0, 1], got {u}", line, field)
                     utils[gpu] = u
@@ -117,12 +109,12 @@ def read_job_type_rows(path: Path = JOB_TYPES_CSV) -> tuple[JobTypeRow, ...]:
                     family=row["family"].strip(),
                     origin=origin,
                     dataset=row["dataset"].strip(),
-                    batch_size_per_gpu=int(_num(path, line, row, "batch_size_per_gpu")),
-                    params_m=_num(path, line, row, "params_m"),
-                    weight_copies=int(_num(path, line, row, "weight_copies")),
-                    activation_mb_per_sample=_num(path, line, row, "activation_mb_per_sample"),
-                    overhead_gb=_num(path, line, row, "overhead_gb", positive=False),
-                    cpu_threads_per_gpu=_num(path, line, row, "cpu_threads_per_gpu"),
+                    batch_size_per_gpu=int(csv_float(path, line, row, "batch_size_per_gpu", positive=True)),
+                    params_m=csv_float(path, line, row, "params_m", positive=True),
+                    weight_copies=int(csv_float(path, line, row, "weight_copies", positive=True)),
+                    activation_mb_per_sample=csv_float(path, line, row, "activation_mb_per_sample", positive=True),
+                    overhead_gb=csv_float(path, line, row, "overhead_gb"),
+                    cpu_threads_per_gpu=csv_float(path, line, row, "cpu_threads_per_gpu", positive=True),
                     fitted_util=MappingProxyType(utils),
                     source=row["source"].strip(),
                     memory_source=mem_src,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import bisect
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from eaco.csv_fields import csv_float
 from eaco.errors import InputError
 
 ZEUS_GPUS = ("v100", "p100", "a40", "rtx6000")
@@ -49,15 +49,6 @@ class PowerCdf:
         return p1 if c1 == c0 else p0 + (p1 - p0) * (q - c0) / (c1 - c0)
 
 
-def _num(path: Path, line: int, row: dict[str, str], field: str) -> float:
-    raw = (row.get(field) or "").strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InputError(str(path), f"expected a number, got {raw!r}", line, field) from None
-    if not math.isfinite(value):
-        raise InputError(str(path), f"expected a finite number, got {raw!r}", line, field)
-    return value
 
 
 def zeus_csv_path(data_dir: Path, gpu: str) -> Path:
@@ -69,15 +60,15 @@ def load_zeus_runs(data_dir: Path, gpu: str) -> list[ZeusRun]:
     runs: list[ZeusRun] = []
     with open(path, newline="") as fh:
         for line, row in enumerate(csv.DictReader(fh), start=2):
-            power = _num(path, line, row, "average_power")
+            power = csv_float(path, line, row, "average_power")
             if power <= 0.0:
                 raise InputError(str(path), f"expected a positive power, got {power}", line, "average_power")
             runs.append(
                 ZeusRun(
                     network=row["network"].strip(),
-                    batch_size=int(_num(path, line, row, "batch_size")),
+                    batch_size=int(csv_float(path, line, row, "batch_size")),
                     optimizer=row["optimizer"].strip(),
-                    power_limit_w=_num(path, line, row, "power_limit"),
+                    power_limit_w=csv_float(path, line, row, "power_limit"),
                     average_power_w=power,
                 )
             )
@@ -98,8 +89,8 @@ def load_acme_a100_power_cdf(data_dir: Path) -> PowerCdf:
     cdf: list[float] = []
     with open(path, newline="") as fh:
         for line, row in enumerate(csv.DictReader(fh), start=2):
-            p = _num(path, line, row, "gpu_power_w")
-            c = _num(path, line, row, "cdf_pct") / 100.0
+            p = csv_float(path, line, row, "gpu_power_w")
+            c = csv_float(path, line, row, "cdf_pct") / 100.0
             if power and (p < power[-1] or c < cdf[-1]):
                 raise InputError(str(path), "expected rows sorted by power and CDF ascending", line)
             if not 0.0 <= c <= 1.0:

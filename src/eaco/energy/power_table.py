@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import eaco
 from eaco.energy.gpu_power import GpuPowerModel
+from eaco.csv_fields import csv_float
 from eaco.errors import InputError
 from eaco.model.gpu import GPU_TYPES
 
@@ -37,15 +37,6 @@ class GpuPowerEntry:
     provenance: str
 
 
-def _float(path: Path, line: int, row: dict[str, str], field: str) -> float:
-    raw = (row.get(field) or "").strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InputError(str(path), f"expected a number, got {raw!r}", line, field) from None
-    if not math.isfinite(value):
-        raise InputError(str(path), f"expected a finite number, got {raw!r}", line, field)
-    return value
 
 
 def read_gpu_power_csv(path: Path | None = None) -> list[GpuPowerEntry]:
@@ -73,7 +64,7 @@ def read_gpu_power_csv(path: Path | None = None) -> list[GpuPowerEntry]:
         if gpu in seen:
             raise InputError(str(path), f"duplicate GPU type {gpu!r}", line, "gpu_type")
         seen.add(gpu)
-        values = {f: _float(path, line, row, f) for f in ("idle_power_w", "max_power_w", "exponent")}
+        values = {f: csv_float(path, line, row, f) for f in ("idle_power_w", "max_power_w", "exponent")}
         try:
             model = GpuPowerModel(gpu, values["idle_power_w"], values["max_power_w"], values["exponent"])
         except ValueError as err:

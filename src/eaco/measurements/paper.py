@@ -8,10 +8,10 @@ Utilisation percentages are converted to fractions (0..1).
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from eaco.csv_fields import csv_float
 from eaco.errors import InputError
 from eaco.paths import shared_data_dir
 
@@ -56,14 +56,6 @@ class PaperTables:
         return tuple(jobs[j].model for j in row.job_set)
 
 
-def _num(path: Path, line: int, row: dict[str, str], field: str, allow_empty: bool = False) -> float:
-    raw = (row.get(field) or "").strip()
-    if raw == "" and allow_empty:
-        return math.nan
-    try:
-        return float(raw)
-    except ValueError:
-        raise InputError(str(path), f"expected a number, got {raw!r}", line, field) from None
 
 
 def load_paper_tables(data_dir: Path | None = None) -> PaperTables:
@@ -77,13 +69,13 @@ def load_paper_tables(data_dir: Path | None = None) -> PaperTables:
                 PaperExclusiveRow(
                     job=row["job"].strip(),
                     model=row["model"].strip(),
-                    node_gpus=int(_num(ex_path, line, row, "node_gpus")),
-                    avg_node_power_w=_num(ex_path, line, row, "avg_node_power_w"),
-                    energy_kwh=_num(ex_path, line, row, "energy_kwh"),
-                    jct_h=_num(ex_path, line, row, "jct_h"),
-                    epoch_h=_num(ex_path, line, row, "epoch_h"),
-                    gpu_util_avg=_num(ex_path, line, row, "gpu_util_avg_pct") / 100.0,
-                    gpu_util_max=_num(ex_path, line, row, "gpu_util_max_pct") / 100.0,
+                    node_gpus=int(csv_float(ex_path, line, row, "node_gpus")),
+                    avg_node_power_w=csv_float(ex_path, line, row, "avg_node_power_w"),
+                    energy_kwh=csv_float(ex_path, line, row, "energy_kwh"),
+                    jct_h=csv_float(ex_path, line, row, "jct_h"),
+                    epoch_h=csv_float(ex_path, line, row, "epoch_h"),
+                    gpu_util_avg=csv_float(ex_path, line, row, "gpu_util_avg_pct") / 100.0,
+                    gpu_util_max=csv_float(ex_path, line, row, "gpu_util_max_pct") / 100.0,
                 )
             )
     known = {r.job for r in exclusive}
@@ -97,12 +89,12 @@ def load_paper_tables(data_dir: Path | None = None) -> PaperTables:
             colocated.append(
                 PaperColocatedRow(
                     job_set=members,
-                    avg_node_power_w=_num(co_path, line, row, "avg_node_power_w"),
-                    energy_kwh=_num(co_path, line, row, "energy_kwh"),
-                    avg_jct_h=_num(co_path, line, row, "avg_jct_h"),
-                    avg_epoch_h=_num(co_path, line, row, "avg_epoch_h", allow_empty=True),
-                    gpu_util_avg=_num(co_path, line, row, "gpu_util_avg_pct") / 100.0,
-                    gpu_util_max=_num(co_path, line, row, "gpu_util_max_pct") / 100.0,
+                    avg_node_power_w=csv_float(co_path, line, row, "avg_node_power_w"),
+                    energy_kwh=csv_float(co_path, line, row, "energy_kwh"),
+                    avg_jct_h=csv_float(co_path, line, row, "avg_jct_h"),
+                    avg_epoch_h=csv_float(co_path, line, row, "avg_epoch_h", allow_empty=True),
+                    gpu_util_avg=csv_float(co_path, line, row, "gpu_util_avg_pct") / 100.0,
+                    gpu_util_max=csv_float(co_path, line, row, "gpu_util_max_pct") / 100.0,
                 )
             )
     return PaperTables(tuple(exclusive), tuple(colocated))

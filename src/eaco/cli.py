@@ -38,6 +38,12 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _write_json(path: Path, payload: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    console.print(f"wrote {path}")
+
+
 def _progress(unit: str = "jobs done") -> Progress:
     return Progress(
         TextColumn("[bold]{task.description:<14}"),
@@ -246,10 +252,7 @@ def calibrate(
         _fail(str(exc))
     console.print(format_calibration_table(report))
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / "calibration.json"
-        path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        console.print(f"wrote {path}")
+        _write_json(out / "calibration.json", report.to_dict())
 
 
 def _register_profiler() -> None:
@@ -281,10 +284,7 @@ def predictor_error(
     report = predictor_error_report(env.new_predictor())
     console.print(format_predictor_table(report))
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / "predictor_error.json"
-        path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        console.print(f"wrote {path}")
+        _write_json(out / "predictor_error.json", report.to_dict())
 
 
 @app.command()

@@ -33,6 +33,7 @@ The paper's Algorithms 1 and 2 (arXiv 2412.08294), in the form this project impl
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 
@@ -277,7 +278,7 @@ class EacoPolicy(Policy):
         options: list[_Option] = []
         fallback: _Option | None = None
         for t in candidate_gpu_types(view, job):
-            for gpus in self._find_candidates(view, job, t)[: self.settings.max_candidates]:
+            for gpus in self._find_candidates(view, job, t):
                 opt = self._evaluate_colocation(view, job, gpus, t)
                 if opt.feasible:
                     options.append(opt)
@@ -333,16 +334,24 @@ class EacoPolicy(Policy):
         per_node = view.max_gpus_per_node(gpu_type)
         scored: list[tuple[float, tuple[int, ...]]] = []
         whole_nodes: list[tuple[float, tuple[int, ...]]] = []
+        n = job.num_gpus
         for node, eligible, all_eligible in self._eligible_by_node(view, gpu_type):
-            fits = [(u, g, free) for u, g, free in eligible if free >= need_gb]
-            if job.num_gpus <= per_node:
-                if len(fits) >= job.num_gpus:
-                    chosen = fits[: job.num_gpus]
-                    gpus = tuple(sorted(g for _, g, _ in chosen))
+            if n <= per_node:
+                # the node's n most-utilised eligible GPUs with room for the job
+                util_sum = 0.0
+                chosen: list[int] = []
+                for u, g, free in eligible:
+                    if free >= need_gb:
+                        chosen.append(g)
+                        util_sum += u
+                        if len(chosen) == n:
+                            break
+                if len(chosen) == n:
+                    gpus = tuple(sorted(chosen))
                     if gpus not in excluded:
-                        scored.append((sum(u for u, _, _ in chosen) / len(chosen), gpus))
-            elif all_eligible and len(fits) == len(eligible):
-                whole_nodes.append((sum(u for u, _, _ in fits) / len(fits), tuple(g for _, g, _ in fits)))
+                        scored.append((util_sum / n, gpus))
+            elif all_eligible and all(free >= need_gb for _, _, free in eligible):
+                whole_nodes.append((sum(u for u, _, _ in eligible) / len(eligible), tuple(g for _, g, _ in eligible)))
         if job.num_gpus > per_node and whole_nodes:
             whole_nodes.sort(key=lambda x: -x[0])
             picked: list[int] = []
@@ -355,8 +364,8 @@ class EacoPolicy(Policy):
                     if cand not in excluded:
                         scored.append((sum(utils) / len(utils), cand))
                     break
-        scored.sort(key=lambda x: (-x[0], x[1]))
-        return [gpus for _, gpus in scored]
+        best = heapq.nsmallest(self.settings.max_candidates, scored, key=lambda x: (-x[0], x[1]))
+        return [gpus for _, gpus in best]
 
     def _eligible_by_node(
         self, view: SchedulerView, gpu_type: str

@@ -147,6 +147,8 @@ class EacoPolicy(Policy):
         self._util_version = -1
         self._gpu_node_of: dict[int, int] = {}
         self._node_end: dict[int, tuple[tuple[int, int], float]] = {}
+        self._lock_epoch = 0  # bumped whenever a GPU is locked or unlocked
+        self._candidate_memo: dict[tuple[object, ...], list[tuple[int, ...]]] = {}
         self._host_per_gpu_w: dict[str, float] = {}
 
     # ================================================================== entry
@@ -194,6 +196,7 @@ class EacoPolicy(Policy):
                     # epoch end so that no work past its checkpoint is lost
                     # its GPUs stay locked until then
                     self._undo_at_epoch[new_job] = obs.gpus
+                    self._lock_epoch += 1
                     for g in obs.gpus:
                         self._locked.setdefault(g, new_job)
                     decisions.append(Watch(new_job, 1))
@@ -235,6 +238,7 @@ class EacoPolicy(Policy):
             obs.pending.discard(job_id)
 
     def _release_undo_lock(self, job_id: int) -> None:
+        self._lock_epoch += 1
         for g in self._undo_at_epoch.pop(job_id):
             if self._locked.get(g) == job_id:
                 del self._locked[g]
@@ -246,6 +250,7 @@ class EacoPolicy(Policy):
 
     def _end_observation(self, new_job: int) -> None:
         obs = self._observing.pop(new_job)
+        self._lock_epoch += 1
         for g in obs.gpus:
             if self._locked.get(g) == new_job:
                 del self._locked[g]
@@ -320,6 +325,7 @@ class EacoPolicy(Policy):
             pending=set(member_ids),
         )
         self._observing[job.job_id] = obs
+        self._lock_epoch += 1
         for g in gpus:
             self._locked[g] = job.job_id
             self._gpu_node_of[g] = view.gpu_node(g)
@@ -329,8 +335,24 @@ class EacoPolicy(Policy):
 
     # ========================================================= FindCandidates
     def _find_candidates(self, view: SchedulerView, job: Job, gpu_type: str) -> list[tuple[int, ...]]:
-        need_gb = job.memory_gb + self.settings.memory_margin_gb
         excluded = self._excluded.get(job.job_id, ())
+        # queued jobs of one shape share their candidates until the cluster changes
+        key = (view.state_version, self._lock_epoch, self.predictor.refit_version, gpu_type, job.num_gpus, job.memory_gb)
+        if not excluded:
+            got = self._candidate_memo.get(key)
+            if got is not None:
+                return got
+        out = self._search_candidates(view, job, gpu_type, excluded)
+        if not excluded:
+            if len(self._candidate_memo) > 256:
+                self._candidate_memo.clear()
+            self._candidate_memo[key] = out
+        return out
+
+    def _search_candidates(
+        self, view: SchedulerView, job: Job, gpu_type: str, excluded: set[tuple[int, ...]] | tuple[()]
+    ) -> list[tuple[int, ...]]:
+        need_gb = job.memory_gb + self.settings.memory_margin_gb
         per_node = view.max_gpus_per_node(gpu_type)
         scored: list[tuple[float, tuple[int, ...]]] = []
         whole_nodes: list[tuple[float, tuple[int, ...]]] = []

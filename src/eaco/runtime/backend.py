@@ -1,0 +1,57 @@
+"""How the runtime starts and watches job processes. :class:`Backend` is the interface (a Ray
+backend can implement it later); :class:`~eaco.runtime.local_backend.LocalBackend` runs them here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """One attempt of one job on some GPUs."""
+
+    job_id: int
+    attempt: int
+    command: tuple[str, ...]
+    working_dir: Path
+    env: Mapping[str, str]  # the spec's environment plus the runtime's EACO_* variables
+    device_indices: tuple[int, ...]  # for CUDA_VISIBLE_DEVICES
+    attempt_dir: Path  # the backend's files for this attempt (wrapper.json, exit.json)
+    log_file: Path  # stdout and stderr, appended over attempts
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessHandle:
+    """Enough to find the attempt's process again after a daemon restart."""
+
+    pid: int
+    start_ticks: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptExit:
+    """How an attempt ended. ``exit_code`` None: the process vanished without saying (killed)."""
+
+    exit_code: int | None
+
+    @property
+    def lost(self) -> bool:
+        return self.exit_code is None
+
+
+class Backend(Protocol):
+    def launch(self, request: LaunchRequest) -> ProcessHandle: ...
+
+    def find(self, attempt_dir: Path) -> ProcessHandle | None:
+        """The handle of an attempt launched before (after a daemon restart), if it left one."""
+        ...
+
+    def poll(self, handle: ProcessHandle, attempt_dir: Path) -> AttemptExit | None:
+        """None while it runs."""
+        ...
+
+    def terminate(self, handle: ProcessHandle, grace_s: float) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,460 @@
+"""The daemon's main loop: poll processes and epoch reports, call the policy, carry out its
+decisions on real processes. Mirrors the simulator's policy loop (apply decisions in order, call
+again while something was placed or undone); the store is written before every action."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from eaco.colocation.catalog import JobCatalog
+from eaco.energy.node_power import EnergyModel
+from eaco.errors import PolicyError
+from eaco.model.job import Job
+from eaco.policies.base import Policy
+from eaco.policies.decisions import Place, Undo, WakeUp, Watch
+from eaco.policies.view import EpochReport, JobProgress, SchedulerView
+from eaco.profiler.epoch_report import REPORT_FILE_ENV
+from eaco.runtime.accounting import EnergyAccountant
+from eaco.runtime.backend import AttemptExit, Backend, LaunchRequest, ProcessHandle
+from eaco.runtime.control import (
+    ATTEMPT_ENV, CHECKPOINT_DIR_ENV, CONTROL_DIR_ENV, EXIT_STOPPED, JOB_ID_ENV, clear_stop, request_stop,
+)
+from eaco.runtime.errors import RuntimeStateError
+from eaco.runtime.gpus import GpuInventory
+from eaco.runtime.jobs import exclusive_epoch_s, job_from_spec
+from eaco.runtime.layout import StateLayout
+from eaco.runtime.reports import ReportTail
+from eaco.runtime.spec import JobSpec
+from eaco.runtime.store import ACTIVE_STATES, Store
+from eaco.runtime.summary import write_summary
+from eaco.state.cluster_state import ClusterState
+
+log = logging.getLogger("eaco.runtime")
+
+MAX_POLICY_CALLS_PER_TICK = 1000
+MAX_ATTEMPTS = 5  # a job lost or crashed this many times fails
+OOM_MARKERS = ("out of memory", "outofmemoryerror")
+
+
+@dataclass(slots=True)
+class _Watch:
+    start_unix: float
+    epochs: int
+    durations_s: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Live:
+    """A process of a job that the runtime watches (running, or stopping after an undo)."""
+
+    attempt: int
+    handle: ProcessHandle
+    attempt_dir: Path
+
+
+class Runtime:
+    def __init__(
+        self,
+        layout: StateLayout,
+        store: Store,
+        backend: Backend,
+        policy: Policy,
+        inventory: GpuInventory,
+        catalog: JobCatalog,
+        energy: EnergyModel,
+        cpu_util: Callable[[], float] | None = None,
+        tick_s: float = 0.2,
+    ) -> None:
+        self.layout = layout
+        self.store = store
+        self.backend = backend
+        self.policy = policy
+        self.inventory = inventory
+        self.catalog = catalog
+        self.tick_s = tick_s
+        self.state = ClusterState(inventory.cluster())
+        self.origin_unix = store.clock_origin_unix
+        self.jobs: dict[int, Job] = {}
+        self.specs: dict[int, JobSpec] = {}
+        self.status: dict[int, str] = {}  # queued | running | stopping (the daemon's mirror of the store)
+        self.next_gpus: dict[int, tuple[int, ...]] = {}
+        self.live: dict[int, _Live] = {}
+        self.tails: dict[int, ReportTail] = {}
+        self.watches: dict[int, _Watch] = {}
+        self.epochs_done: dict[int, int] = {}
+        self.first_start: dict[int, float] = {}
+        self.placed: dict[int, tuple[float, int]] = {}
+        self.colocated_attempts: set[tuple[int, int]] = set()
+        self.finished_pending: list[int] = []
+        self.reports_pending: list[EpochReport] = []
+        self.wake_at_unix = math.inf
+        self.accountant = EnergyAccountant(energy, catalog, cpu_util)
+        self._last_tick_unix: float | None = None
+        self._something_ended = False
+        self.policy_calls = 0
+
+    # ================================================================ clock
+    def now_s(self, now_unix: float | None = None) -> float:
+        return (time.time() if now_unix is None else now_unix) - self.origin_unix
+
+    # ============================================================= startup
+    def _load_job(self, job_id: int) -> Job:
+        row = self.store.job(job_id)
+        spec = JobSpec.model_validate_json(row.spec_json)
+        job = job_from_spec(job_id, spec, row.submit_unix - self.origin_unix, self.catalog, self.inventory, row.exclusive_only)
+        self.jobs[job_id] = job
+        self.specs[job_id] = spec
+        self.epochs_done[job_id] = row.epochs_done
+        if row.first_start_unix is not None:
+            self.first_start[job_id] = row.first_start_unix
+        self.tails.setdefault(job_id, ReportTail(self.layout.report_file(job_id)))
+        return job
+
+    def recover(self) -> None:
+        """Find every job the store knows: queued ones queue, running ones are re-attached when
+        their process is still the one recorded, otherwise their end is handled (requeued)."""
+        for row in self.store.jobs(ACTIVE_STATES):
+            job = self._load_job(row.job_id)
+            if row.state == "queued":
+                self.status[row.job_id] = "queued"
+                continue
+            attempt = self.store.attempt(row.job_id, row.attempts)
+            attempt_dir = self.layout.attempt_dir(row.job_id, row.attempts)
+            handle = self.backend.find(attempt_dir)
+            if handle is None and attempt.pid is not None:
+                handle = ProcessHandle(attempt.pid, attempt.start_ticks)
+            self.status[row.job_id] = row.state
+            if row.state == "running":
+                self.state.place(job, row.gpus or ())
+                self.placed[row.job_id] = (row.placed_unix or time.time(), row.epochs_at_placement)
+            elif row.next_gpus is not None:
+                self.state.place(job, row.next_gpus)
+                self.next_gpus[row.job_id] = row.next_gpus
+            if handle is None:
+                self.store.event(row.job_id, "recover", f"attempt {row.attempts} left no process")
+                self._handle_exit(row.job_id, row.attempts, AttemptExit(None), time.time())
+                continue
+            if attempt.pid is None:
+                self.store.set_pid(row.job_id, row.attempts, handle.pid, handle.start_ticks)
+            self.live[row.job_id] = _Live(row.attempts, handle, attempt_dir)
+            if attempt.colocated:
+                self.colocated_attempts.add((row.job_id, row.attempts))
+            self.store.event(row.job_id, "recover", f"attempt {row.attempts} pid {handle.pid}: watching it again")
+        self._mark_colocations()
+
+    # ============================================================== the tick
+    def tick(self) -> None:
+        now_unix = time.time()
+        if self._last_tick_unix is not None:
+            self.store.add_accounting(self.accountant.step(self.state, self.jobs, now_unix - self._last_tick_unix))
+        self._last_tick_unix = now_unix
+        self._pick_up_new_jobs()
+        self._handle_cancels()
+        self._poll_processes()
+        self._read_reports(now_unix)
+        queue = [j for j, s in self.status.items() if s == "queued" or (s == "stopping" and j not in self.next_gpus)]
+        woken = time.time() >= self.wake_at_unix
+        if woken:
+            self.wake_at_unix = math.inf
+        if queue or self.reports_pending or self.finished_pending or woken:
+            self._call_policy()
+        if self._something_ended:
+            self._something_ended = False
+            self.write_summary()
+
+    def active_jobs(self) -> int:
+        return len(self.status)
+
+    def write_summary(self) -> None:
+        write_summary(self.store, self.layout.summary_file, self.accountant.totals, self.inventory)
+
+    def _pick_up_new_jobs(self) -> None:
+        for row in self.store.jobs(("queued",)):
+            if row.job_id not in self.status:
+                self._load_job(row.job_id)
+                self.status[row.job_id] = "queued"
+
+    def _handle_cancels(self) -> None:
+        for row in self.store.jobs(ACTIVE_STATES):
+            if not row.cancel_requested or row.job_id not in self.live:
+                continue
+            live = self.live[row.job_id]
+            self.backend.terminate(live.handle, grace_s=5.0)
+        for job_id in [j for j in self.status if self.store.job(j).state == "cancelled"]:
+            self._forget(job_id)  # cancelled while queued (by the API)
+
+    def _forget(self, job_id: int) -> None:
+        if job_id in self.state.job_gpus:
+            self.state.remove(job_id)
+            self.finished_pending.append(job_id)
+        self.status.pop(job_id, None)
+        self.next_gpus.pop(job_id, None)
+        self.watches.pop(job_id, None)
+        self.live.pop(job_id, None)
+        self._something_ended = True
+
+    # ========================================================== processes
+    def _poll_processes(self) -> None:
+        for job_id, live in list(self.live.items()):
+            ended = self.backend.poll(live.handle, live.attempt_dir)
+            if ended is not None:
+                self._read_reports(time.time(), only=job_id)
+                self._handle_exit(job_id, live.attempt, ended, time.time())
+
+    def _log_mentions_oom(self, job_id: int) -> bool:
+        try:
+            with open(self.layout.log_file(job_id), "rb") as fh:
+                fh.seek(0, 2)
+                fh.seek(max(0, fh.tell() - 8192))
+                tail = fh.read().decode("utf-8", errors="replace").lower()
+        except OSError:
+            return False
+        return any(m in tail for m in OOM_MARKERS)
+
+    def _handle_exit(self, job_id: int, attempt: int, ended: AttemptExit, now_unix: float) -> None:
+        self.live.pop(job_id, None)
+        self.watches.pop(job_id, None)
+        row = self.store.job(job_id)
+        status = self.status.get(job_id, row.state)
+        code = ended.exit_code
+        in_state = job_id in self.state.job_gpus
+        next_gpus = self.next_gpus.pop(job_id, None)
+
+        def leave_gpus() -> None:
+            if job_id in self.state.job_gpus:
+                self.state.remove(job_id)
+            self.placed.pop(job_id, None)
+            self.finished_pending.append(job_id)
+
+        if row.cancel_requested:
+            self.store.end_attempt(job_id, attempt, code, "cancelled", "cancelled", now_unix, reason="cancelled by user")
+            leave_gpus()
+            self._forget(job_id)
+            return
+        if code == 0:
+            self.store.end_attempt(job_id, attempt, code, "finished", "finished", now_unix)
+            leave_gpus()
+            self._forget(job_id)
+            return
+        colocated = (job_id, attempt) in self.colocated_attempts or self.store.attempt(job_id, attempt).colocated
+        if code == EXIT_STOPPED:
+            outcome = "stopped"
+        elif code is None:
+            outcome = "lost"
+        else:
+            outcome = "oom" if self._log_mentions_oom(job_id) else "crashed"
+        if status == "stopping" or code == EXIT_STOPPED:
+            # an undo (or the job stopped on its own): resume from the checkpoint
+            self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix)
+            if status == "running" and in_state:
+                leave_gpus()
+            self.status[job_id] = "queued"
+            if next_gpus is not None:
+                self._launch(job_id, next_gpus, now_unix)
+            return
+        # status running: the process ended without finishing
+        if row.attempts >= MAX_ATTEMPTS:
+            self.store.end_attempt(job_id, attempt, code, outcome, "failed", now_unix, reason=f"{outcome} on attempt {attempt} of {MAX_ATTEMPTS}")
+            leave_gpus()
+            self._forget(job_id)
+            return
+        if outcome in ("crashed", "oom") and colocated and not row.exclusive_only:
+            reason = f"{outcome} while co-located; requeued to run exclusively"
+            self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix, reason=reason, exclusive_only=True)
+            leave_gpus()
+            self.jobs[job_id] = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory, True)
+            self.status[job_id] = "queued"
+            return
+        if outcome == "lost":
+            self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix, reason="process lost; requeued to resume from its checkpoint")
+            leave_gpus()
+            self.status[job_id] = "queued"
+            return
+        self.store.end_attempt(job_id, attempt, code, outcome, "failed", now_unix, reason=f"{outcome} (exit code {code})")
+        leave_gpus()
+        self._forget(job_id)
+
+    def _launch(self, job_id: int, gpus: tuple[int, ...], now_unix: float) -> None:
+        spec = self.specs[job_id]
+        colocated = any(len(self.state.gpu_jobs[g]) > 1 for g in gpus)
+        try:
+            attempt = self.store.begin_attempt(job_id, gpus, colocated, now_unix)
+        except RuntimeStateError:  # cancelled through the API a moment ago
+            if job_id in self.state.job_gpus:
+                self.state.remove(job_id)
+            self.finished_pending.append(job_id)
+            self._forget(job_id)
+            return
+        row = self.store.job(job_id)
+        self.placed[job_id] = (now_unix, row.epochs_done)
+        self.first_start.setdefault(job_id, now_unix)
+        self.status[job_id] = "running"
+        control = self.layout.control_dir(job_id)
+        control.mkdir(parents=True, exist_ok=True)
+        clear_stop(control)
+        checkpoint_dir = Path(spec.checkpoint_dir) if spec.checkpoint_dir else self.layout.default_checkpoint_dir(job_id)
+        env = dict(spec.env)
+        env.update({
+            REPORT_FILE_ENV: str(self.layout.report_file(job_id)),
+            CONTROL_DIR_ENV: str(control),
+            CHECKPOINT_DIR_ENV: str(checkpoint_dir),
+            JOB_ID_ENV: str(job_id),
+            ATTEMPT_ENV: str(attempt),
+        })
+        attempt_dir = self.layout.attempt_dir(job_id, attempt)
+        request = LaunchRequest(
+            job_id=job_id, attempt=attempt, command=tuple(spec.command), working_dir=Path(spec.working_dir),
+            env=env, device_indices=tuple(self.inventory.device_indices[g] for g in gpus),
+            attempt_dir=attempt_dir, log_file=self.layout.log_file(job_id),
+        )
+        try:
+            handle = self.backend.launch(request)
+        except OSError as exc:
+            self.store.end_attempt(job_id, attempt, None, "failed", "failed", time.time(), reason=f"could not start: {exc}")
+            if job_id in self.state.job_gpus:
+                self.state.remove(job_id)
+            self.finished_pending.append(job_id)
+            self._forget(job_id)
+            return
+        self.store.set_pid(job_id, attempt, handle.pid, handle.start_ticks)
+        self.live[job_id] = _Live(attempt, handle, attempt_dir)
+        if colocated:
+            self.colocated_attempts.add((job_id, attempt))
+
+    def _mark_colocations(self) -> None:
+        """Every live attempt that shares a GPU now is marked co-located (for failure handling)."""
+        for job_id, gpus in self.state.job_gpus.items():
+            live = self.live.get(job_id)
+            if live is None or (job_id, live.attempt) in self.colocated_attempts:
+                continue
+            if any(len(self.state.gpu_jobs[g]) > 1 for g in gpus):
+                self.colocated_attempts.add((job_id, live.attempt))
+                self.store.mark_colocated(job_id, live.attempt)
+
+    # ============================================================== reports
+    def _read_reports(self, now_unix: float, only: int | None = None) -> None:
+        ids = [only] if only is not None else list(self.live)
+        for job_id in ids:
+            tail = self.tails.get(job_id)
+            if tail is None:
+                continue
+            records = tail.read_new()
+            if not records:
+                continue
+            done = max(self.epochs_done.get(job_id, 0), *(r.epoch + 1 for r in records))
+            if done != self.epochs_done.get(job_id):
+                self.epochs_done[job_id] = done
+                self.store.set_progress(job_id, done)
+            watch = self.watches.get(job_id)
+            if watch is None or self.status.get(job_id) != "running":
+                continue
+            for r in records:
+                if r.end_time_s - r.duration_s >= watch.start_unix - 0.01:
+                    watch.durations_s.append(r.duration_s)
+            job = self.jobs[job_id]
+            if len(watch.durations_s) >= watch.epochs and done < job.num_epochs:
+                del self.watches[job_id]
+                mean_s = sum(watch.durations_s) / len(watch.durations_s)
+                neighbours = {j for g in self.state.job_gpus[job_id] for j in self.state.gpu_jobs[g]} - {job_id}
+                self.reports_pending.append(EpochReport(
+                    job_id=job_id, time_s=self.now_s(now_unix), epochs_done=done,
+                    window_s=sum(watch.durations_s), window_epochs=float(len(watch.durations_s)),
+                    observed_speed=exclusive_epoch_s(self.specs[job_id]) / mean_s if mean_s > 0 else 1.0,
+                    co_located_with=tuple(sorted(neighbours)),
+                ))
+
+    # =============================================================== policy
+    def _progress(self, job_id: int) -> JobProgress:
+        placed = self.placed.get(job_id) if job_id in self.state.job_gpus else None
+        first = self.first_start.get(job_id)
+        return JobProgress(
+            epochs_done=float(self.epochs_done.get(job_id, 0)),
+            first_start_s=None if first is None else self.now_s(first),
+            placed_at_s=None if placed is None else self.now_s(placed[0]),
+            epochs_at_placement=float(placed[1]) if placed is not None else float(self.epochs_done.get(job_id, 0)),
+        )
+
+    def _queue(self) -> list[Job]:
+        ids = [j for j, s in self.status.items() if s == "queued" or (s == "stopping" and j not in self.next_gpus)]
+        jobs = [self.jobs[j] for j in ids]
+        jobs.sort(key=lambda j: (-j.priority, j.submit_time_s, j.job_id))
+        return jobs
+
+    def _call_policy(self) -> None:
+        reports, finished = self.reports_pending, self.finished_pending
+        self.reports_pending, self.finished_pending = [], []
+        for _ in range(MAX_POLICY_CALLS_PER_TICK):
+            now_unix = time.time()
+            view = SchedulerView(self.now_s(now_unix), self.state, self._queue(), self.jobs, self._progress, reports, finished)
+            self.policy_calls += 1
+            decisions = self.policy.schedule(view)
+            changed = False
+            for d in decisions:
+                if isinstance(d, Place):
+                    self._place(d, now_unix)
+                    changed = True
+                elif isinstance(d, Undo):
+                    self._undo(d.job_id)
+                    changed = True
+                elif isinstance(d, Watch):
+                    if d.job_id not in self.state.job_gpus or self.status.get(d.job_id) != "running":
+                        raise PolicyError(f"policy {self.policy.name} watches job {d.job_id}, which is not running")
+                    self.watches[d.job_id] = _Watch(now_unix, d.epochs)
+                elif isinstance(d, WakeUp):
+                    self.wake_at_unix = min(self.wake_at_unix, self.origin_unix + d.at_s)
+                else:
+                    raise PolicyError(f"policy {self.policy.name} returned an unknown decision {d!r}")
+            if not changed:
+                self._mark_colocations()
+                return
+            reports, finished = [], []
+        raise PolicyError(f"policy {self.policy.name} kept changing placements")
+
+    def _place(self, d: Place, now_unix: float) -> None:
+        status = self.status.get(d.job_id)
+        waiting = status == "queued" or (status == "stopping" and d.job_id not in self.next_gpus)
+        if not waiting:
+            raise PolicyError(f"policy {self.policy.name} placed job {d.job_id}, which is not queued")
+        gpus = tuple(d.gpus)
+        self.state.place(self.jobs[d.job_id], gpus)
+        if status == "stopping":
+            self.store.set_next_gpus(d.job_id, gpus)  # it restarts there once its old process stopped
+            self.next_gpus[d.job_id] = gpus
+            return
+        self._launch(d.job_id, gpus, now_unix)
+
+    def _undo(self, job_id: int) -> None:
+        status = self.status.get(job_id)
+        if status == "running":
+            request_stop(self.layout.control_dir(job_id))
+            self.store.request_undo(job_id)
+            self.state.remove(job_id)
+            self.placed.pop(job_id, None)
+            self.watches.pop(job_id, None)
+            self.status[job_id] = "stopping"
+        elif status == "stopping" and job_id in self.next_gpus:
+            self.state.remove(job_id)
+            self.store.set_next_gpus(job_id, None)
+            del self.next_gpus[job_id]
+        else:
+            raise PolicyError(f"policy {self.policy.name} undid job {job_id}, which is not running")
+
+    # ================================================================= loop
+    def run(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
+        self.recover()
+        try:
+            while not stop.is_set():
+                self.tick()
+                if exit_when_idle and not self.status:
+                    break
+                stop.wait(self.tick_s)
+        finally:
+            self.write_summary()
+            self.backend.close()

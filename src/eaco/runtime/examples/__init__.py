@@ -1,0 +1,1 @@
+"""Tiny training jobs for the runtime's tests and docs."""

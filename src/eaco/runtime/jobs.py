@@ -1,0 +1,79 @@
+"""Turn a validated :class:`JobSpec` into the :class:`~eaco.model.job.Job` a policy sees.
+
+What the policy needs and where each value comes from (docs/runtime.md):
+
+- ``epoch_duration_s`` (exclusive epoch time on the reference GPU): the spec's
+  ``expected_epoch_s`` (exclusive, on this machine's GPUs) x the catalogue's relative speed of the
+  job type on this GPU type, so that the policy's exclusive rate here is 1 / ``expected_epoch_s``;
+  without it, :data:`~eaco.runtime.spec.DEFAULT_EXPECTED_EPOCH_S`.
+- ``memory_gb``: the spec's estimate, else the catalogue's peak memory of the job type.
+- ``gpu_util``: the spec's, else the catalogue's exclusive utilisation on this GPU type.
+- ``deadline_s``: submit time + the spec's ``deadline_s`` (or ``(1 + slack) x epochs x
+  expected_epoch_s``); none: no SLO.
+- A job requeued to run exclusively (after a crash while co-located) becomes high priority and
+  claims the whole memory of a GPU, so no policy co-locates it or co-locates onto it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from eaco.colocation.catalog import JobCatalog
+from eaco.errors import InputError
+from eaco.model.gpu import gpu_type as lookup_gpu_type
+from eaco.model.job import Job
+from eaco.runtime.gpus import GpuInventory
+from eaco.runtime.spec import DEFAULT_EXPECTED_EPOCH_S, JobSpec
+
+
+def check_runnable(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory, source: str = "<spec>") -> None:
+    """Raise :class:`InputError` naming the field if the job could never run here."""
+    if spec.job_type not in catalog:
+        known = ", ".join(sorted(catalog.names())[:12])
+        raise InputError(source, f"unknown job type {spec.job_type!r} (known include: {known}, ...)", field="job_type")
+    if spec.gpu_type is not None and spec.gpu_type != inventory.gpu_type:
+        raise InputError(source, f"this runtime has {inventory.describe()} GPUs, not {spec.gpu_type}", field="gpu_type")
+    if spec.num_gpus > len(inventory.device_indices):
+        raise InputError(source, f"asks for {spec.num_gpus} GPUs; this runtime has {len(inventory.device_indices)}", field="num_gpus")
+    memory_gb = spec.memory_gb if spec.memory_gb is not None else catalog.get(spec.job_type).memory_gb
+    gpu_memory_gb = lookup_gpu_type(inventory.gpu_type).memory_gb
+    if memory_gb > gpu_memory_gb:
+        raise InputError(source, f"{memory_gb:g} GB does not fit a {inventory.gpu_type} ({gpu_memory_gb:g} GB)", field="memory_gb")
+
+
+def job_from_spec(
+    job_id: int,
+    spec: JobSpec,
+    submit_time_s: float,
+    catalog: JobCatalog,
+    inventory: GpuInventory,
+    exclusive_only: bool = False,
+) -> Job:
+    check_runnable(spec, catalog, inventory)
+    kind = catalog.get(spec.job_type)
+    gpu = inventory.gpu_type
+    expected_s = spec.expected_epoch_s if spec.expected_epoch_s is not None else DEFAULT_EXPECTED_EPOCH_S
+    memory_gb = spec.memory_gb if spec.memory_gb is not None else kind.memory_gb
+    priority = spec.priority
+    if exclusive_only:
+        memory_gb = lookup_gpu_type(gpu).memory_gb
+        priority = max(1, priority)
+    relative = spec.relative_deadline_s()
+    return Job(
+        job_id=job_id,
+        submit_time_s=submit_time_s,
+        num_gpus=spec.num_gpus,
+        job_type=spec.job_type,
+        num_epochs=spec.epochs,
+        epoch_duration_s=expected_s * kind.speed_on(gpu),
+        memory_gb=memory_gb,
+        gpu_util=spec.gpu_util if spec.gpu_util is not None else kind.util_on(gpu),
+        gpu_type=spec.gpu_type,
+        deadline_s=submit_time_s + relative if relative is not None else math.inf,
+        priority=priority,
+    )
+
+
+def exclusive_epoch_s(spec: JobSpec) -> float:
+    """The job's epoch time alone on this machine's GPUs (what observed speeds are relative to)."""
+    return spec.expected_epoch_s if spec.expected_epoch_s is not None else DEFAULT_EXPECTED_EPOCH_S

@@ -1,0 +1,121 @@
+"""Runs job attempts as processes on this machine, several per GPU when co-located (time-slicing).
+
+Each attempt runs under :mod:`eaco.runtime.wrapper` in its own session (so it outlives a killed
+daemon and its whole process group can be signalled); the wrapper records its pid and the job's
+exit code in the attempt folder, which is how a restarted daemon re-attaches or learns the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
+from eaco.runtime.procs import process_alive
+from eaco.runtime.wrapper import EXIT_FILE, WRAPPER_FILE
+
+
+def _read_json(path: Path) -> dict[str, object] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, wrapper_timeout_s: float = 10.0) -> None:
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._wrapper_timeout_s = wrapper_timeout_s
+
+    def launch(self, request: LaunchRequest) -> ProcessHandle:
+        request.attempt_dir.mkdir(parents=True, exist_ok=True)
+        request.log_file.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.update(request.env)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in request.device_indices)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        with open(request.log_file, "ab") as log:
+            log.write(f"=== eaco runtime: attempt {request.attempt} on devices {env['CUDA_VISIBLE_DEVICES']} ===\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "eaco.runtime.wrapper", str(request.attempt_dir), "--", *request.command],
+                cwd=request.working_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._children[proc.pid] = proc
+        from eaco.runtime.procs import process_start_ticks
+
+        return ProcessHandle(proc.pid, process_start_ticks(proc.pid))
+
+    def find(self, attempt_dir: Path) -> ProcessHandle | None:
+        info = _read_json(attempt_dir / WRAPPER_FILE)
+        if not info or not isinstance(info.get("pid"), int):
+            return None
+        start = info.get("start_ticks")
+        return ProcessHandle(int(info["pid"]), int(start) if isinstance(start, int) else None)  # type: ignore[arg-type]
+
+    def poll(self, handle: ProcessHandle, attempt_dir: Path) -> AttemptExit | None:
+        child = self._children.get(handle.pid)
+        if child is not None:
+            if child.poll() is None:
+                return None
+            del self._children[handle.pid]
+        elif process_alive(handle.pid, handle.start_ticks):
+            return None
+        info = _read_json(attempt_dir / EXIT_FILE)
+        code = info.get("exit_code") if info else None
+        return AttemptExit(int(code) if isinstance(code, int) else None)
+
+    def terminate(self, handle: ProcessHandle, grace_s: float = 5.0) -> None:
+        """SIGTERM the attempt's process group, SIGKILL it after ``grace_s``."""
+        if not process_alive(handle.pid, handle.start_ticks):
+            self._reap(handle.pid, 0.0)
+            return
+        try:
+            os.killpg(handle.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            self._reap(handle.pid, 0.0)
+            if not process_alive(handle.pid, handle.start_ticks):
+                break
+            time.sleep(0.05)
+        else:
+            try:
+                os.killpg(handle.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._reap(handle.pid, 2.0)
+        # the job itself may linger in the group for a moment after the wrapper
+        try:
+            os.killpg(handle.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _reap(self, pid: int, timeout_s: float) -> None:
+        child = self._children.get(pid)
+        if child is None:
+            return
+        try:
+            child.wait(timeout=timeout_s) if timeout_s > 0 else child.poll()
+        except subprocess.TimeoutExpired:
+            return
+
+    def close(self) -> None:
+        """Forget the children without stopping them (they keep running; a new daemon re-attaches).
+        Reap those that already ended so no zombie is left."""
+        for child in list(self._children.values()):
+            child.poll()
+        self._children.clear()

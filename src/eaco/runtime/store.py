@@ -1,0 +1,342 @@
+"""The runtime's single source of truth: SQLite in WAL mode.
+
+Every state transition is one transaction, written before the runtime acts (an attempt is
+recorded before its process starts) or right after it observes something (an exit). States:
+
+    queued -> running -> finished | failed | cancelled
+    running -> stopping (undo asked; the job stops at its next epoch end) -> running | queued
+    running -> queued (crash while co-located: requeued to run exclusively; process lost)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from eaco.runtime.errors import RuntimeStateError
+
+SCHEMA_VERSION = 1
+
+STATES = ("queued", "running", "stopping", "finished", "failed", "cancelled")
+ACTIVE_STATES = ("queued", "running", "stopping")
+FINAL_STATES = ("finished", "failed", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    state TEXT NOT NULL,
+    submit_unix REAL NOT NULL,
+    exclusive_only INTEGER NOT NULL DEFAULT 0,
+    gpus TEXT,
+    next_gpus TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    undos INTEGER NOT NULL DEFAULT 0,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    first_start_unix REAL,
+    placed_unix REAL,
+    epochs_at_placement INTEGER NOT NULL DEFAULT 0,
+    finish_unix REAL,
+    run_time_s REAL NOT NULL DEFAULT 0,
+    colocated_s REAL NOT NULL DEFAULT 0,
+    energy_j REAL NOT NULL DEFAULT 0,
+    exit_code INTEGER,
+    reason TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    gpus TEXT NOT NULL,
+    pid INTEGER,
+    start_ticks INTEGER,
+    start_unix REAL NOT NULL,
+    end_unix REAL,
+    exit_code INTEGER,
+    outcome TEXT NOT NULL,
+    colocated INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_unix REAL NOT NULL,
+    job_id INTEGER,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    job_id: int
+    name: str
+    spec_json: str
+    state: str
+    submit_unix: float
+    exclusive_only: bool
+    gpus: tuple[int, ...] | None
+    next_gpus: tuple[int, ...] | None
+    attempts: int
+    undos: int
+    epochs_done: int
+    first_start_unix: float | None
+    placed_unix: float | None
+    epochs_at_placement: int
+    finish_unix: float | None
+    run_time_s: float
+    colocated_s: float
+    energy_j: float
+    exit_code: int | None
+    reason: str | None
+    cancel_requested: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__slots__ if k != "spec_json"}  # type: ignore[attr-defined]
+        out["gpus"] = list(self.gpus) if self.gpus is not None else None
+        out["next_gpus"] = list(self.next_gpus) if self.next_gpus is not None else None
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    job_id: int
+    attempt: int
+    gpus: tuple[int, ...]
+    pid: int | None
+    start_ticks: int | None
+    start_unix: float
+    end_unix: float | None
+    exit_code: int | None
+    outcome: str  # running | finished | stopped | crashed | oom | failed | lost | cancelled | reattached
+    colocated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        out["gpus"] = list(self.gpus)
+        return out
+
+
+def _gpus(text: str | None) -> tuple[int, ...] | None:
+    return None if text is None else tuple(int(g) for g in json.loads(text))
+
+
+def _job_row(r: sqlite3.Row) -> JobRow:
+    return JobRow(
+        job_id=r["job_id"], name=r["name"], spec_json=r["spec_json"], state=r["state"],
+        submit_unix=r["submit_unix"], exclusive_only=bool(r["exclusive_only"]), gpus=_gpus(r["gpus"]),
+        next_gpus=_gpus(r["next_gpus"]), attempts=r["attempts"], undos=r["undos"], epochs_done=r["epochs_done"],
+        first_start_unix=r["first_start_unix"], placed_unix=r["placed_unix"],
+        epochs_at_placement=r["epochs_at_placement"], finish_unix=r["finish_unix"], run_time_s=r["run_time_s"],
+        colocated_s=r["colocated_s"], energy_j=r["energy_j"], exit_code=r["exit_code"], reason=r["reason"],
+        cancel_requested=bool(r["cancel_requested"]),
+    )
+
+
+def _attempt_row(r: sqlite3.Row) -> AttemptRow:
+    return AttemptRow(
+        job_id=r["job_id"], attempt=r["attempt"], gpus=_gpus(r["gpus"]) or (), pid=r["pid"],
+        start_ticks=r["start_ticks"], start_unix=r["start_unix"], end_unix=r["end_unix"],
+        exit_code=r["exit_code"], outcome=r["outcome"], colocated=bool(r["colocated"]),
+    )
+
+
+class Store:
+    """One connection per thread (open one per thread with :meth:`open`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('clock_origin_unix', ?)", (repr(time.time()),))
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ meta
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row["value"]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    @property
+    def clock_origin_unix(self) -> float:
+        return float(self.meta("clock_origin_unix") or 0.0)
+
+    def _event(self, db: sqlite3.Connection, job_id: int | None, kind: str, detail: str = "") -> None:
+        db.execute("INSERT INTO events(time_unix, job_id, kind, detail) VALUES (?, ?, ?, ?)", (time.time(), job_id, kind, detail))
+
+    # --------------------------------------------------------------- queries
+    def job(self, job_id: int) -> JobRow:
+        r = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if r is None:
+            raise KeyError(f"no job {job_id}")
+        return _job_row(r)
+
+    def jobs(self, states: tuple[str, ...] | None = None) -> list[JobRow]:
+        if states is None:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY job_id").fetchall()
+        else:
+            marks = ",".join("?" * len(states))
+            rows = self._db.execute(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY job_id", states).fetchall()
+        return [_job_row(r) for r in rows]
+
+    def attempts(self, job_id: int | None = None) -> list[AttemptRow]:
+        if job_id is None:
+            rows = self._db.execute("SELECT * FROM attempts ORDER BY job_id, attempt").fetchall()
+        else:
+            rows = self._db.execute("SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,)).fetchall()
+        return [_attempt_row(r) for r in rows]
+
+    def attempt(self, job_id: int, attempt: int) -> AttemptRow:
+        r = self._db.execute("SELECT * FROM attempts WHERE job_id = ? AND attempt = ?", (job_id, attempt)).fetchone()
+        if r is None:
+            raise KeyError(f"no attempt {attempt} of job {job_id}")
+        return _attempt_row(r)
+
+    def events(self, job_id: int | None = None) -> list[tuple[float, int | None, str, str]]:
+        q = "SELECT time_unix, job_id, kind, detail FROM events"
+        rows = self._db.execute(q + " WHERE job_id = ? ORDER BY seq", (job_id,)) if job_id is not None else self._db.execute(q + " ORDER BY seq")
+        return [(r[0], r[1], r[2], r[3]) for r in rows.fetchall()]
+
+    # ----------------------------------------------------------- transitions
+    def _expect(self, db: sqlite3.Connection, job_id: int, states: tuple[str, ...]) -> sqlite3.Row:
+        r = db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if r is None:
+            raise KeyError(f"no job {job_id}")
+        if r["state"] not in states:
+            raise RuntimeStateError(f"job {job_id} is {r['state']}; expected {' or '.join(states)}")
+        return r
+
+    def submit(self, name: str, spec_json: str, submit_unix: float | None = None) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO jobs(name, spec_json, state, submit_unix) VALUES (?, ?, 'queued', ?)",
+                (name, spec_json, submit_unix if submit_unix is not None else time.time()),
+            )
+            job_id = int(cur.lastrowid)  # type: ignore[arg-type]
+            self._event(db, job_id, "submitted", name)
+        return job_id
+
+    def begin_attempt(self, job_id: int, gpus: tuple[int, ...], colocated: bool, now_unix: float) -> int:
+        """queued/stopping -> running: record the attempt before its process starts."""
+        with self.transaction() as db:
+            r = self._expect(db, job_id, ("queued", "stopping"))
+            attempt = r["attempts"] + 1
+            db.execute(
+                "INSERT INTO attempts(job_id, attempt, gpus, start_unix, outcome, colocated) VALUES (?, ?, ?, ?, 'running', ?)",
+                (job_id, attempt, json.dumps(list(gpus)), now_unix, int(colocated)),
+            )
+            db.execute(
+                "UPDATE jobs SET state = 'running', attempts = ?, gpus = ?, next_gpus = NULL, placed_unix = ?, "
+                "epochs_at_placement = epochs_done, first_start_unix = COALESCE(first_start_unix, ?) WHERE job_id = ?",
+                (attempt, json.dumps(list(gpus)), now_unix, now_unix, job_id),
+            )
+            self._event(db, job_id, "started", f"attempt {attempt} on GPUs {list(gpus)}")
+        return attempt
+
+    def set_pid(self, job_id: int, attempt: int, pid: int, start_ticks: int | None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE attempts SET pid = ?, start_ticks = ? WHERE job_id = ? AND attempt = ?", (pid, start_ticks, job_id, attempt))
+
+    def mark_colocated(self, job_id: int, attempt: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE attempts SET colocated = 1 WHERE job_id = ? AND attempt = ?", (job_id, attempt))
+
+    def set_progress(self, job_id: int, epochs_done: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET epochs_done = MAX(epochs_done, ?) WHERE job_id = ?", (epochs_done, job_id))
+
+    def add_accounting(self, increments: dict[int, tuple[float, float, float]]) -> None:
+        """Per job: (+run time s, +co-located time s, +modelled energy J)."""
+        if not increments:
+            return
+        with self.transaction() as db:
+            for job_id, (run_s, coloc_s, energy_j) in increments.items():
+                db.execute(
+                    "UPDATE jobs SET run_time_s = run_time_s + ?, colocated_s = colocated_s + ?, energy_j = energy_j + ? WHERE job_id = ?",
+                    (run_s, coloc_s, energy_j, job_id),
+                )
+
+    def request_undo(self, job_id: int) -> None:
+        """running -> stopping: the job was asked to stop at its next epoch end."""
+        with self.transaction() as db:
+            self._expect(db, job_id, ("running",))
+            db.execute("UPDATE jobs SET state = 'stopping', undos = undos + 1, next_gpus = NULL WHERE job_id = ?", (job_id,))
+            self._event(db, job_id, "undo", "stop requested at the next epoch end")
+
+    def set_next_gpus(self, job_id: int, gpus: tuple[int, ...] | None) -> None:
+        """A stopping job was placed again (or that placement undone): where it restarts."""
+        with self.transaction() as db:
+            self._expect(db, job_id, ("stopping",))
+            db.execute("UPDATE jobs SET next_gpus = ? WHERE job_id = ?", (None if gpus is None else json.dumps(list(gpus)), job_id))
+
+    def end_attempt(
+        self, job_id: int, attempt: int, exit_code: int | None, outcome: str, new_state: str, now_unix: float,
+        reason: str | None = None, exclusive_only: bool | None = None,
+    ) -> None:
+        """An attempt ended: record how, and move the job to ``new_state`` (queued or final)."""
+        if new_state not in ("queued", "finished", "failed", "cancelled"):
+            raise ValueError(f"end_attempt: new_state {new_state!r}")
+        with self.transaction() as db:
+            self._expect(db, job_id, ("running", "stopping"))
+            db.execute(
+                "UPDATE attempts SET end_unix = ?, exit_code = ?, outcome = ? WHERE job_id = ? AND attempt = ?",
+                (now_unix, exit_code, outcome, job_id, attempt),
+            )
+            final = new_state in FINAL_STATES
+            db.execute(
+                "UPDATE jobs SET state = ?, gpus = NULL, next_gpus = NULL, placed_unix = NULL, exit_code = ?, "
+                "reason = COALESCE(?, reason), finish_unix = CASE WHEN ? THEN ? ELSE finish_unix END, "
+                "exclusive_only = COALESCE(?, exclusive_only) WHERE job_id = ?",
+                (new_state, exit_code, reason, final, now_unix, None if exclusive_only is None else int(exclusive_only), job_id),
+            )
+            self._event(db, job_id, f"attempt-{outcome}", f"attempt {attempt} exit {exit_code} -> {new_state}" + (f": {reason}" if reason else ""))
+
+    def request_cancel(self, job_id: int) -> str:
+        """Mark for cancelling; a queued job is cancelled at once. Returns the state now."""
+        with self.transaction() as db:
+            r = db.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if r is None:
+                raise KeyError(f"no job {job_id}")
+            state = r["state"]
+            if state in FINAL_STATES:
+                return state
+            if state == "queued":
+                db.execute("UPDATE jobs SET state = 'cancelled', finish_unix = ?, reason = 'cancelled by user' WHERE job_id = ?", (time.time(), job_id))
+                self._event(db, job_id, "cancelled", "while queued")
+                return "cancelled"
+            db.execute("UPDATE jobs SET cancel_requested = 1 WHERE job_id = ?", (job_id,))
+            self._event(db, job_id, "cancel-requested", "")
+            return state
+
+    def event(self, job_id: int | None, kind: str, detail: str = "") -> None:
+        with self.transaction() as db:
+            self._event(db, job_id, kind, detail)

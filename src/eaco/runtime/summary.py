@@ -1,0 +1,61 @@
+"""Energy and JCT summary of a runtime's jobs (``summary.json`` and ``eaco status --summary``).
+
+JCT, runtime and waiting come from the store (wall-clock times the runtime recorded). Energy is
+**modelled** on a machine with declared GPUs (no NVML): see :mod:`eaco.runtime.accounting`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from eaco.runtime.accounting import EnergyTotals
+from eaco.runtime.gpus import GpuInventory
+from eaco.runtime.store import Store
+
+
+def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: GpuInventory | None = None) -> dict[str, Any]:
+    jobs: list[dict[str, Any]] = []
+    for row in store.jobs():
+        jct_s = row.finish_unix - row.first_start_unix if row.finish_unix and row.first_start_unix else None
+        total_s = row.finish_unix - row.submit_unix if row.finish_unix else None
+        jobs.append({
+            "job_id": row.job_id, "name": row.name, "state": row.state, "attempts": row.attempts,
+            "undos": row.undos, "epochs_done": row.epochs_done, "jct_s": jct_s, "total_time_s": total_s,
+            "run_time_s": row.run_time_s, "colocated_s": row.colocated_s,
+            "waiting_s": (total_s - row.run_time_s) if total_s is not None else None,
+            "energy_j_modelled": row.energy_j, "exclusive_only": row.exclusive_only, "reason": row.reason,
+        })
+    finished = [j for j in jobs if j["state"] == "finished"]
+    jcts = [j["jct_s"] for j in finished if j["jct_s"] is not None]
+    out: dict[str, Any] = {
+        "jobs": jobs,
+        "counts": {s: sum(1 for j in jobs if j["state"] == s) for s in ("queued", "running", "stopping", "finished", "failed", "cancelled")},
+        "mean_jct_s": sum(jcts) / len(jcts) if jcts else None,
+        "max_jct_s": max(jcts) if jcts else None,
+        "colocated_jobs": sum(1 for j in jobs if j["colocated_s"] > 0),
+        "undos": sum(j["undos"] for j in jobs),
+        "attributed_energy_j_modelled": sum(j["energy_j_modelled"] for j in jobs),
+    }
+    if totals is not None:
+        out["energy"] = {
+            "label": "modelled, not measured: GPU power from the calibrated model at predicted utilisation; host power from the host model",
+            "cpu_util": totals.cpu_util_source,
+            "duration_s": totals.duration_s,
+            "total_j": totals.total_j,
+            "gpu_busy_j": totals.gpu_busy_j,
+            "gpu_idle_j": totals.gpu_idle_j,
+            "host_j": totals.host_j,
+            "total_kwh": totals.total_j / 3.6e6,
+        }
+    if inventory is not None:
+        out["gpus"] = inventory.describe()
+    return out
+
+
+def write_summary(store: Store, path: Path, totals: EnergyTotals | None, inventory: GpuInventory | None) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(build_summary(store, totals, inventory), indent=2), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,54 @@
+"""Runs one attempt of a job and records how it ended, so that a restarted daemon knows.
+
+``python -m eaco.runtime.wrapper ATTEMPT_DIR -- COMMAND...`` (started by the local backend in a
+new session): writes ``ATTEMPT_DIR/wrapper.json`` (its pid and start time) before starting the
+command, and ``ATTEMPT_DIR/exit.json`` (the command's exit code) atomically when it ends. A
+SIGTERM is passed on to the command. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+WRAPPER_FILE = "wrapper.json"
+EXIT_FILE = "exit.json"
+
+
+def write_json_atomic(path: Path, payload: dict[str, object]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[1] != "--":
+        print("usage: python -m eaco.runtime.wrapper ATTEMPT_DIR -- COMMAND...", file=sys.stderr)
+        return 2
+    attempt_dir = Path(argv[0])
+    from eaco.runtime.procs import process_start_ticks
+
+    write_json_atomic(attempt_dir / WRAPPER_FILE, {"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid())})
+    try:
+        child = subprocess.Popen(argv[2:])
+    except OSError as exc:
+        print(f"eaco runtime: cannot start {argv[2]!r}: {exc}", file=sys.stderr, flush=True)
+        write_json_atomic(attempt_dir / EXIT_FILE, {"exit_code": 127, "error": str(exc)})
+        return 127
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = child.wait()
+    write_json_atomic(attempt_dir / EXIT_FILE, {"exit_code": code})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

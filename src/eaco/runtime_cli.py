@@ -1,0 +1,119 @@
+"""Typer commands of the live runtime: ``eaco serve``, ``submit``, ``status``, ``cancel``, ``logs``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from eaco.errors import InputError
+from eaco.runtime.errors import ApiError
+
+DEFAULT_STATE_DIR = Path(os.environ.get("EACO_RUNTIME_DIR", str(Path.home() / ".eaco" / "runtime")))
+
+StateDirOption = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="the runtime's state folder (env EACO_RUNTIME_DIR)")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _client(state_dir: Path):  # type: ignore[no-untyped-def]
+    from eaco.runtime.client import RuntimeClient
+
+    try:
+        return RuntimeClient(state_dir)
+    except ApiError as exc:
+        _fail(str(exc))
+
+
+def serve_command(
+    state_dir: Path = StateDirOption,
+    gpus: str = typer.Option("nvml", "--gpus", help="'nvml' (find GPUs) or COUNTxTYPE, e.g. 2xv100 (declared; CPU machines)"),
+    policy: str = typer.Option("eaco", "--policy", "-p", help="eaco, fifo, fifo-packed or gandiva"),
+    tick_s: float = typer.Option(0.2, "--tick-s", min=0.01, help="main loop period (s)"),
+    exit_when_idle: bool = typer.Option(False, "--exit-when-idle", help="stop once no job is queued or running"),
+) -> None:
+    """Run the runtime daemon (API on 127.0.0.1 with a token; state in SQLite)."""
+    from eaco.policies.registry import policy_names
+    from eaco.runtime.daemon import ServeOptions, serve
+    from eaco.runtime.gpus import discover_gpus
+
+    if policy.strip().lower() not in policy_names():
+        _fail(f"--policy: unknown policy {policy!r}; expected one of: {', '.join(policy_names())}")
+    try:
+        inventory = discover_gpus(gpus)
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo(f"eaco serve: {inventory.describe()}, policy {policy}, state {state_dir}", err=True)
+    serve(ServeOptions(state_dir, inventory, policy.strip().lower(), tick_s, exit_when_idle))
+
+
+def submit_command(
+    spec: Path = typer.Argument(..., help="job spec (YAML)"),
+    state_dir: Path = StateDirOption,
+) -> None:
+    """Submit a job spec; prints the job id. A bad spec is refused with the field named."""
+    from eaco.runtime.spec import load_spec
+
+    try:
+        load_spec(spec)  # a clear error before any request
+    except InputError as exc:
+        _fail(str(exc))
+    try:
+        job_id = _client(state_dir).submit(spec)
+    except ApiError as exc:
+        _fail(str(exc))
+    typer.echo(str(job_id))
+
+
+def status_command(
+    job_id: Optional[int] = typer.Argument(None, help="one job (default: all)"),
+    state_dir: Path = StateDirOption,
+    summary: bool = typer.Option(False, "--summary", help="energy and JCT summary"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Show jobs (state, GPUs, epochs, attempts), one job in detail, or the summary."""
+    client = _client(state_dir)
+    try:
+        if summary:
+            payload = client.summary()
+        elif job_id is not None:
+            payload = client.job(job_id)
+        else:
+            payload = {"jobs": client.jobs()}
+    except ApiError as exc:
+        _fail(str(exc))
+    if as_json or summary or job_id is not None:
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    typer.echo(f"{'id':>4} {'name':<20} {'state':<10} {'gpus':<8} {'epochs':>6} {'tries':>5} {'undos':>5}")
+    for j in payload["jobs"]:
+        gpus = ",".join(str(g) for g in (j["gpus"] or [])) or "-"
+        typer.echo(f"{j['job_id']:>4} {j['name'][:20]:<20} {j['state']:<10} {gpus:<8} {j['epochs_done']:>6} {j['attempts']:>5} {j['undos']:>5}")
+
+
+def cancel_command(job_id: int = typer.Argument(...), state_dir: Path = StateDirOption) -> None:
+    """Cancel a job (a running one is stopped: SIGTERM, then SIGKILL)."""
+    try:
+        state = _client(state_dir).cancel(job_id)
+    except ApiError as exc:
+        _fail(str(exc))
+    typer.echo(f"job {job_id}: {state}" + (" (cancel requested)" if state in ("running", "stopping") else ""))
+
+
+def logs_command(
+    job_id: int = typer.Argument(...),
+    state_dir: Path = StateDirOption,
+    tail_bytes: int = typer.Option(65536, "--tail-bytes", min=0, help="show at most this many bytes from the end"),
+) -> None:
+    """Print a job's output (every attempt)."""
+    try:
+        text = _client(state_dir).logs(job_id, tail_bytes)
+    except ApiError as exc:
+        _fail(str(exc))
+    typer.echo(text, nl=False)

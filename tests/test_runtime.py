@@ -1,0 +1,245 @@
+"""The live runtime: specs, store, and real daemons running tiny training jobs on 2 declared GPUs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+import typer
+
+from eaco.errors import InputError
+from eaco.runtime.errors import RuntimeStateError
+from eaco.runtime.spec import load_spec, spec_from_yaml
+from eaco.runtime.store import Store
+from eaco.runtime_cli import cancel_command, logs_command, serve_command, status_command, submit_command
+
+app = typer.Typer()
+app.command("serve")(serve_command)
+app.command("submit")(submit_command)
+app.command("status")(status_command)
+app.command("cancel")(cancel_command)
+app.command("logs")(logs_command)
+runner = CliRunner()
+
+
+def job_yaml(name: str, epochs: int = 3, steps: int = 30, extra: str = "", args: str = "", expected_epoch_s: float = 0.5) -> str:
+    return (
+        f"name: {name}\n"
+        f"command: {sys.executable} -m eaco.runtime.examples.tiny_train --job-name {name} --epochs {epochs} --steps-per-epoch {steps} {args}\n"
+        f"epochs: {epochs}\nexpected_epoch_s: {expected_epoch_s}\njob_type: resnet18\n"
+        f"env: {{OMP_NUM_THREADS: '1'}}\n{extra}"
+    )
+
+
+# ------------------------------------------------------------------------ specs
+def test_spec_errors_name_the_field(tmp_path: Path) -> None:
+    ok = spec_from_yaml(job_yaml("a"))
+    assert ok.command[1:3] == ["-m", "eaco.runtime.examples.tiny_train"] and ok.epochs == 3
+    cases = {
+        "epochs": job_yaml("a").replace("epochs: 3", "epochs: 0"),
+        "gpu_type": job_yaml("a", extra="gpu_type: tpu9\n"),
+        "num_gpus": job_yaml("a", extra="num_gpus: -1\n"),
+        "colour": job_yaml("a", extra="colour: red\n"),
+        "memory_gb": job_yaml("a", extra="memory_gb: abc\n"),
+    }
+    for field, text in cases.items():
+        with pytest.raises(InputError) as err:
+            spec_from_yaml(text, "job.yaml")
+        assert err.value.field == field, (field, str(err.value))
+        assert f"field '{field}'" in str(err.value)
+    with pytest.raises(InputError, match="deadline_s or slack"):
+        spec_from_yaml(job_yaml("a", extra="deadline_s: 10\nslack: 1\n"))
+    with pytest.raises(InputError, match="not valid YAML"):
+        spec_from_yaml("name: [unclosed")
+    p = tmp_path / "j.yaml"
+    p.write_text(job_yaml("a", extra="working_dir: sub\n"))
+    assert load_spec(p).working_dir == str((tmp_path / "sub").resolve())
+
+
+def test_spec_slack_gives_a_deadline() -> None:
+    spec = spec_from_yaml(job_yaml("a", extra="slack: 1.0\n"))
+    assert spec.relative_deadline_s() == pytest.approx(2 * 3 * 0.5)
+
+
+# ------------------------------------------------------------------------ store
+def test_store_transitions_and_wal(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    spec = spec_from_yaml(job_yaml("a"))
+    job_id = store.submit("a", spec.model_dump_json())
+    assert store.job(job_id).state == "queued"
+    attempt = store.begin_attempt(job_id, (1,), colocated=False, now_unix=time.time())
+    store.set_pid(job_id, attempt, 1234, 99)
+    row = store.job(job_id)
+    assert (row.state, row.gpus, row.attempts) == ("running", (1,), 1)
+    with pytest.raises(RuntimeStateError):
+        store.begin_attempt(job_id, (0,), colocated=False, now_unix=time.time())  # never twice at once
+    store.request_undo(job_id)
+    store.set_next_gpus(job_id, (0,))
+    assert store.job(job_id).next_gpus == (0,)
+    store.end_attempt(job_id, attempt, 75, "stopped", "queued", time.time())
+    assert store.job(job_id).state == "queued" and store.job(job_id).undos == 1
+    a2 = store.begin_attempt(job_id, (0,), colocated=True, now_unix=time.time())
+    store.end_attempt(job_id, a2, 0, "finished", "finished", time.time())
+    row = store.job(job_id)
+    assert row.state == "finished" and row.finish_unix is not None and row.gpus is None
+    assert [a.outcome for a in store.attempts(job_id)] == ["stopped", "finished"]
+    assert store.request_cancel(job_id) == "finished"
+    q = store.submit("b", spec.model_dump_json())
+    assert store.request_cancel(q) == "cancelled"
+    store.close()
+    # a second connection (another thread or process) sees the same data
+    again = Store(tmp_path / "r.db")
+    assert [r.state for r in again.jobs()] == ["finished", "cancelled"]
+    again.close()
+
+
+# ------------------------------------------------------------------ daemon runs
+class Daemon:
+    """A daemon subprocess on a state folder; stopped (and its jobs reaped) by the test."""
+
+    def __init__(self, state: Path, policy: str = "eaco") -> None:
+        self.state = state
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "eaco.runtime", "--state-dir", str(state), "--gpus", "2xv100", "--policy", policy, "--tick-s", "0.1"],
+            stdout=subprocess.DEVNULL, stderr=open(state.parent / f"daemon-{state.name}.err", "ab"), start_new_session=True,
+        )
+        wait_for(lambda: (state / "api.json").exists() and json.loads((state / "api.json").read_text())["pid"] == self.proc.pid, 20, "daemon API")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(timeout=15)
+
+
+def wait_for(cond, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def cli(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def job_states(state: Path) -> dict[int, str]:
+    store = Store(state / "runtime.db")
+    try:
+        return {r.job_id: r.state for r in store.jobs()}
+    finally:
+        store.close()
+
+
+def kill_leftover_jobs(state: Path) -> None:
+    """Safety net: SIGKILL the process group of every attempt still alive (tests must not leak)."""
+    from eaco.runtime.procs import process_alive
+
+    for wrapper in state.glob("jobs/*/attempts/*/wrapper.json"):
+        info = json.loads(wrapper.read_text())
+        if process_alive(info["pid"], info["start_ticks"]):
+            try:
+                os.killpg(info["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture()
+def state_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
+    state = tmp_path / "state"
+    yield state
+    kill_leftover_jobs(state)
+
+
+def submit(state: Path, tmp_path: Path, name: str, **kw) -> int:  # type: ignore[no-untyped-def]
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(job_yaml(name, **kw))
+    return int(cli("submit", str(p), "--state-dir", str(state)).strip())
+
+
+def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: Path) -> None:
+    daemon = Daemon(state_dir)
+    try:
+        ids = [submit(state_dir, tmp_path, f"job{i}", epochs=3, steps=40) for i in range(4)]
+        # a malformed spec is refused with the field named, and nothing else changes
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(job_yaml("bad").replace("epochs: 3", "epochs: zero"))
+        result = runner.invoke(app, ["submit", str(bad), "--state-dir", str(state_dir)])
+        assert result.exit_code == 1 and "field 'epochs'" in result.output
+        unknown = tmp_path / "unknown.yaml"
+        unknown.write_text(job_yaml("u").replace("job_type: resnet18", "job_type: nosuchmodel"))
+        result = runner.invoke(app, ["submit", str(unknown), "--state-dir", str(state_dir)])
+        assert result.exit_code == 1 and "field 'job_type'" in result.output
+        assert sorted(job_states(state_dir)) == ids
+        wait_for(lambda: all(s == "finished" for s in job_states(state_dir).values()), 60, "4 jobs to finish")
+        summary = json.loads(cli("status", "--summary", "--state-dir", str(state_dir)))
+        assert "status" not in summary
+        assert "job0" in cli("status", "--state-dir", str(state_dir))
+        assert "epoch 2 loss" in cli("logs", str(ids[0]), "--state-dir", str(state_dir))
+    finally:
+        daemon.kill(signal.SIGTERM)
+    store = Store(state_dir / "runtime.db")
+    attempts = store.attempts()
+    store.close()
+    gpus_of = {a.job_id: a.gpus for a in attempts}
+    shared = [g for g in (0, 1) if sum(1 for gs in gpus_of.values() if g in gs) >= 2]
+    assert shared, f"no GPU was shared: {gpus_of}"
+    assert all(a.outcome == "finished" for a in attempts) and len(attempts) == 4
+    assert summary["counts"]["finished"] == 4 and summary["colocated_jobs"] >= 2
+    assert summary["energy"]["total_j"] > 0 and "modelled" in summary["energy"]["label"]
+    assert all(j["jct_s"] and j["jct_s"] > 0 and j["energy_j_modelled"] > 0 for j in summary["jobs"])
+    assert (state_dir / "summary.json").exists()
+
+
+def test_crash_while_colocated_is_requeued_exclusive(state_dir: Path, tmp_path: Path) -> None:
+    daemon = Daemon(state_dir)
+    try:
+        ids = [submit(state_dir, tmp_path, f"c{i}", epochs=3, steps=30) for i in range(3)]
+        bad = submit(state_dir, tmp_path, "crashy", epochs=3, steps=30, args="--fail-at-epoch 1 --fail-kind oom")
+        wait_for(lambda: all(s == "finished" for s in job_states(state_dir).values()), 60, "jobs to finish")
+    finally:
+        daemon.kill(signal.SIGTERM)
+    store = Store(state_dir / "runtime.db")
+    row, attempts = store.job(bad), store.attempts(bad)
+    store.close()
+    assert [a.outcome for a in attempts] == ["oom", "finished"], attempts
+    assert attempts[0].colocated and row.exclusive_only and "exclusively" in (row.reason or "")
+    assert len(ids) == 3
+
+
+def test_daemon_sigkill_and_restart_loses_nothing_runs_nothing_twice(state_dir: Path, tmp_path: Path) -> None:
+    daemon = Daemon(state_dir)
+    try:
+        ids = [submit(state_dir, tmp_path, f"k{i}", epochs=4, steps=60) for i in range(4)]
+        wait_for(lambda: sum(1 for s in job_states(state_dir).values() if s == "running") >= 2, 30, "jobs to run")
+        daemon.kill(signal.SIGKILL)
+        running_before = {j for j, s in job_states(state_dir).items() if s == "running"}
+        daemon = Daemon(state_dir)
+        wait_for(lambda: all(s == "finished" for s in job_states(state_dir).values()), 90, "jobs to finish after restart")
+    finally:
+        daemon.kill(signal.SIGTERM)
+    store = Store(state_dir / "runtime.db")
+    rows = {r.job_id: r for r in store.jobs()}
+    attempts = store.attempts()
+    events = store.events()
+    store.close()
+    assert sorted(rows) == ids and all(r.state == "finished" for r in rows.values())
+    for job_id in running_before:  # re-attached: still its first and only attempt
+        assert [a.outcome for a in attempts if a.job_id == job_id] == ["finished"], job_id
+    assert any(kind == "recover" and "watching it again" in detail for _, _, kind, detail in events)
+    # never two attempts of one job at the same time
+    for job_id in ids:
+        mine = sorted((a.start_unix, a.end_unix or 0.0) for a in attempts if a.job_id == job_id)
+        assert all(prev[1] <= nxt[0] for prev, nxt in zip(mine, mine[1:]))

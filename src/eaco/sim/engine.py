@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 from eaco.errors import PolicyError
 from eaco.model.cluster import ClusterSpec
+from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.model.job import Job
 from eaco.policies.base import Policy
 from eaco.policies.decisions import Place, Undo, WakeUp, Watch
@@ -143,10 +144,8 @@ class Simulator:
         mem_by_type: dict[str, float] = {}
         for node in self.cluster.nodes:
             gpus_by_type[node.gpu_type] = gpus_by_type.get(node.gpu_type, 0) + node.num_gpus
-        from eaco.model.gpu import gpu_type as lookup
-
         for t in gpus_by_type:
-            mem_by_type[t] = lookup(t).memory_gb
+            mem_by_type[t] = lookup_gpu_type(t).memory_gb
         bad: list[str] = []
         for job in jobs:
             types = [job.gpu_type] if job.gpu_type else list(gpus_by_type)

@@ -37,6 +37,13 @@ def serve_command(
     policy: str = typer.Option("eaco", "--policy", "-p", help="eaco, fifo, fifo-packed or gandiva"),
     tick_s: float = typer.Option(0.2, "--tick-s", min=0.01, help="main loop period (s)"),
     exit_when_idle: bool = typer.Option(False, "--exit-when-idle", help="stop once no job is queued or running"),
+    metrics_port: Optional[int] = typer.Option(
+        None, "--metrics-port", min=0, max=65535,
+        help="serve Prometheus metrics on 127.0.0.1:PORT (0: a free port; the address goes to <state>/metrics.json); default off",
+    ),
+    backend: str = typer.Option("local", "--backend", help="'local' (processes on this machine) or 'ray' (a Ray cluster)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join ('auto' or host:port); default: start a local one"),
+    ray_gpu_type: str = typer.Option("v100", "--ray-gpu-type", help="GPU type of the Ray cluster's nodes"),
 ) -> None:
     """Run the runtime daemon (API on 127.0.0.1 with a token; state in SQLite)."""
     from eaco.policies.registry import policy_names
@@ -45,12 +52,23 @@ def serve_command(
 
     if policy.strip().lower() not in policy_names():
         _fail(f"--policy: unknown policy {policy!r}; expected one of: {', '.join(policy_names())}")
+    backend = backend.strip().lower()
+    if backend not in ("local", "ray"):
+        _fail(f"--backend: expected 'local' or 'ray', got {backend!r}")
+    inventory = None
+    if backend == "local":
+        try:
+            inventory = discover_gpus(gpus)
+        except InputError as exc:
+            _fail(str(exc))
+        typer.echo(f"eaco serve: {inventory.describe()}, policy {policy}, state {state_dir}", err=True)
+    else:
+        typer.echo(f"eaco serve: Ray cluster {ray_address or '(local)'}, policy {policy}, state {state_dir}", err=True)
     try:
-        inventory = discover_gpus(gpus)
+        serve(ServeOptions(state_dir, inventory, policy.strip().lower(), tick_s, exit_when_idle, metrics_port,
+                           backend, ray_address, ray_gpu_type))
     except InputError as exc:
         _fail(str(exc))
-    typer.echo(f"eaco serve: {inventory.describe()}, policy {policy}, state {state_dir}", err=True)
-    serve(ServeOptions(state_dir, inventory, policy.strip().lower(), tick_s, exit_when_idle))
 
 
 def submit_command(

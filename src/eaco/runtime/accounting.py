@@ -26,6 +26,10 @@ class EnergyTotals:
     duration_s: float = 0.0
     cpu_util_source: str = "modelled"
     per_job: dict[int, tuple[float, float, float]] = field(default_factory=dict)  # last increments
+    # modelled power (W) over the last step, per part
+    gpu_busy_w: float = 0.0
+    gpu_idle_w: float = 0.0
+    host_w: float = 0.0
 
     @property
     def total_j(self) -> float:
@@ -55,6 +59,7 @@ class EnergyAccountant:
             return out
         t = self.totals
         t.duration_s += dt_s
+        busy_before, idle_before = t.gpu_busy_j, t.gpu_idle_j
         slots: list[int] = []
         modelled_cpu = 0.0
         for g, on_gpu in enumerate(state.gpu_jobs):
@@ -74,6 +79,9 @@ class EnergyAccountant:
         cpu = self.cpu_util() if self.cpu_util is not None else min(1.0, modelled_cpu)
         host_j = (self.energy.host.power_w(cpu) + self.energy.node_baseline_w) * dt_s
         t.host_j += host_j
+        t.gpu_busy_w = (t.gpu_busy_j - busy_before) / dt_s
+        t.gpu_idle_w = (t.gpu_idle_j - idle_before) / dt_s
+        t.host_w = host_j / dt_s
         for j in slots:
             run_s, coloc_s, e = out[j]
             out[j] = (run_s, coloc_s, e + host_j / len(slots))

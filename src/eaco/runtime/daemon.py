@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from eaco.errors import InputError
 from eaco.policies.base import Policy
 from eaco.policies.registry import PolicyContext, make_policy
 from eaco.runtime.accounting import measured_cpu_util
@@ -22,14 +23,28 @@ from eaco.runtime.store import Store
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     state_dir: Path
-    inventory: GpuInventory
+    inventory: GpuInventory | None  # None with the Ray backend: GPUs are discovered from Ray
     policy_name: str = "eaco"
     tick_s: float = 0.2
     exit_when_idle: bool = False  # stop once no job is queued or running (tests, batch use)
+    metrics_port: int | None = None  # Prometheus endpoint on 127.0.0.1: None = off, 0 = a free port
+    backend: str = "local"  # "local" (processes on this machine) or "ray"
+    ray_address: str | None = None  # Ray cluster to join ("auto", "host:port"); None starts a local one
+    ray_gpu_type: str = "v100"  # GPU type of the Ray cluster's nodes
 
 
 def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext], Policy] | None = None) -> tuple[Runtime, "object"]:
     from eaco.setup import load_environment
+
+    if options.backend == "ray":
+        from eaco.runtime.ray_backend import build_ray_runtime
+
+        return build_ray_runtime(options.state_dir, options.policy_name, options.tick_s,
+                                 options.ray_address, options.ray_gpu_type, policy_factory)
+    if options.backend != "local":
+        raise InputError("--backend", f"expected 'local' or 'ray', got {options.backend!r}")
+    if options.inventory is None:
+        raise InputError("--gpus", "the local backend needs GPUs (found through NVML or declared)")
 
     env = load_environment()
     ctx = env.policy_context()
@@ -48,13 +63,31 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
     daemon on the same state folder re-attaches them."""
     runtime, env = build_runtime(options, policy_factory)
     stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
+    metrics = None
+    if options.metrics_port is not None:
+        from eaco.runtime.metrics import MetricsServer
+
+        metrics = MetricsServer(runtime.layout, lambda: runtime.snapshot, options.metrics_port)
+        try:
+            metrics.start()  # before the API: a client that found api.json finds metrics.json too
+        except OSError as exc:
+            runtime.store.close()
+            raise InputError("--metrics-port", f"cannot serve metrics on 127.0.0.1:{options.metrics_port}: {exc.strerror or exc}") from None
+    if threading.current_thread() is threading.main_thread():  # before api.json tells clients we are up
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-    api = ApiServer(runtime.layout, runtime.catalog, runtime.inventory, lambda: runtime.accountant.totals)
-    api.start()
+    try:
+        api = ApiServer(runtime.layout, runtime.catalog, runtime.inventory, lambda: runtime.accountant.totals)
+        api.start()
+    except BaseException:
+        if metrics is not None:
+            metrics.stop()
+        runtime.store.close()
+        raise
     try:
         runtime.run(stop, exit_when_idle=options.exit_when_idle)
     finally:
         api.stop()
+        if metrics is not None:
+            metrics.stop()
         runtime.store.close()

@@ -9,7 +9,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +30,7 @@ from eaco.runtime.errors import RuntimeStateError
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.jobs import exclusive_epoch_s, job_from_spec
 from eaco.runtime.layout import StateLayout
+from eaco.runtime.metrics import GpuSnapshot, RuntimeSnapshot
 from eaco.runtime.reports import ReportTail
 from eaco.runtime.spec import JobSpec
 from eaco.runtime.store import ACTIVE_STATES, Store
@@ -84,7 +85,10 @@ class Runtime:
         self.jobs: dict[int, Job] = {}
         self.specs: dict[int, JobSpec] = {}
         self.status: dict[int, str] = {}  # queued | running | stopping (the daemon's mirror of the store)
-        self.next_gpus: dict[int, tuple[int, ...]] = {}
+        # undone jobs whose old process still runs until its epoch end: they keep their GPUs in
+        # ``state`` (so no policy counts that memory as free) and are shown to the policy as high
+        # priority (so none co-locates onto them); job id -> the job as it really is
+        self.draining: dict[int, Job] = {}
         self.live: dict[int, _Live] = {}
         self.tails: dict[int, ReportTail] = {}
         self.watches: dict[int, _Watch] = {}
@@ -99,6 +103,7 @@ class Runtime:
         self._last_tick_unix: float | None = None
         self._something_ended = False
         self.policy_calls = 0
+        self.snapshot: RuntimeSnapshot | None = None  # what the metrics endpoint reads (another thread)
 
     # ================================================================ clock
     def now_s(self, now_unix: float | None = None) -> float:
@@ -134,9 +139,10 @@ class Runtime:
             if row.state == "running":
                 self.state.place(job, row.gpus or ())
                 self.placed[row.job_id] = (row.placed_unix or time.time(), row.epochs_at_placement)
-            elif row.next_gpus is not None:
-                self.state.place(job, row.next_gpus)
-                self.next_gpus[row.job_id] = row.next_gpus
+            else:  # stopping: its old process holds its old GPUs until it has stopped
+                if row.next_gpus is not None:  # written by an older runtime that pre-placed it
+                    self.store.set_next_gpus(row.job_id, None)
+                self._start_draining(row.job_id, row.gpus or ())
             if handle is None:
                 self.store.event(row.job_id, "recover", f"attempt {row.attempts} left no process")
                 self._handle_exit(row.job_id, row.attempts, AttemptExit(None), time.time())
@@ -159,7 +165,7 @@ class Runtime:
         self._handle_cancels()
         self._poll_processes()
         self._read_reports(now_unix)
-        queue = [j for j, s in self.status.items() if s == "queued" or (s == "stopping" and j not in self.next_gpus)]
+        queue = [j for j, s in self.status.items() if s == "queued"]
         woken = time.time() >= self.wake_at_unix
         if woken:
             self.wake_at_unix = math.inf
@@ -168,9 +174,31 @@ class Runtime:
         if self._something_ended:
             self._something_ended = False
             self.write_summary()
+        self.snapshot = self.take_snapshot(now_unix)
 
     def active_jobs(self) -> int:
         return len(self.status)
+
+    def take_snapshot(self, now_unix: float | None = None) -> RuntimeSnapshot:
+        """The state the metrics endpoint shows (built on the loop's thread, read on another)."""
+        state, t = self.state, self.accountant.totals
+        gpus = tuple(
+            GpuSnapshot(
+                gpu=g, gpu_type=state.gpu_type[g], jobs=len(on_gpu), memory_reserved_gb=state.gpu_memory_used_gb[g],
+                util_estimate=min(1.0, sum(self.jobs[j].gpu_util for j in on_gpu)),
+            )
+            for g, on_gpu in enumerate(state.gpu_jobs)
+        )
+        colocated = sum(1 for gs in state.job_gpus.values() if any(len(state.gpu_jobs[g]) > 1 for g in gs))
+        statuses = list(self.status.values())
+        return RuntimeSnapshot(
+            time_unix=time.time() if now_unix is None else now_unix,
+            queue_length=statuses.count("queued"), running_jobs=statuses.count("running"),
+            stopping_jobs=statuses.count("stopping"), colocated_jobs=colocated,
+            power_w={"gpu_busy": t.gpu_busy_w, "gpu_idle": t.gpu_idle_w, "host": t.host_w},
+            energy_j={"gpu_busy": t.gpu_busy_j, "gpu_idle": t.gpu_idle_j, "host": t.host_j},
+            accounted_s=t.duration_s, policy_calls=self.policy_calls, gpus=gpus,
+        )
 
     def write_summary(self) -> None:
         write_summary(self.store, self.layout.summary_file, self.accountant.totals, self.inventory)
@@ -195,7 +223,7 @@ class Runtime:
             self.state.remove(job_id)
             self.finished_pending.append(job_id)
         self.status.pop(job_id, None)
-        self.next_gpus.pop(job_id, None)
+        self.draining.pop(job_id, None)
         self.watches.pop(job_id, None)
         self.live.pop(job_id, None)
         self._something_ended = True
@@ -224,8 +252,9 @@ class Runtime:
         row = self.store.job(job_id)
         status = self.status.get(job_id, row.state)
         code = ended.exit_code
-        in_state = job_id in self.state.job_gpus
-        next_gpus = self.next_gpus.pop(job_id, None)
+        original = self.draining.pop(job_id, None)
+        if original is not None:
+            self.jobs[job_id] = original  # no longer shown as high priority
 
         def leave_gpus() -> None:
             if job_id in self.state.job_gpus:
@@ -250,14 +279,19 @@ class Runtime:
             outcome = "lost"
         else:
             outcome = "oom" if self._log_mentions_oom(job_id) else "crashed"
-        if status == "stopping" or code == EXIT_STOPPED:
-            # an undo (or the job stopped on its own): resume from the checkpoint
+        if code == EXIT_STOPPED or (status == "stopping" and outcome == "lost"):
+            # an undo (or the job stopped on its own): it resumes from its checkpoint wherever
+            # the policy places it now that its old GPUs are free
             self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix)
-            if status == "running" and in_state:
+            if status == "stopping":
+                # undone: the policy took it off these GPUs already (no `finished` for it, which
+                # would make the policy forget what it learnt, e.g. the GPU sets undone for it)
+                if job_id in self.state.job_gpus:
+                    self.state.remove(job_id)
+                self.placed.pop(job_id, None)
+            else:
                 leave_gpus()
             self.status[job_id] = "queued"
-            if next_gpus is not None:
-                self._launch(job_id, next_gpus, now_unix)
             return
         # status running: the process ended without finishing
         if row.attempts >= MAX_ATTEMPTS:
@@ -382,8 +416,7 @@ class Runtime:
         )
 
     def _queue(self) -> list[Job]:
-        ids = [j for j, s in self.status.items() if s == "queued" or (s == "stopping" and j not in self.next_gpus)]
-        jobs = [self.jobs[j] for j in ids]
+        jobs = [self.jobs[j] for j, s in self.status.items() if s == "queued"]
         jobs.sort(key=lambda j: (-j.priority, j.submit_time_s, j.job_id))
         return jobs
 
@@ -404,6 +437,8 @@ class Runtime:
                     self._undo(d.job_id)
                     changed = True
                 elif isinstance(d, Watch):
+                    if self.status.get(d.job_id) == "stopping":
+                        continue  # it is stopping: it reports no more epochs here
                     if d.job_id not in self.state.job_gpus or self.status.get(d.job_id) != "running":
                         raise PolicyError(f"policy {self.policy.name} watches job {d.job_id}, which is not running")
                     self.watches[d.job_id] = _Watch(now_unix, d.epochs)
@@ -418,37 +453,45 @@ class Runtime:
         raise PolicyError(f"policy {self.policy.name} kept changing placements")
 
     def _place(self, d: Place, now_unix: float) -> None:
-        status = self.status.get(d.job_id)
-        waiting = status == "queued" or (status == "stopping" and d.job_id not in self.next_gpus)
-        if not waiting:
+        if self.status.get(d.job_id) != "queued":
             raise PolicyError(f"policy {self.policy.name} placed job {d.job_id}, which is not queued")
         gpus = tuple(d.gpus)
         self.state.place(self.jobs[d.job_id], gpus)
-        if status == "stopping":
-            self.store.set_next_gpus(d.job_id, gpus)  # it restarts there once its old process stopped
-            self.next_gpus[d.job_id] = gpus
-            return
         self._launch(d.job_id, gpus, now_unix)
 
     def _undo(self, job_id: int) -> None:
+        """Ask the job to stop at its next epoch end. Until its process has exited it keeps its
+        GPUs in ``state`` (its memory is really in use there) and is out of the queue; it is queued
+        (and placed anew by the policy) once the process has checkpointed and exited."""
         status = self.status.get(job_id)
         if status == "running":
             request_stop(self.layout.control_dir(job_id))
             self.store.request_undo(job_id)
-            self.state.remove(job_id)
-            self.placed.pop(job_id, None)
             self.watches.pop(job_id, None)
             self.status[job_id] = "stopping"
-        elif status == "stopping" and job_id in self.next_gpus:
-            self.state.remove(job_id)
-            self.store.set_next_gpus(job_id, None)
-            del self.next_gpus[job_id]
+            self._start_draining(job_id, self.state.job_gpus[job_id])
+        elif status == "stopping":
+            return  # already asked to stop
         else:
             raise PolicyError(f"policy {self.policy.name} undid job {job_id}, which is not running")
+
+    def _start_draining(self, job_id: int, gpus: tuple[int, ...]) -> None:
+        """Show a stopping job to the policy as high priority on the GPUs its old process holds:
+        its memory stays counted and no policy co-locates onto it (it would watch a job that
+        reports no more epochs). Re-placing it bumps the state's versions so caches see it."""
+        job = self.draining.get(job_id, self.jobs[job_id])
+        self.draining[job_id] = job
+        shown = replace(job, priority=max(1, job.priority))
+        self.jobs[job_id] = shown
+        if job_id in self.state.job_gpus:
+            self.state.remove(job_id)
+        if gpus:
+            self.state.place(shown, gpus)
 
     # ================================================================= loop
     def run(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
         self.recover()
+        self.snapshot = self.take_snapshot()
         try:
             while not stop.is_set():
                 self.tick()

@@ -1,0 +1,182 @@
+"""The daemon's Prometheus endpoint (``eaco serve --metrics-port``), on 127.0.0.1 only.
+
+Two sources, read at every scrape:
+
+- a :class:`RuntimeSnapshot` the daemon loop publishes at the end of every tick (one reference
+  assignment; the scrape thread never touches the loop's dictionaries): modelled power and
+  energy, queue, running / stopping / co-located jobs, per-GPU jobs, memory and utilisation;
+- the store (its own read-only SQLite connection per scrape): jobs per state and the
+  cumulative counters (finished, failed, cancelled jobs, undos, attempts), which survive a
+  daemon restart.
+
+Metrics live in a dedicated :class:`~prometheus_client.CollectorRegistry` (not the process-wide
+default one), so several daemons in one process (tests) do not collide. Energy and power are
+**modelled** (``source="modelled"`` label) unless NVML measurement is added.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from eaco.runtime.layout import StateLayout
+
+METRICS_HOST = "127.0.0.1"
+ENERGY_SOURCE = "modelled"
+JOB_STATES = ("queued", "running", "stopping", "finished", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSnapshot:
+    gpu: int
+    gpu_type: str
+    jobs: int
+    memory_reserved_gb: float  # what the policy's accounting holds on it (the jobs' declared peaks)
+    util_estimate: float  # sum of its jobs' exclusive utilisation, capped at 1 (as the energy model)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSnapshot:
+    """The daemon's state at the end of one tick (immutable: handed to the scrape thread)."""
+
+    time_unix: float
+    queue_length: int
+    running_jobs: int  # state running (a process that trains)
+    stopping_jobs: int  # undone, process finishing its epoch
+    colocated_jobs: int  # jobs with at least one GPU shared with another job
+    power_w: dict[str, float]  # modelled, over the last tick: gpu_busy, gpu_idle, host
+    energy_j: dict[str, float]  # modelled, since this daemon started: gpu_busy, gpu_idle, host
+    accounted_s: float  # seconds integrated into energy_j
+    policy_calls: int
+    gpus: tuple[GpuSnapshot, ...]
+
+
+def store_counts(db_path: Path) -> tuple[dict[str, int], int, int]:
+    """Jobs per state, total undos and total attempts, read with a read-only connection."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5.0)
+    try:
+        per_state = {s: 0 for s in JOB_STATES}
+        undos = attempts = 0
+        for state, count, u, a in db.execute("SELECT state, COUNT(*), SUM(undos), SUM(attempts) FROM jobs GROUP BY state"):
+            per_state[state] = int(count)
+            undos += int(u or 0)
+            attempts += int(a or 0)
+        return per_state, undos, attempts
+    finally:
+        db.close()
+
+
+class RuntimeCollector:
+    """A custom collector: builds every metric family from the latest snapshot and the store."""
+
+    def __init__(self, snapshot: Callable[[], RuntimeSnapshot | None], db_path: Path) -> None:
+        self._snapshot = snapshot
+        self._db_path = db_path
+
+    def describe(self) -> list[object]:
+        return []  # families are built per scrape; nothing to check at registration
+
+    def collect(self) -> Iterator[object]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        snap = self._snapshot()
+        if snap is not None:
+            power = GaugeMetricFamily(
+                "eaco_power_watts", "Cluster power over the last tick, by part (modelled, not measured)",
+                labels=["part", "source"],
+            )
+            for part, w in snap.power_w.items():
+                power.add_metric([part, ENERGY_SOURCE], w)
+            power.add_metric(["total", ENERGY_SOURCE], sum(snap.power_w.values()))
+            yield power
+            energy = CounterMetricFamily(
+                "eaco_energy_joules", "Cluster energy since this daemon started, by part (modelled, not measured)",
+                labels=["part", "source"],
+            )
+            for part, j in snap.energy_j.items():
+                energy.add_metric([part, ENERGY_SOURCE], j)
+            energy.add_metric(["total", ENERGY_SOURCE], sum(snap.energy_j.values()))
+            yield energy
+            yield CounterMetricFamily("eaco_accounted_seconds", "Seconds of energy integration since this daemon started", value=snap.accounted_s)
+            yield GaugeMetricFamily("eaco_queue_length", "Jobs waiting to be placed", value=snap.queue_length)
+            yield GaugeMetricFamily("eaco_running_jobs", "Jobs whose process is training (state running)", value=snap.running_jobs)
+            yield GaugeMetricFamily("eaco_stopping_jobs", "Undone jobs whose process finishes its epoch", value=snap.stopping_jobs)
+            yield GaugeMetricFamily("eaco_colocated_jobs", "Jobs sharing at least one GPU with another job", value=snap.colocated_jobs)
+            yield CounterMetricFamily("eaco_policy_calls", "Calls of the scheduling policy since this daemon started", value=snap.policy_calls)
+            jobs = GaugeMetricFamily("eaco_gpu_jobs", "Jobs on each GPU", labels=["gpu", "gpu_type"])
+            util = GaugeMetricFamily(
+                "eaco_gpu_utilisation_estimate",
+                "Predicted GPU utilisation: sum of its jobs' exclusive utilisation, capped at 1 (modelled)",
+                labels=["gpu", "gpu_type"],
+            )
+            memory = GaugeMetricFamily(
+                "eaco_gpu_memory_reserved_bytes", "GPU memory the scheduler counts as in use (the jobs' declared peak)",
+                labels=["gpu", "gpu_type"],
+            )
+            for g in snap.gpus:
+                labels = [str(g.gpu), g.gpu_type]
+                jobs.add_metric(labels, g.jobs)
+                util.add_metric(labels, g.util_estimate)
+                memory.add_metric(labels, g.memory_reserved_gb * 1e9)
+            yield jobs
+            yield util
+            yield memory
+        try:
+            per_state, undos, attempts = store_counts(self._db_path)
+        except sqlite3.Error:
+            return  # no store yet (or it is busy beyond the timeout): the snapshot metrics still count
+        states = GaugeMetricFamily("eaco_jobs", "Jobs in the store by state", labels=["state"])
+        for state, count in per_state.items():
+            states.add_metric([state], count)
+        yield states
+        yield CounterMetricFamily("eaco_jobs_finished", "Jobs that finished (all daemons on this state folder)", value=per_state["finished"])
+        yield CounterMetricFamily("eaco_jobs_failed", "Jobs that failed (all daemons on this state folder)", value=per_state["failed"])
+        yield CounterMetricFamily("eaco_jobs_cancelled", "Jobs that were cancelled", value=per_state["cancelled"])
+        yield CounterMetricFamily("eaco_undos", "Co-locations undone (jobs asked to stop and move)", value=undos)
+        yield CounterMetricFamily("eaco_attempts", "Processes started for jobs (attempts)", value=attempts)
+
+
+class MetricsServer:
+    """Serves ``/metrics`` on 127.0.0.1:``port`` (0: a free port) from a dedicated registry and
+    writes its address to ``<state>/metrics.json``."""
+
+    def __init__(self, layout: StateLayout, snapshot: Callable[[], RuntimeSnapshot | None], port: int = 0) -> None:
+        from prometheus_client import CollectorRegistry
+
+        self.layout = layout
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(RuntimeCollector(snapshot, layout.db))  # type: ignore[arg-type]
+        self.requested_port = port
+        self.port: int | None = None
+        self._httpd: object | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address_file(self) -> Path:
+        return self.layout.root / "metrics.json"
+
+    def start(self) -> int:
+        from prometheus_client import start_http_server
+
+        httpd, thread = start_http_server(self.requested_port, addr=METRICS_HOST, registry=self.registry)
+        self._httpd, self._thread = httpd, thread
+        self.port = int(httpd.server_address[1])
+        tmp = self.address_file.with_name(self.address_file.name + ".tmp")
+        tmp.write_text(json.dumps({"host": METRICS_HOST, "port": self.port, "pid": os.getpid(), "path": "/metrics"}), encoding="utf-8")
+        os.replace(tmp, self.address_file)
+        return self.port
+
+    def stop(self) -> None:
+        self.address_file.unlink(missing_ok=True)
+        httpd = self._httpd
+        if httpd is not None:
+            httpd.shutdown()  # type: ignore[attr-defined]
+            httpd.server_close()  # type: ignore[attr-defined]
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = self._thread = None

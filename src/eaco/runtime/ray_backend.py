@@ -1,0 +1,526 @@
+"""The runtime on a Ray cluster: the same :class:`~eaco.runtime.engine.Runtime` and policies, jobs
+started on the node and GPU the policy chose (docs/runtime_ray.md).
+
+- **Resources.** Every Ray node that EaCO may use advertises one custom resource per GPU,
+  ``eaco_gpu_<node>_<index>`` with :data:`GPU_UNITS` units (:func:`node_resources` builds them for
+  ``ray start --resources``). An attempt asks :data:`JOB_UNITS` of each GPU it was given, so Ray
+  starts it on exactly that node, and several co-located attempts fit on one GPU. Ray's own ``GPU``
+  resource is not used (it cannot pin a fractional share to one device index).
+- **Discovery.** :func:`discover` reads the alive nodes' resources and builds a
+  :class:`RayInventory`: the runtime's multi-node ``ClusterSpec`` and, for each of the policy's
+  GPUs (numbered across nodes as ``ClusterSpec`` does), its node and local device index.
+- **Attempts.** Each attempt is a named, detached Ray actor (:class:`_AttemptActor`, no CPU
+  reserved) that starts :mod:`eaco.runtime.ray_worker` with the job's command as a subprocess on
+  its node, with ``CUDA_VISIBLE_DEVICES`` set to the local indices. Reports, logs, the stop file
+  and checkpoints live in the runtime's state folder, which must be on a file system shared by
+  the daemon and every node (one host in the tests; NFS or similar across hosts).
+- **Lost nodes.** :class:`RayBackend` watches ``ray.nodes()``; an attempt whose node is gone (or
+  whose actor died) ends "lost" and the engine requeues it as for a killed process.
+  :class:`RayRuntime` additionally fences the GPUs of a lost node, so the policy places nothing
+  there until the node comes back.
+- **Daemon restart.** Attempt actors are detached and named after their attempt folder: a new
+  daemon finds them with ``ray.get_actor`` and watches them again (same attempt, no relaunch); an
+  attempt whose actor is gone is handled from its ``exit.json`` or requeued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from eaco.errors import InputError
+from eaco.model.cluster import ClusterSpec, NodeSpec
+from eaco.model.gpu import gpu_type as lookup_gpu_type
+from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
+from eaco.runtime.engine import Runtime
+from eaco.runtime.gpus import GpuInventory
+from eaco.runtime.wrapper import EXIT_FILE
+
+log = logging.getLogger("eaco.runtime.ray")
+
+RESOURCE_PREFIX = "eaco_gpu_"
+TYPE_PREFIX = "eaco_type_"  # optional marker resource: eaco_type_v100 = 1 names the node's GPU type
+GPU_UNITS = 1000.0  # units of each per-GPU resource on its node
+JOB_UNITS = 1.0  # units one attempt asks of each of its GPUs: up to 1000 co-located attempts per GPU
+NAMESPACE = "eaco"
+RAY_ATTEMPT_FILE = "ray.json"  # written by the attempt actor: node, pid, devices
+NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+_RESOURCE = re.compile(r"^" + RESOURCE_PREFIX + r"([A-Za-z0-9][A-Za-z0-9-]*)_(\d+)$")
+
+
+def gpu_resource(node: str, index: int) -> str:
+    return f"{RESOURCE_PREFIX}{node}_{index}"
+
+
+def node_resources(node: str, num_gpus: int, gpu_type: str | None = None) -> dict[str, float]:
+    """The custom resources a Ray node declares for EaCO (``ray start --resources '<json>'``)."""
+    if not NODE_NAME.match(node):
+        raise InputError("node", f"node name {node!r}: use letters, digits and '-' (no '_')")
+    if num_gpus < 1:
+        raise InputError("num_gpus", f"expected at least one GPU, got {num_gpus}")
+    out = {gpu_resource(node, i): GPU_UNITS for i in range(num_gpus)}
+    if gpu_type is not None:
+        out[TYPE_PREFIX + lookup_gpu_type(gpu_type).name] = 1.0
+    return out
+
+
+# ============================================================== discovery
+@dataclass(frozen=True, slots=True)
+class RayNode:
+    name: str  # the name in its resources (eaco_gpu_<name>_<i>)
+    num_gpus: int
+
+
+@dataclass(frozen=True, slots=True)
+class RayInventory(GpuInventory):
+    """GPUs of several Ray nodes, all of one type. ``device_indices`` are the policy's global GPU
+    ids 0..N-1 (what the engine passes in ``LaunchRequest.device_indices``); :meth:`locate` turns
+    one into its node and local device index."""
+
+    nodes: tuple[RayNode, ...] = ()
+
+    def cluster(self) -> ClusterSpec:
+        return ClusterSpec(tuple(NodeSpec(i, self.gpu_type, n.num_gpus) for i, n in enumerate(self.nodes)),
+                           name=self.describe())
+
+    def describe(self) -> str:
+        per_node = "+".join(str(n.num_gpus) for n in self.nodes)
+        return f"ray {len(self.nodes)} nodes ({per_node})x{self.gpu_type}" + (" (declared)" if self.declared else "")
+
+    def locate(self, gpu: int) -> tuple[int, str, int]:
+        """(node index, node name, local device index) of the policy's GPU ``gpu``."""
+        for i, node in enumerate(self.nodes):
+            if gpu < node.num_gpus:
+                return i, node.name, gpu
+            gpu -= node.num_gpus
+        raise IndexError(f"GPU {gpu} is not in {self.describe()}")
+
+    def node_gpus(self, node_index: int) -> tuple[int, ...]:
+        start = sum(n.num_gpus for n in self.nodes[:node_index])
+        return tuple(range(start, start + self.nodes[node_index].num_gpus))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gpu_type": self.gpu_type, "nodes": [[n.name, n.num_gpus] for n in self.nodes]}
+
+
+def _natural_key(name: str) -> tuple[object, ...]:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def scan_nodes(ray_nodes: Iterable[Mapping[str, Any]]) -> tuple[dict[str, int], dict[str, set[str]], dict[str, str]]:
+    """From ``ray.nodes()``: EaCO node name -> GPU count, -> alive Ray node ids, -> GPU type (if marked)."""
+    counts: dict[str, int] = {}
+    ids: dict[str, set[str]] = {}
+    types: dict[str, str] = {}
+    for rn in ray_nodes:
+        if not rn.get("Alive", rn.get("alive", False)):
+            continue
+        resources = rn.get("Resources") or {}
+        indices: dict[str, set[int]] = {}
+        marked = [k[len(TYPE_PREFIX):] for k in resources if k.startswith(TYPE_PREFIX)]
+        for key in resources:
+            m = _RESOURCE.match(key)
+            if m:
+                indices.setdefault(m.group(1), set()).add(int(m.group(2)))
+        for name, idx in indices.items():
+            if idx != set(range(len(idx))):
+                raise InputError("ray", f"node {name}: GPU resources must be numbered 0..n-1, got {sorted(idx)}")
+            if name in counts and counts[name] != len(idx):
+                raise InputError("ray", f"node name {name} is used by two Ray nodes with different GPU counts")
+            counts[name] = len(idx)
+            ids.setdefault(name, set()).add(str(rn.get("NodeID")))
+            if marked:
+                types[name] = marked[0]
+    return counts, ids, types
+
+
+def discover(gpu_type: str = "v100", known: Iterable[tuple[str, int]] = (), declared: bool = True,
+             ray_nodes: Iterable[Mapping[str, Any]] | None = None) -> RayInventory:
+    """The EaCO GPUs of the connected Ray cluster. Nodes come in ``known`` order first (a restarted
+    daemon keeps its GPU numbering; a known node missing now stays in, and is treated as lost),
+    then new nodes in natural name order. ``gpu_type``: the type of nodes without an
+    ``eaco_type_<type>`` marker; all nodes must be of one type."""
+    if ray_nodes is None:
+        import ray
+
+        ray_nodes = ray.nodes()
+    counts, _, types = scan_nodes(ray_nodes)
+    try:
+        default = lookup_gpu_type(gpu_type).name
+    except KeyError as exc:
+        raise InputError("--ray-gpu-type", str(exc.args[0])) from None
+    nodes: list[RayNode] = []
+    seen: set[str] = set()
+    for name, n in known:
+        if name in counts and counts[name] != n:
+            raise InputError("ray", f"node {name} had {n} GPUs and has {counts[name]} now; use a new state folder or node name")
+        nodes.append(RayNode(name, n))
+        seen.add(name)
+    for name in sorted(set(counts) - seen, key=_natural_key):
+        nodes.append(RayNode(name, counts[name]))
+    if not nodes:
+        raise InputError("ray", f"no Ray node declares EaCO GPUs (resources {RESOURCE_PREFIX}<node>_<index>)")
+    kinds = {lookup_gpu_type(types[n]).name if n in types else default for n in counts}
+    if len(kinds) > 1:
+        raise InputError("ray", f"GPUs of different types ({', '.join(sorted(kinds))}); the runtime needs one type")
+    t = kinds.pop() if kinds else default
+    total = sum(n.num_gpus for n in nodes)
+    return RayInventory(t, tuple(range(total)), declared, tuple(nodes))
+
+
+# ============================================================ the attempt
+class _AttemptActor:
+    """Lives on the chosen node for one attempt: starts the job, waits for it, stops it."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        import ray
+
+        self.attempt_dir = Path(payload["attempt_dir"])
+        self.attempt_dir.mkdir(parents=True, exist_ok=True)
+        log_file = Path(payload["log_file"])
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.update(payload["env"])
+        devices = ",".join(str(i) for i in payload["local_devices"])
+        env["CUDA_VISIBLE_DEVICES"] = devices
+        node_id = ray.get_runtime_context().get_node_id()
+        env["EACO_RAY_NODE"] = payload["node"]
+        env["EACO_RAY_NODE_ID"] = node_id
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        with open(log_file, "ab") as fh:
+            fh.write(f"=== eaco runtime (ray): attempt {payload['attempt']} on node {payload['node']} "
+                     f"({node_id[:12]}) devices {devices} ===\n".encode())
+            fh.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "eaco.runtime.ray_worker", str(self.attempt_dir), "--", *payload["command"]],
+                cwd=payload["working_dir"], env=env, stdin=subprocess.DEVNULL, stdout=fh,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        from eaco.runtime.procs import process_start_ticks
+
+        self.info = {
+            "pid": self.proc.pid, "start_ticks": process_start_ticks(self.proc.pid), "node": payload["node"],
+            "node_id": node_id, "host": socket.gethostname(), "devices": devices,
+        }
+        tmp = self.attempt_dir / (RAY_ATTEMPT_FILE + ".tmp")
+        tmp.write_text(json.dumps(self.info), encoding="utf-8")
+        os.replace(tmp, self.attempt_dir / RAY_ATTEMPT_FILE)
+
+    def describe(self) -> dict[str, Any]:
+        return self.info
+
+    def wait(self) -> dict[str, Any]:
+        """Blocks until the job ended; its exit code (None: it left no exit.json)."""
+        self.proc.wait()
+        info = _read_json(self.attempt_dir / EXIT_FILE)
+        code = info.get("exit_code") if info else None
+        return {"exit_code": int(code) if isinstance(code, int) else None}
+
+    def terminate(self, grace_s: float) -> None:
+        """SIGTERM the attempt's process group, SIGKILL it after ``grace_s``."""
+        if self.proc.poll() is None:
+            _killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        _killpg(self.proc.pid, signal.SIGKILL)  # what is left of the group (the job's children)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        out = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return out if isinstance(out, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class RayHandle(ProcessHandle):
+    """``pid`` is 0: the job's pid lives on a remote node (``ray.json`` of the attempt has it)."""
+
+    key: str = ""  # the attempt actor's name
+
+
+@dataclass(slots=True)
+class _Attempt:
+    key: str
+    node: str
+    actor: Any
+    wait_ref: Any
+    attempt_dir: Path
+    terminate_at: float | None = None  # when a kill follows a terminate whose actor never started
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def actor_name(attempt_dir: Path) -> str:
+    """Stable name of an attempt's actor: the attempt folder (so a restarted daemon finds it)."""
+    path = str(Path(attempt_dir).resolve())
+    return "eaco-attempt-" + hashlib.sha1(path.encode()).hexdigest()[:20]
+
+
+class RayBackend:
+    """:class:`~eaco.runtime.backend.Backend` on a Ray cluster. Connects to ``address`` unless Ray
+    is initialised already (then uses that connection and leaves it open on :meth:`close`)."""
+
+    name = "ray"
+
+    def __init__(self, inventory: RayInventory, address: str | None = None, node_check_s: float = 1.0,
+                 suspect_s: float = 10.0) -> None:
+        import ray
+
+        self._ray = ray
+        self._owns_connection = False
+        if not ray.is_initialized():
+            ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False)
+            self._owns_connection = True
+        self.inventory = inventory
+        self.node_check_s = node_check_s
+        self._attempts: dict[str, _Attempt] = {}
+        self._actor_cls = ray.remote(_AttemptActor)
+        self._alive: dict[str, set[str]] = {}
+        # node -> until when it counts as lost: an attempt actor there died unasked, which Ray often
+        # reports before it marks the node dead; without this the requeued job could go right back
+        self.suspect_s = suspect_s
+        self._suspect: dict[str, float] = {}
+        self._checked_at = -1e9
+        self.refresh_nodes(force=True)
+
+    # ------------------------------------------------------------ nodes
+    def refresh_nodes(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked_at < self.node_check_s:
+            return
+        self._checked_at = now
+        try:
+            _, ids, _ = scan_nodes(self._ray.nodes())
+        except Exception as exc:  # GCS briefly unreachable: keep the last view
+            log.warning("ray.nodes() failed: %s", exc)
+            return
+        self._alive = ids
+
+    def lost_nodes(self) -> set[str]:
+        """EaCO node names of the inventory that no alive Ray node carries now."""
+        self.refresh_nodes()
+        now = time.monotonic()
+        return {n.name for n in self.inventory.nodes
+                if not self._alive.get(n.name) or self._suspect.get(n.name, -1.0) > now}
+
+    # ----------------------------------------------------------- launch
+    def launch(self, request: LaunchRequest) -> ProcessHandle:
+        where = [self.inventory.locate(g) for g in request.device_indices]
+        nodes = {name for _, name, _ in where}
+        if len(nodes) != 1:
+            raise OSError(f"GPUs {list(request.device_indices)} span nodes {sorted(nodes)}; the Ray backend runs a job on one node")
+        node = nodes.pop()
+        request.attempt_dir.mkdir(parents=True, exist_ok=True)
+        key = actor_name(request.attempt_dir)
+        payload = {
+            "attempt": request.attempt, "command": list(request.command), "working_dir": str(request.working_dir),
+            "env": dict(request.env), "local_devices": [local for _, _, local in where], "node": node,
+            "attempt_dir": str(request.attempt_dir), "log_file": str(request.log_file),
+        }
+        options = dict(
+            name=key, namespace=NAMESPACE, lifetime="detached", num_cpus=0, max_concurrency=4, max_restarts=0,
+            resources={gpu_resource(node, local): JOB_UNITS for _, _, local in where},
+        )
+        try:
+            actor = self._actor_cls.options(**options).remote(payload)
+        except ValueError:  # a stale actor of the same name (a reused state folder): replace it
+            self._kill_named(key)
+            actor = self._actor_cls.options(**options).remote(payload)
+        self._attempts[key] = _Attempt(key, node, actor, actor.wait.remote(), request.attempt_dir)
+        return RayHandle(0, None, key)
+
+    def _kill_named(self, key: str) -> None:
+        try:
+            self._ray.kill(self._ray.get_actor(key, namespace=NAMESPACE), no_restart=True)
+        except Exception:
+            pass
+
+    # ---------------------------------------------------------- restart
+    def find(self, attempt_dir: Path) -> ProcessHandle | None:
+        key = actor_name(attempt_dir)
+        if key in self._attempts:
+            return RayHandle(0, None, key)
+        try:
+            actor = self._ray.get_actor(key, namespace=NAMESPACE)
+        except ValueError:
+            return None
+        info = _read_json(Path(attempt_dir) / RAY_ATTEMPT_FILE) or {}
+        node = str(info.get("node", ""))
+        if not node:
+            try:
+                node = str(self._ray.get(actor.describe.remote(), timeout=30)["node"])
+            except Exception:
+                node = ""
+        self._attempts[key] = _Attempt(key, node, actor, actor.wait.remote(), Path(attempt_dir))
+        return RayHandle(0, None, key)
+
+    # ------------------------------------------------------------- poll
+    def poll(self, handle: ProcessHandle, attempt_dir: Path) -> AttemptExit | None:
+        key = handle.key if isinstance(handle, RayHandle) and handle.key else actor_name(attempt_dir)
+        entry = self._attempts.get(key)
+        if entry is None:
+            if self.find(attempt_dir) is None:  # no actor: the end is in exit.json, or it was lost
+                return self._from_exit_file(attempt_dir)
+            entry = self._attempts[key]
+        ready, _ = self._ray.wait([entry.wait_ref], timeout=0)
+        if ready:
+            try:
+                code = self._ray.get(entry.wait_ref)["exit_code"]
+            except Exception as exc:  # the actor died: node lost, killed, or could not start
+                log.info("attempt %s: actor ended without a result (%s)", attempt_dir, type(exc).__name__)
+                if entry.terminate_at is None and entry.node:
+                    self._suspect[entry.node] = time.monotonic() + self.suspect_s
+                    self.refresh_nodes(force=True)
+                return self._finish(entry, self._from_exit_file(attempt_dir))
+            return self._finish(entry, AttemptExit(code if isinstance(code, int) else None))
+        if entry.node in self.lost_nodes():
+            return self._finish(entry, self._from_exit_file(attempt_dir))
+        if entry.terminate_at is not None and time.monotonic() >= entry.terminate_at:
+            return self._finish(entry, self._from_exit_file(attempt_dir))
+        return None
+
+    def _from_exit_file(self, attempt_dir: Path) -> AttemptExit:
+        info = _read_json(Path(attempt_dir) / EXIT_FILE)
+        code = info.get("exit_code") if info else None
+        return AttemptExit(int(code) if isinstance(code, int) else None)
+
+    def _finish(self, entry: _Attempt, ended: AttemptExit) -> AttemptExit:
+        self._attempts.pop(entry.key, None)
+        try:
+            self._ray.kill(entry.actor, no_restart=True)  # a detached actor does not end by itself
+        except Exception:
+            pass
+        return ended
+
+    # ------------------------------------------------------------- stop
+    def terminate(self, handle: ProcessHandle, grace_s: float = 5.0) -> None:
+        """Ask the attempt's actor to SIGTERM the job (SIGKILL after ``grace_s``); does not wait.
+        An actor that has not started yet is killed."""
+        key = handle.key if isinstance(handle, RayHandle) else None
+        entry = self._attempts.get(key) if key else None
+        if entry is None or entry.terminate_at is not None:
+            return  # unknown, or asked already (the engine repeats a cancel every tick)
+        ready, _ = self._ray.wait([entry.actor.describe.remote()], timeout=0.5)
+        if ready:
+            entry.actor.terminate.remote(grace_s)
+            entry.terminate_at = time.monotonic() + grace_s + 30.0  # then give up on it
+        else:
+            try:
+                self._ray.kill(entry.actor, no_restart=True)
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        """Forget the attempts without stopping them (detached actors keep the jobs running; a new
+        daemon re-attaches). Disconnects from Ray if this backend connected."""
+        self._attempts.clear()
+        if self._owns_connection:
+            self._ray.shutdown()
+            self._owns_connection = False
+
+
+# ========================================================= the runtime
+def fence_gpu(state: Any, gpu: int, fenced: bool) -> None:
+    """Make an idle GPU unusable for the policy (no free slot, no free memory), or usable again.
+    Uses ClusterState internals: a public ``ClusterState.set_offline`` would be the clean form."""
+    node = state.gpu_node[gpu]
+    if state.gpu_jobs[gpu]:
+        raise ValueError(f"GPU {gpu} still has jobs {state.gpu_jobs[gpu]}")
+    state._set_free(node, gpu, free=not fenced)
+    state.gpu_memory_used_gb[gpu] = state.gpu_memory_gb[gpu] if fenced else 0.0
+    state.version += 1
+    state.node_version[node] += 1
+
+
+class RayRuntime(Runtime):
+    """The engine, unchanged, plus lost-node handling: before each policy call the GPUs of nodes
+    the cluster lost are fenced (their attempts have been requeued by the poll of the same tick),
+    and unfenced when a node of that name comes back."""
+
+    backend: RayBackend
+    inventory: RayInventory
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fenced: set[int] = set()
+
+    def tick(self) -> None:
+        self.backend.refresh_nodes()
+        super().tick()
+        self._sync_fences()
+
+    def _call_policy(self) -> None:
+        self._sync_fences()
+        super()._call_policy()
+
+    def _sync_fences(self) -> None:
+        lost = self.backend.lost_nodes()
+        for i, node in enumerate(self.inventory.nodes):
+            for g in self.inventory.node_gpus(i):
+                if node.name in lost and g not in self.fenced and not self.state.gpu_jobs[g]:
+                    fence_gpu(self.state, g, True)
+                    self.fenced.add(g)
+                    self.store.event(None, "node-lost", f"node {node.name}: GPU {g} fenced")
+                elif node.name not in lost and g in self.fenced:
+                    fence_gpu(self.state, g, False)
+                    self.fenced.discard(g)
+                    self.store.event(None, "node-back", f"node {node.name}: GPU {g} usable again")
+
+
+NODES_FILE = "ray_nodes.json"
+
+
+def build_ray_runtime(
+    state_dir: Path, policy_name: str = "eaco", tick_s: float = 0.2, address: str | None = None,
+    gpu_type: str = "v100", policy_factory: Callable[[Any], Any] | None = None, node_check_s: float = 1.0,
+) -> tuple[RayRuntime, Any]:
+    """What ``eaco serve --backend ray`` builds: connect, discover (keeping the GPU numbering of
+    this state folder's earlier daemons), and the runtime with the Ray backend."""
+    import ray
+
+    from eaco.policies.registry import make_policy
+    from eaco.runtime.accounting import measured_cpu_util
+    from eaco.runtime.layout import StateLayout
+    from eaco.runtime.store import Store
+    from eaco.setup import load_environment
+
+    if not ray.is_initialized():
+        ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False)
+    layout = StateLayout(Path(state_dir))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    nodes_file = layout.root / NODES_FILE
+    previous = _read_json(nodes_file) or {}
+    known = [(str(n), int(c)) for n, c in previous.get("nodes", [])]
+    inventory = discover(previous.get("gpu_type", gpu_type), known)
+    tmp = nodes_file.with_name(NODES_FILE + ".tmp")
+    tmp.write_text(json.dumps(inventory.to_json()), encoding="utf-8")
+    os.replace(tmp, nodes_file)
+    env = load_environment()
+    ctx = env.policy_context()
+    policy = policy_factory(ctx) if policy_factory else make_policy(policy_name, ctx)
+    store = Store(layout.db)
+    backend = RayBackend(inventory, address, node_check_s=node_check_s)
+    runtime = RayRuntime(layout, store, backend, policy, inventory, env.catalog, env.energy,
+                         cpu_util=measured_cpu_util(), tick_s=tick_s)
+    return runtime, env

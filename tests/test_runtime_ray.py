@@ -1,0 +1,239 @@
+"""The runtime on a Ray cluster (ray.cluster_utils.Cluster: several raylets on this host, fake GPUs
+declared as EaCO's per-GPU custom resources, tiny CPU jobs). One cluster for the whole module.
+
+`import ray` failing fails this module: ray is a test dependency."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import ray  # noqa: F401  (a hard requirement: no skip)
+from ray.cluster_utils import Cluster
+
+from eaco.runtime.backend import LaunchRequest
+from eaco.runtime.procs import process_alive
+from eaco.runtime.ray_backend import (
+    RAY_ATTEMPT_FILE, RayBackend, RayRuntime, build_ray_runtime, discover, node_resources,
+)
+from eaco.runtime.spec import spec_from_yaml
+from eaco.runtime.store import Store
+
+OBJECT_STORE = 80 * 1024 * 1024
+NODE_ARGS: dict[str, Any] = dict(num_cpus=1, object_store_memory=OBJECT_STORE, include_dashboard=False)
+# node death is noticed in about a second instead of the default ~30 s
+SYSTEM_CONFIG = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_failure_threshold": 2}
+
+
+def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[dict[str, Any]]:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    c = Cluster(initialize_head=True, head_node_args=dict(
+        NODE_ARGS, resources=node_resources("n0", 2), _system_config=SYSTEM_CONFIG,
+    ))
+    try:
+        n1 = c.add_node(**NODE_ARGS, resources=node_resources("n1", 2))
+        ray.init(address=c.address, namespace="eaco", log_to_driver=False)
+        c.wait_for_nodes()
+        yield {"cluster": c, "n0": c.head_node, "n1": n1}
+    finally:
+        try:
+            ray.shutdown()
+        finally:
+            c.shutdown()
+
+
+def kill_leftover_jobs(state: Path) -> None:
+    """Safety net: SIGKILL the process group of every attempt still alive (tests must not leak)."""
+    for info_file in state.glob("jobs/*/attempts/*/" + RAY_ATTEMPT_FILE):
+        info = json.loads(info_file.read_text())
+        if process_alive(info["pid"], info["start_ticks"]):
+            try:
+                os.killpg(info["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture()
+def state_dir(tmp_path: Path) -> Iterator[Path]:
+    state = tmp_path / "state"
+    yield state
+    kill_leftover_jobs(state)
+
+
+def tiny_spec(name: str, epochs: int = 3, steps: int = 30, expected_epoch_s: float = 0.5) -> str:
+    return (
+        f"name: {name}\n"
+        f"command: {sys.executable} -m eaco.runtime.examples.tiny_train --job-name {name} --epochs {epochs} --steps-per-epoch {steps}\n"
+        f"epochs: {epochs}\nexpected_epoch_s: {expected_epoch_s}\njob_type: resnet18\n"
+        "env: {OMP_NUM_THREADS: '1'}\n"
+    )
+
+
+def submit(runtime: RayRuntime, text: str) -> int:
+    spec = spec_from_yaml(text)
+    return runtime.store.submit(spec.name, spec.model_dump_json())
+
+
+def run_until(runtime: RayRuntime, cond: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runtime.tick()
+        if cond():
+            return
+        time.sleep(runtime.tick_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}: {states(runtime)}")
+
+
+def states(runtime: RayRuntime) -> dict[int, str]:
+    return {r.job_id: r.state for r in runtime.store.jobs()}
+
+
+def node_id_of(node: Any) -> str:
+    return str(node.node_id)
+
+
+# ------------------------------------------------------------------ discovery
+def test_discovery_builds_two_nodes_of_two_gpus(cluster: dict[str, Any]) -> None:
+    inv = discover("v100")
+    assert [(n.name, n.num_gpus) for n in inv.nodes] == [("n0", 2), ("n1", 2)]
+    spec = inv.cluster()
+    assert spec.num_nodes == 2 and spec.num_gpus == 4 and spec.gpu_node() == [0, 0, 1, 1]
+    assert inv.device_indices == (0, 1, 2, 3) and inv.gpu_type == "v100"
+    assert [inv.locate(g) for g in range(4)] == [(0, "n0", 0), (0, "n0", 1), (1, "n1", 0), (1, "n1", 1)]
+    # a daemon restarted on the same state folder keeps its numbering, even if nodes sort otherwise
+    again = discover("v100", known=[("n1", 2)])
+    assert [n.name for n in again.nodes] == ["n1", "n0"]
+
+
+# ------------------------------------------------------------------ placement
+def test_placement_runs_on_the_chosen_node_and_gpu(cluster: dict[str, Any], state_dir: Path) -> None:
+    inv = discover("v100")
+    backend = RayBackend(inv)
+    try:
+        handles = {}
+        for gpu in (3, 0):  # n1 device 1, then n0 device 0
+            attempt_dir = state_dir / f"g{gpu}" / "attempts" / "1"
+            request = LaunchRequest(
+                job_id=gpu, attempt=1,
+                command=(sys.executable, "-c", "import os; print('saw', os.environ['CUDA_VISIBLE_DEVICES'], os.environ['EACO_RAY_NODE_ID'])"),
+                working_dir=state_dir.parent, env={"OMP_NUM_THREADS": "1"}, device_indices=(gpu,),
+                attempt_dir=attempt_dir, log_file=state_dir / f"g{gpu}" / "job.log",
+            )
+            handles[gpu] = (backend.launch(request), attempt_dir)
+        for gpu, (handle, attempt_dir) in handles.items():
+            ended = wait_for(lambda: backend.poll(handle, attempt_dir), 60, f"job on GPU {gpu}")
+            assert ended.exit_code == 0
+        for gpu, node, local in ((3, "n1", 1), (0, "n0", 0)):
+            info = json.loads((state_dir / f"g{gpu}" / "attempts" / "1" / RAY_ATTEMPT_FILE).read_text())
+            expected_id = node_id_of(cluster[node])
+            assert (info["node"], info["node_id"], info["devices"]) == (node, expected_id, str(local))
+            text = (state_dir / f"g{gpu}" / "job.log").read_text()
+            assert f"saw {local} {expected_id}" in text, text
+    finally:
+        backend.close()
+
+
+# ---------------------------------------------------------------- end to end
+def test_four_jobs_under_eaco_on_two_nodes_colocate_and_finish(cluster: dict[str, Any], state_dir: Path) -> None:
+    runtime, _ = build_ray_runtime(state_dir, policy_name="eaco", tick_s=0.1)
+    try:
+        ids = [submit(runtime, tiny_spec(f"job{i}", epochs=3, steps=30)) for i in range(4)]
+        runtime.recover()
+        run_until(runtime, lambda: all(s in ("finished", "failed") for s in states(runtime).values()), 75, "4 jobs")
+        assert set(states(runtime).values()) == {"finished"}
+        attempts = runtime.store.attempts()
+        gpus_of = {a.job_id: a.gpus for a in attempts}
+        shared = [g for g in range(4) if sum(1 for gs in gpus_of.values() if g in gs) >= 2]
+        assert shared, f"no GPU was shared: {gpus_of}"
+        assert sorted(gpus_of) == ids and all(a.outcome == "finished" for a in attempts)
+        # each job ran where the store says: the node of its GPU, as seen by the attempt actor
+        for a in attempts:
+            info = json.loads((runtime.layout.attempt_dir(a.job_id, a.attempt) / RAY_ATTEMPT_FILE).read_text())
+            _, node, local = runtime.inventory.locate(a.gpus[0])
+            assert (info["node"], info["devices"]) == (node, str(local))
+            assert info["node_id"] == node_id_of(cluster[node])
+        runtime.write_summary()
+        summary = json.loads(runtime.layout.summary_file.read_text())
+        assert summary["counts"]["finished"] == 4 and summary["colocated_jobs"] >= 2
+        assert summary["mean_jct_s"] > 0 and summary["energy"]["total_j"] > 0
+        assert "ray 2 nodes" in summary["gpus"]
+    finally:
+        runtime.backend.close()
+        runtime.store.close()
+
+
+# ------------------------------------------------------------ daemon restart
+def test_a_restarted_daemon_reattaches_and_cancels(cluster: dict[str, Any], state_dir: Path) -> None:
+    first, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1)
+    try:
+        keep = submit(first, tiny_spec("keep", epochs=12, steps=300))
+        stop = submit(first, tiny_spec("stop", epochs=200, steps=300))
+        first.recover()
+        run_until(first, lambda: all(first.store.job(j).epochs_done >= 1 for j in (keep, stop)), 60, "both jobs running")
+    finally:
+        first.backend.close()  # the daemon goes away; its detached attempt actors keep the jobs running
+        first.store.close()
+    second, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1)
+    try:
+        second.recover()
+        assert set(second.live) == {keep, stop}
+        assert second.store.request_cancel(stop) == "running"
+        run_until(second, lambda: states(second) == {keep: "finished", stop: "cancelled"}, 60, "finish and cancel")
+        assert [a.outcome for a in second.store.attempts(keep)] == ["finished"]  # re-attached, never relaunched
+        assert [a.outcome for a in second.store.attempts(stop)] == ["cancelled"]
+        assert any(kind == "recover" and "watching it again" in detail for _, _, kind, detail in second.store.events(keep))
+    finally:
+        second.backend.close()
+        second.store.close()
+
+
+# ------------------------------------------------------------------ lost node
+def test_a_lost_node_requeues_its_jobs_and_they_finish_elsewhere(cluster: dict[str, Any], state_dir: Path) -> None:
+    c: Cluster = cluster["cluster"]
+    # "a1" sorts before n0 and n1: it is the policy's node 0, where FIFO places first
+    doomed = c.add_node(**NODE_ARGS, resources=node_resources("a1", 2))
+    c.wait_for_nodes()
+    runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, node_check_s=0.2)
+    try:
+        assert [n.name for n in runtime.inventory.nodes] == ["a1", "n0", "n1"]
+        ids = [submit(runtime, tiny_spec(f"long{i}", epochs=30, steps=300)) for i in range(2)]
+        runtime.recover()
+        # both start on a1 and report an epoch there
+        run_until(runtime, lambda: all(runtime.store.job(j).epochs_done >= 1 for j in ids), 60, "first epochs on a1")
+        assert {runtime.store.job(j).gpus for j in ids} == {(0,), (1,)}
+        pids = [json.loads((runtime.layout.attempt_dir(j, 1) / RAY_ATTEMPT_FILE).read_text())["pid"] for j in ids]
+        c.remove_node(doomed, allow_graceful=False)
+        run_until(runtime, lambda: all(runtime.store.job(j).attempts >= 2 for j in ids), 30, "requeue and relaunch")
+        for j in ids:
+            first = runtime.store.attempt(j, 1)
+            assert first.outcome == "lost", first
+            assert all(g >= 2 for g in runtime.store.attempt(j, 2).gpus)  # on n0 or n1, not a1
+        # the old processes did not survive their node (the worker kills its job when its actor dies)
+        wait_for(lambda: not any(process_alive(p, None) for p in pids), 10, "jobs of the lost node to die")
+        assert runtime.fenced == {0, 1}
+        # speed up: the jobs resume from their checkpoints; let them finish
+        run_until(runtime, lambda: all(runtime.store.job(j).state == "finished" for j in ids), 120, "requeued jobs to finish")
+        for j in ids:
+            info = json.loads((runtime.layout.attempt_dir(j, 2) / RAY_ATTEMPT_FILE).read_text())
+            assert info["node"] in ("n0", "n1")
+            assert "resumed from" in runtime.layout.log_file(j).read_text()
+    finally:
+        runtime.backend.close()
+        runtime.store.close()

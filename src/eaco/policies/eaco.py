@@ -36,6 +36,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
@@ -139,11 +140,12 @@ class EacoPolicy(Policy):
         self._undo_at_epoch: dict[int, tuple[int, ...]] = {}  # job to undo at its next epoch end -> GPUs locked
         self._blocked: set[int] = set()
         self._util_cache: dict[tuple[tuple[str, ...], str], float] = {}
-        # node -> ((node version, unlock count, H refit version), eligible GPUs, all eligible).
+        # GPU type -> node -> (eligible GPUs, all eligible), for nodes with an eligible GPU.
         # EaCO's belief about a GPU's utilisation is refreshed when its jobs change, when it is
-        # unlocked, and after every refit of H.
-        self._node_cache: dict[int, tuple[tuple[int, int, int], list[tuple[float, int, float]], bool]] = {}
-        self._unlocks: dict[int, int] = {}
+        # locked or unlocked, and after every refit of H.
+        self._eligible: dict[str, dict[int, tuple[list[tuple[float, int, float]], bool]]] = {}
+        self._log_position: dict[str, int] = {}
+        self._dirty_nodes: dict[str, set[int]] = {}
         self._util_version = -1
         self._gpu_node_of: dict[int, int] = {}
         self._node_end: dict[int, tuple[tuple[int, int], float]] = {}
@@ -199,6 +201,7 @@ class EacoPolicy(Policy):
                     self._lock_epoch += 1
                     for g in obs.gpus:
                         self._locked.setdefault(g, new_job)
+                        self._mark_dirty(self._node_of_gpu(g))
                     decisions.append(Watch(new_job, 1))
         return decisions
 
@@ -242,8 +245,7 @@ class EacoPolicy(Policy):
         for g in self._undo_at_epoch.pop(job_id):
             if self._locked.get(g) == job_id:
                 del self._locked[g]
-                node = self._node_of_gpu(g)
-                self._unlocks[node] = self._unlocks.get(node, 0) + 1
+                self._mark_dirty(self._node_of_gpu(g))
 
     def _node_of_gpu(self, gpu: int) -> int:
         return self._gpu_node_of[gpu]
@@ -254,7 +256,7 @@ class EacoPolicy(Policy):
         for g in obs.gpus:
             if self._locked.get(g) == new_job:
                 del self._locked[g]
-                self._unlocks[self._node_of_gpu(g)] = self._unlocks.get(self._node_of_gpu(g), 0) + 1
+                self._mark_dirty(self._node_of_gpu(g))
 
     # ============================================================== placement
     def _place_next(self, view: SchedulerView) -> list[Decision]:
@@ -329,6 +331,7 @@ class EacoPolicy(Policy):
         for g in gpus:
             self._locked[g] = job.job_id
             self._gpu_node_of[g] = view.gpu_node(g)
+            self._mark_dirty(view.gpu_node(g))
         self.stats.colocations += 1
         epochs = self.settings.observation_epochs
         return [Place(job.job_id, gpus), *(Watch(j, epochs) for j in member_ids)]
@@ -357,8 +360,15 @@ class EacoPolicy(Policy):
         scored: list[tuple[float, tuple[int, ...]]] = []
         whole_nodes: list[tuple[float, tuple[int, ...]]] = []
         n = job.num_gpus
-        for node, eligible, all_eligible in self._eligible_by_node(view, gpu_type):
-            if n <= per_node:
+        k = self.settings.max_candidates
+        nodes = self._eligible_by_node(view, gpu_type)
+        if n <= per_node:
+            # nodes by their most-utilised eligible GPU: a node's candidate scores at most that,
+            # so once k candidates score higher than a node's best GPU, no later node can enter
+            kth: list[float] = []  # min-heap of the k best scores so far
+            for node, eligible, _ in sorted(nodes, key=lambda x: (-x[1][0][0], x[0])):
+                if len(kth) >= k and eligible[0][0] < kth[0]:
+                    break
                 # the node's n most-utilised eligible GPUs with room for the job
                 util_sum = 0.0
                 chosen: list[int] = []
@@ -371,9 +381,16 @@ class EacoPolicy(Policy):
                 if len(chosen) == n:
                     gpus = tuple(sorted(chosen))
                     if gpus not in excluded:
-                        scored.append((util_sum / n, gpus))
-            elif all_eligible and all(free >= need_gb for _, _, free in eligible):
-                whole_nodes.append((sum(u for u, _, _ in eligible) / len(eligible), tuple(g for _, g, _ in eligible)))
+                        score = util_sum / n
+                        scored.append((score, gpus))
+                        if len(kth) < k:
+                            heapq.heappush(kth, score)
+                        elif score > kth[0]:
+                            heapq.heapreplace(kth, score)
+        else:
+            for node, eligible, all_eligible in sorted(nodes, key=lambda x: x[0]):
+                if all_eligible and all(free >= need_gb for _, _, free in eligible):
+                    whole_nodes.append((sum(u for u, _, _ in eligible) / len(eligible), tuple(g for _, g, _ in eligible)))
         if job.num_gpus > per_node and whole_nodes:
             whole_nodes.sort(key=lambda x: -x[0])
             picked: list[int] = []
@@ -393,24 +410,36 @@ class EacoPolicy(Policy):
         self, view: SchedulerView, gpu_type: str
     ) -> list[tuple[int, list[tuple[float, int, float]], bool]]:
         """Per active node of ``gpu_type``: its GPUs that may take one more job whatever the job
-        (busy, under both thresholds, not locked), as (predicted utilisation, GPU, free memory
-        in GB), most utilised first; and whether every GPU of the node is eligible.
-        Recomputed only for nodes whose jobs changed since last time."""
-        out: list[tuple[int, list[tuple[float, int, float]], bool]] = []
-        for node in view.active_node_ids():
+        (busy, under both thresholds, not locked, no high-priority job), as (predicted
+        utilisation, GPU, free memory in GB), most utilised first; and whether every GPU of the
+        node is eligible. Kept across calls and recomputed only for nodes whose jobs or locks
+        changed (every node after H is refitted)."""
+        if self._util_version != self.predictor.refit_version:
+            self._util_version = self.predictor.refit_version
+            self._util_cache.clear()
+            self._eligible.clear()
+        per_type = self._eligible.get(gpu_type)
+        changed, self._log_position[gpu_type] = view.nodes_changed_since(self._log_position.get(gpu_type, 0))
+        if per_type is None or changed is None:
+            per_type = {}
+            self._eligible[gpu_type] = per_type
+            self._dirty_nodes.pop(gpu_type, None)
+            todo: Iterable[int] = view.active_node_ids()
+        else:
+            todo = set(changed) | self._dirty_nodes.pop(gpu_type, set())
+        for node in todo:
+            per_type.pop(node, None)
             if view.node_gpu_type(node) != gpu_type:
                 continue
-            if self._util_version != self.predictor.refit_version:
-                self._util_version = self.predictor.refit_version
-                self._util_cache.clear()
-            key = (view.node_version(node), self._unlocks.get(node, 0), self._util_version)
-            cached = self._node_cache.get(node)
-            if cached is None or cached[0] != key:
-                cached = (key, *self._node_eligibility(view, node))
-                self._node_cache[node] = cached
-            if cached[1]:
-                out.append((node, cached[1], cached[2]))
-        return out
+            eligible, all_eligible = self._node_eligibility(view, node)
+            if eligible:
+                per_type[node] = (eligible, all_eligible)
+        return [(node, e, a) for node, (e, a) in per_type.items()]
+
+    def _mark_dirty(self, node: int) -> None:
+        """A node's eligibility changed for a reason the cluster state does not show (a lock)."""
+        for dirty in (self._dirty_nodes.setdefault(t, set()) for t in self._eligible):
+            dirty.add(node)
 
     def _node_eligibility(self, view: SchedulerView, node: int) -> tuple[list[tuple[float, int, float]], bool]:
         s = self.settings

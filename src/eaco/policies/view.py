@@ -180,6 +180,12 @@ class SchedulerView:
         """Changes whenever any job is placed or removed (for caching derived data)."""
         return self._state.version
 
+    def nodes_changed_since(self, position: int) -> tuple[list[int] | None, int]:
+        """Nodes whose jobs changed since ``position`` (0 at first) and the new position; None
+        when the change log no longer reaches back that far (re-read every node)."""
+        changed, end = self._state.nodes_changed_since(position)
+        return (None if changed is None else list(changed)), end
+
     def node_version(self, node: int) -> int:
         """Changes whenever a job is placed on or removed from the node."""
         return self._state.node_version[node]

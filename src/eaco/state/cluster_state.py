@@ -38,6 +38,8 @@ class ClusterState:
         "active_node_set",
         "version",
         "node_version",
+        "_node_log",
+        "_node_log_base",
         "busy_gpus",
         "max_node_gpus",
         "solo_jobs",
@@ -71,6 +73,9 @@ class ClusterState:
         self.active_node_set: set[int] = set()
         self.version = 0  # bumped by every place/remove: lets readers cache derived data
         self.node_version: list[int] = [0] * spec.num_nodes  # bumped when a job lands on / leaves the node
+        # nodes in the order their jobs changed, so readers can update only what changed
+        self._node_log: list[int] = []
+        self._node_log_base = 0  # entries dropped from the front of the log
         self.busy_gpus = 0
         # jobs alone on every one of their GPUs, by (num_gpus, gpu type) then job type, in
         # placement order: the packing partners of FIFO-packed and Gandiva, found without a scan
@@ -162,6 +167,7 @@ class ClusterState:
                 alone = False
             jobs.append(job_id)
             self.node_version[node] += 1
+            self._log_node(node)
             self.gpu_memory_used_gb[g] += memory_gb
             if self.node_job_count[node] == 0:
                 self.active_nodes += 1
@@ -185,6 +191,7 @@ class ClusterState:
             jobs = self.gpu_jobs[g]
             jobs.remove(job_id)
             self.node_version[node] += 1
+            self._log_node(node)
             used = self.gpu_memory_used_gb[g] - memory_gb
             self.gpu_memory_used_gb[g] = used if jobs else 0.0
             if not jobs:
@@ -199,6 +206,21 @@ class ClusterState:
                 if self.is_solo(other):
                     self._mark_solo(other)
         return gpus
+
+    def _log_node(self, node: int) -> None:
+        log = self._node_log
+        log.append(node)
+        if len(log) > 65536:  # keep the log bounded for long-lived runtimes
+            del log[:32768]
+            self._node_log_base += 32768
+
+    def nodes_changed_since(self, position: int) -> tuple[list[int] | None, int]:
+        """Nodes whose jobs changed since ``position`` (a value this method returned before; 0 at
+        first), and the new position. None when that part of the log is gone: re-read everything."""
+        end = self._node_log_base + len(self._node_log)
+        if position < self._node_log_base:
+            return None, end
+        return self._node_log[position - self._node_log_base :], end
 
     def _mark_solo(self, job_id: int) -> None:
         shape, job_type = self._job_shape[job_id]

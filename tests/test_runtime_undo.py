@@ -84,6 +84,9 @@ class ThreadDaemon:
         assert not self.thread.is_alive(), "daemon thread did not stop"
 
 
+B_EPOCHS = 7  # the undone job's epochs
+
+
 def wait_for(cond, timeout_s: float, what: str, poll_s: float = 0.02):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -169,7 +172,9 @@ def test_colocation_observed_undone_and_resumed_on_new_gpus(state_dir: Path, tmp
         wait_for(lambda: db_rows(state_dir)[0][a].state == "running", 15, "A to run")
         x = client.submit(spec(tmp_path, "x", "alexnet", epochs=5, steps=2000, expected_epoch_s=1.0, memory_gb=12))
         wait_for(lambda: db_rows(state_dir)[0][x].state == "running", 15, "X to run")
-        b = client.submit(spec(tmp_path, "b", "vgg16", epochs=4, steps=2500, expected_epoch_s=0.15, memory_gb=12,
+        # B has epochs to spare: an undo decided while B runs its last epoch would be moot (it
+        # checks for the stop request only between epochs), so the undo must land well before
+        b = client.submit(spec(tmp_path, "b", "vgg16", epochs=B_EPOCHS, steps=2500, expected_epoch_s=0.15, memory_gb=12,
                                extra="deadline_s: 6\n"))
         # the undo: B asked to stop; its old process runs on until its epoch end
         wait_for(lambda: db_rows(state_dir)[0][b].state == "stopping", 30, "B to be undone")
@@ -198,19 +203,19 @@ def test_colocation_observed_undone_and_resumed_on_new_gpus(state_dir: Path, tmp
     assert (second.outcome, second.exit_code) == ("finished", 0)
     assert len(places_b) == 2 and second.gpus == places_b[1] != gpu_a
     assert first.end_unix is not None and first.end_unix <= second.start_unix
-    assert rows[b].undos == 1 and rows[b].attempts == 2 and rows[b].epochs_done == 4
+    assert rows[b].undos == 1 and rows[b].attempts == 2 and rows[b].epochs_done == B_EPOCHS
     assert any(kind == "undo" for _, j, kind, _ in events if j == b)
 
     # every epoch exactly once across the two attempts; the second resumed from the checkpoint
     recs = epoch_records(state_dir, b)
     epochs = [r["epoch"] for r in recs if r["event"] == "epoch"]
-    assert sorted(epochs) == [0, 1, 2, 3] and len(epochs) == len(set(epochs)), epochs
+    assert sorted(epochs) == list(range(B_EPOCHS)) and len(epochs) == len(set(epochs)), epochs
     starts = [i for i, r in enumerate(recs) if r["event"] == "start"]
     assert len(starts) == 2 and recs[starts[0]]["detail"]["resumed_at_epoch"] == 0
     resumed_at = recs[starts[1]]["detail"]["resumed_at_epoch"]
     before = [r["epoch"] for r in recs[: starts[1]] if r["event"] == "epoch"]
     after = [r["epoch"] for r in recs[starts[1]:] if r["event"] == "epoch"]
-    assert 1 <= resumed_at <= 3 and before == list(range(resumed_at)) and after == list(range(resumed_at, 4))
+    assert 1 <= resumed_at < B_EPOCHS and before == list(range(resumed_at)) and after == list(range(resumed_at, B_EPOCHS))
     assert recs[starts[1]]["detail"]["attempt"] == 2
     log = (state_dir / "jobs" / str(b) / "job.log").read_text()
     assert f"at epoch {resumed_at}" in log and "resumed from" in log

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -143,24 +142,6 @@ def job_states(state: Path) -> dict[int, str]:
         store.close()
 
 
-def kill_leftover_jobs(state: Path) -> None:
-    """Safety net: SIGKILL the process group of every attempt still alive (tests must not leak)."""
-    from eaco.runtime.procs import process_alive
-
-    for wrapper in state.glob("jobs/*/attempts/*/wrapper.json"):
-        info = json.loads(wrapper.read_text())
-        if process_alive(info["pid"], info["start_ticks"]):
-            try:
-                os.killpg(info["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-@pytest.fixture()
-def state_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
-    state = tmp_path / "state"
-    yield state
-    kill_leftover_jobs(state)
 
 
 def submit(state: Path, tmp_path: Path, name: str, **kw) -> int:  # type: ignore[no-untyped-def]

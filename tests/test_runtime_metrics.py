@@ -5,7 +5,6 @@ exposition parsed with prometheus_client's parser at each stage (idle, co-locate
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,6 @@ from typer.testing import CliRunner
 from eaco.runtime.client import RuntimeClient
 from eaco.runtime.metrics import MetricsServer, RuntimeSnapshot
 from eaco.runtime.layout import StateLayout
-from eaco.runtime.procs import process_alive
 from eaco.runtime.store import Store
 from eaco.runtime_cli import serve_command
 
@@ -58,21 +56,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
 
 
-def kill_leftover_jobs(state: Path) -> None:
-    for wrapper in state.glob("jobs/*/attempts/*/wrapper.json"):
-        info = json.loads(wrapper.read_text())
-        if process_alive(info["pid"], info["start_ticks"]):
-            try:
-                os.killpg(info["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-@pytest.fixture()
-def state_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
-    state = tmp_path / "state"
-    yield state
-    kill_leftover_jobs(state)
 
 
 def job_spec(tmp_path: Path, name: str) -> Path:

@@ -15,8 +15,6 @@ its decisions.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 import threading
 import time
@@ -31,7 +29,6 @@ from eaco.runtime.client import RuntimeClient
 from eaco.runtime.control import EXIT_STOPPED
 from eaco.runtime.daemon import ServeOptions, serve
 from eaco.runtime.gpus import declared_gpus
-from eaco.runtime.procs import process_alive
 from eaco.runtime.store import Store
 
 V100 = "v100"
@@ -97,21 +94,6 @@ def wait_for(cond, timeout_s: float, what: str, poll_s: float = 0.02):  # type: 
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def kill_leftover_jobs(state: Path) -> None:
-    for wrapper in state.glob("jobs/*/attempts/*/wrapper.json"):
-        info = json.loads(wrapper.read_text())
-        if process_alive(info["pid"], info["start_ticks"]):
-            try:
-                os.killpg(info["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-@pytest.fixture()
-def state_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
-    state = tmp_path / "state"
-    yield state
-    kill_leftover_jobs(state)
 
 
 def spec(tmp_path: Path, name: str, job_type: str, epochs: int, steps: int, expected_epoch_s: float,

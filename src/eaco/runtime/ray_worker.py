@@ -17,36 +17,20 @@ import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
-from eaco.runtime.procs import process_start_ticks
-from eaco.runtime.wrapper import EXIT_FILE, WRAPPER_FILE, write_json_atomic
+from eaco.runtime.wrapper import EXIT_FILE, start_attempt, write_json_atomic
 
 PARENT_CHECK_S = 0.5
 EXIT_ORPHANED = 137
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m eaco.runtime.ray_worker ATTEMPT_DIR -- COMMAND...", file=sys.stderr)
-        return 2
-    attempt_dir = Path(argv[0])
     parent = os.getppid()
-    write_json_atomic(attempt_dir / WRAPPER_FILE, {
-        "pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid()), "host": socket.gethostname(),
-    })
-    try:
-        child = subprocess.Popen(argv[2:])
-    except OSError as exc:
-        print(f"eaco runtime: cannot start {argv[2]!r}: {exc}", file=sys.stderr, flush=True)
-        write_json_atomic(attempt_dir / EXIT_FILE, {"exit_code": 127, "error": str(exc)})
-        return 127
-
-    def forward(signum: int, _frame: object) -> None:
-        child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    attempt_dir, child, code = start_attempt(
+        argv, "python -m eaco.runtime.ray_worker", extra={"host": socket.gethostname()}
+    )
+    if child is None:
+        return code
     while True:
         try:
             code = child.wait(timeout=PARENT_CHECK_S)

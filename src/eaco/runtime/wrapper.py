@@ -25,26 +25,40 @@ def write_json_atomic(path: Path, payload: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str]) -> int:
+def start_attempt(
+    argv: list[str], usage: str, extra: dict[str, object] | None = None
+) -> tuple[Path, "subprocess.Popen[bytes] | None", int]:
+    """Parse ``ATTEMPT_DIR -- COMMAND...``, write ``wrapper.json``, start the command with SIGTERM
+    and SIGINT passed on to it. Returns (attempt dir, the child or None, exit code if not started)."""
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m eaco.runtime.wrapper ATTEMPT_DIR -- COMMAND...", file=sys.stderr)
-        return 2
+        print(f"usage: {usage} ATTEMPT_DIR -- COMMAND...", file=sys.stderr)
+        return Path("."), None, 2
     attempt_dir = Path(argv[0])
     from eaco.runtime.procs import process_start_ticks
 
-    write_json_atomic(attempt_dir / WRAPPER_FILE, {"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid())})
+    write_json_atomic(
+        attempt_dir / WRAPPER_FILE,
+        {"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid()), **(extra or {})},
+    )
     try:
         child = subprocess.Popen(argv[2:])
     except OSError as exc:
         print(f"eaco runtime: cannot start {argv[2]!r}: {exc}", file=sys.stderr, flush=True)
         write_json_atomic(attempt_dir / EXIT_FILE, {"exit_code": 127, "error": str(exc)})
-        return 127
+        return attempt_dir, None, 127
 
     def forward(signum: int, _frame: object) -> None:
         child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    return attempt_dir, child, 0
+
+
+def main(argv: list[str]) -> int:
+    attempt_dir, child, code = start_attempt(argv, "python -m eaco.runtime.wrapper")
+    if child is None:
+        return code
     code = child.wait()
     write_json_atomic(attempt_dir / EXIT_FILE, {"exit_code": code})
     return 0

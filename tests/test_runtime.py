@@ -18,6 +18,7 @@ from eaco.runtime.errors import RuntimeStateError
 from eaco.runtime.spec import load_spec, spec_from_yaml
 from eaco.runtime.store import Store
 from eaco.runtime_cli import cancel_command, logs_command, serve_command, status_command, submit_command
+from runtime_helpers import wait_for
 
 app = typer.Typer()
 app.command("serve")(serve_command)
@@ -118,14 +119,6 @@ class Daemon:
         self.proc.wait(timeout=15)
 
 
-def wait_for(cond, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def cli(*args: str) -> str:

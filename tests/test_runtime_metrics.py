@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,6 +22,11 @@ from eaco.runtime.metrics import MetricsServer, RuntimeSnapshot
 from eaco.runtime.layout import StateLayout
 from eaco.runtime.store import Store
 from eaco.runtime_cli import serve_command
+from functools import partial
+
+from runtime_helpers import wait_for as _wait_for
+
+wait_for = partial(_wait_for, poll_s=0.05)
 
 app = typer.Typer()
 app.command()(serve_command)
@@ -30,14 +34,6 @@ app.command()(serve_command)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def wait_for(cond, timeout_s: float, what: str, poll_s: float = 0.05):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(poll_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def scrape(port: int) -> Samples:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from eaco.runtime.ray_backend import (
 )
 from eaco.runtime.spec import spec_from_yaml
 from eaco.runtime.store import Store
+from runtime_helpers import kill_leftover_jobs, wait_for
 
 OBJECT_STORE = 80 * 1024 * 1024
 NODE_ARGS: dict[str, Any] = dict(num_cpus=1, object_store_memory=OBJECT_STORE, include_dashboard=False)
@@ -31,14 +31,6 @@ NODE_ARGS: dict[str, Any] = dict(num_cpus=1, object_store_memory=OBJECT_STORE, i
 SYSTEM_CONFIG = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_failure_threshold": 2}
 
 
-def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +51,13 @@ def cluster() -> Iterator[dict[str, Any]]:
             c.shutdown()
 
 
-def kill_leftover_jobs(state: Path) -> None:
-    """Safety net: SIGKILL the process group of every attempt still alive (tests must not leak)."""
-    for info_file in state.glob("jobs/*/attempts/*/" + RAY_ATTEMPT_FILE):
-        info = json.loads(info_file.read_text())
-        if process_alive(info["pid"], info["start_ticks"]):
-            try:
-                os.killpg(info["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture()
 def state_dir(tmp_path: Path) -> Iterator[Path]:
     state = tmp_path / "state"
     yield state
-    kill_leftover_jobs(state)
+    kill_leftover_jobs(state, RAY_ATTEMPT_FILE)
 
 
 def tiny_spec(name: str, epochs: int = 3, steps: int = 30, expected_epoch_s: float = 0.5) -> str:

@@ -30,6 +30,11 @@ from eaco.runtime.control import EXIT_STOPPED
 from eaco.runtime.daemon import ServeOptions, serve
 from eaco.runtime.gpus import declared_gpus
 from eaco.runtime.store import Store
+from functools import partial
+
+from runtime_helpers import wait_for as _wait_for
+
+wait_for = partial(_wait_for, poll_s=0.02)
 
 V100 = "v100"
 GPU_MEMORY_GB = 32.0
@@ -84,14 +89,6 @@ class ThreadDaemon:
 B_EPOCHS = 7  # the undone job's epochs
 
 
-def wait_for(cond, timeout_s: float, what: str, poll_s: float = 0.02):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(poll_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 

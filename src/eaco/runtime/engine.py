@@ -11,14 +11,15 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
 from eaco.errors import PolicyError
 from eaco.model.job import Job
 from eaco.policies.base import Policy
-from eaco.policies.decisions import Place, Undo, WakeUp, Watch
+from eaco.policies.decisions import Place, WakeUp, Watch
+from eaco.policies.driver import drive_policy
 from eaco.policies.view import EpochReport, JobProgress, SchedulerView
 from eaco.profiler.epoch_report import REPORT_FILE_ENV
 from eaco.runtime.accounting import EnergyAccountant
@@ -423,34 +424,31 @@ class Runtime:
     def _call_policy(self) -> None:
         reports, finished = self.reports_pending, self.finished_pending
         self.reports_pending, self.finished_pending = [], []
-        for _ in range(MAX_POLICY_CALLS_PER_TICK):
-            now_unix = time.time()
-            view = SchedulerView(self.now_s(now_unix), self.state, self._queue(), self.jobs, self._progress, reports, finished)
-            self.policy_calls += 1
-            decisions = self.policy.schedule(view)
-            changed = False
-            for d in decisions:
-                if isinstance(d, Place):
-                    self._place(d, now_unix)
-                    changed = True
-                elif isinstance(d, Undo):
-                    self._undo(d.job_id)
-                    changed = True
-                elif isinstance(d, Watch):
-                    if self.status.get(d.job_id) == "stopping":
-                        continue  # it is stopping: it reports no more epochs here
-                    if d.job_id not in self.state.job_gpus or self.status.get(d.job_id) != "running":
-                        raise PolicyError(f"policy {self.policy.name} watches job {d.job_id}, which is not running")
-                    self.watches[d.job_id] = _Watch(now_unix, d.epochs)
-                elif isinstance(d, WakeUp):
-                    self.wake_at_unix = min(self.wake_at_unix, self.origin_unix + d.at_s)
-                else:
-                    raise PolicyError(f"policy {self.policy.name} returned an unknown decision {d!r}")
-            if not changed:
-                self._mark_colocations()
-                return
-            reports, finished = [], []
-        raise PolicyError(f"policy {self.policy.name} kept changing placements")
+        now = [time.time()]  # refreshed for every call of the policy
+
+        def make_view(reports: Sequence[EpochReport], finished: Sequence[int]) -> SchedulerView:
+            now[0] = time.time()
+            return SchedulerView(self.now_s(now[0]), self.state, self._queue(), self.jobs, self._progress, reports, finished)
+
+        def watch(d: Watch) -> None:
+            if self.status.get(d.job_id) == "stopping":
+                return  # it is stopping: it reports no more epochs here
+            if d.job_id not in self.state.job_gpus or self.status.get(d.job_id) != "running":
+                raise PolicyError(f"policy {self.policy.name} watches job {d.job_id}, which is not running")
+            self.watches[d.job_id] = _Watch(now[0], d.epochs)
+
+        def wake_up(d: WakeUp) -> None:
+            self.wake_at_unix = min(self.wake_at_unix, self.origin_unix + d.at_s)
+
+        self.policy_calls += drive_policy(
+            self.policy, make_view,
+            on_place=lambda d: self._place(d, now[0]),
+            on_undo=lambda d: self._undo(d.job_id),
+            on_watch=watch,
+            on_wake_up=wake_up,
+            reports=reports, finished=finished, max_calls=MAX_POLICY_CALLS_PER_TICK,
+        )
+        self._mark_colocations()
 
     def _place(self, d: Place, now_unix: float) -> None:
         if self.status.get(d.job_id) != "queued":

@@ -25,7 +25,8 @@ from eaco.model.cluster import ClusterSpec
 from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.model.job import Job
 from eaco.policies.base import Policy
-from eaco.policies.decisions import Place, Undo, WakeUp, Watch
+from eaco.policies.decisions import Place, WakeUp, Watch
+from eaco.policies.driver import drive_policy
 from eaco.policies.view import EpochReport, JobProgress, SchedulerView
 from eaco.sim.energy_meter import EnergyMeter
 from eaco.sim.ground_truth import GroundTruth
@@ -235,34 +236,24 @@ class Simulator:
 
     # ------------------------------------------------------------- the policy
     def _call_policy(self, t: float, instant: _Instant) -> None:
-        reports: list[EpochReport] = instant.reports
-        finished: list[int] = instant.finished
-        for _ in range(MAX_POLICY_CALLS_PER_INSTANT):
-            view = SchedulerView(t, self.state, self.queue, self.jobs, self._progress_of, reports, finished)
-            self.policy_calls += 1
-            decisions = self.policy.schedule(view)
-            if not decisions:
-                return
-            changed = False
-            for d in decisions:
-                if isinstance(d, Place):
-                    self._place(d, t)
-                    changed = True
-                elif isinstance(d, Undo):
-                    self._undo(d.job_id, t)
-                    changed = True
-                elif isinstance(d, Watch):
-                    self._watch(d, t)
-                elif isinstance(d, WakeUp):
-                    if not d.at_s > t:
-                        raise PolicyError(f"policy {self.policy.name} asked to wake up at {d.at_s}, not after now ({t})")
-                    self._push(d.at_s, _WAKEUP, -1, 0)
-                else:
-                    raise PolicyError(f"policy {self.policy.name} returned an unknown decision {d!r}")
-            if not changed:
-                return
-            reports, finished = [], []
-        raise PolicyError(f"policy {self.policy.name} kept changing placements at t={t}")
+        def wake_up(d: WakeUp) -> None:
+            if not d.at_s > t:
+                raise PolicyError(f"policy {self.policy.name} asked to wake up at {d.at_s}, not after now ({t})")
+            self._push(d.at_s, _WAKEUP, -1, 0)
+
+        self.policy_calls += drive_policy(
+            self.policy,
+            lambda reports, finished: SchedulerView(
+                t, self.state, self.queue, self.jobs, self._progress_of, reports, finished
+            ),
+            on_place=lambda d: self._place(d, t),
+            on_undo=lambda d: self._undo(d.job_id, t),
+            on_watch=lambda d: self._watch(d, t),
+            on_wake_up=wake_up,
+            reports=instant.reports,
+            finished=instant.finished,
+            max_calls=MAX_POLICY_CALLS_PER_INSTANT,
+        )
 
     def _progress_of(self, job_id: int) -> JobProgress:
         run = self.runs[job_id]

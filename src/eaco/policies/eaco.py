@@ -504,10 +504,7 @@ class EacoPolicy(Policy):
             if min(e.speed for e in new) < self.settings.min_speed:
                 return _Option(gpus, True, math.inf, math.inf, False)
             util_old = self._gpu_util(view, g)
-            util_new = min(
-                1.0,
-                sum(self.catalog.get(t).util_on(gpu_type) * e.speed for t, e in zip((*types, job.job_type), new)),
-            )
+            util_new = self._set_util((*types, job.job_type), gpu_type)
             p_new = gpu_model.power_w(util_new)
             delta_power_w += p_new - gpu_model.power_w(util_old)
             new_power_on[g] = p_new / (len(others) + 1) + host_w

@@ -143,6 +143,28 @@ def test_train_checkpoints_each_epoch_and_resumes(tmp_path: Path) -> None:
     assert all(e.checkpoint and e.peak_memory_mib and e.peak_memory_mib > 0 for e in log.epochs)
 
 
+def test_train_under_the_runtime_stops_at_an_epoch_end_and_resumes(tmp_path: Path, monkeypatch) -> None:
+    """The zoo job uses the runtime's job client: checkpoints in $EACO_CHECKPOINT_DIR, a stop
+    request ends it after the epoch it is in with exit code 75, and the next attempt resumes."""
+    from eaco.runtime.control import CHECKPOINT_DIR_ENV, CONTROL_DIR_ENV, EXIT_STOPPED, clear_stop, request_stop
+
+    control = tmp_path / "control"
+    monkeypatch.setenv(CONTROL_DIR_ENV, str(control))
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(tmp_path / "ck"))
+    cfg = TrainConfig(model="ncf", job_name="n", batch_size=4, epochs=3, steps_per_epoch=2, shape=TINY_SHAPE,
+                      width_mult=0.125, device="cpu", workers=0, report_file=tmp_path / "r.jsonl", threads=1)
+    request_stop(control)  # asked before the first epoch: it still trains one, then stops
+    with pytest.raises(SystemExit) as stopped:
+        train(cfg)
+    assert stopped.value.code == EXIT_STOPPED
+    assert (tmp_path / "ck" / "n.pt").exists()
+    clear_stop(control)
+    assert train(cfg) == 2  # epochs 1 and 2: resumed from the checkpoint
+    log = read_report(tmp_path / "r.jsonl")
+    assert [e.epoch for e in log.epochs] == [0, 1, 2]
+    assert [s.detail["start_epoch"] for s in log.starts] == [0, 1]
+
+
 def test_two_processes_run_at_the_same_time(tmp_path: Path) -> None:
     run = run_together("set-ncf+resnet18", ("ncf", "resnet18"), TINY_JOBS, tmp_path / "run", None, sample_hz=20,
                        cpu_util=lambda: 0.5)

@@ -2,7 +2,11 @@
 
 Trains on synthetic data (:mod:`eaco.profiler.data`) with DataLoader workers, reports every epoch
 through :mod:`eaco.profiler.epoch_report`, writes a checkpoint at each epoch end and resumes from it
-when started again with the same ``--checkpoint-dir`` and ``--job-name``. With several visible CUDA
+when started again with the same ``--checkpoint-dir`` and ``--job-name``. Under the live runtime
+(``eaco submit`` with ``command: python -m eaco.profiler.train ...``) it uses the runtime's job
+client (:class:`eaco.runtime.control.RuntimeEpochs`): the checkpoint folder defaults to
+``$EACO_CHECKPOINT_DIR``, and when the runtime asks it to stop (an undo) it ends after the epoch it
+is in, checkpointed, and exits with code 75; the next attempt resumes. With several visible CUDA
 GPUs the model is wrapped in ``nn.DataParallel`` (what PyTorch ``examples/imagenet`` does by
 default, as in the paper's runs).
 """
@@ -23,8 +27,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from eaco.profiler.data import MOVIELENS_20M_ITEMS, MOVIELENS_20M_USERS, DataShape, build_dataset
-from eaco.profiler.epoch_report import START_BARRIER_ENV, EpochReporter, timed_epochs, wait_for_start
+from eaco.profiler.epoch_report import START_BARRIER_ENV, EpochReporter, wait_for_start
 from eaco.profiler.zoo import MODEL_NAMES, build_model, count_parameters, zoo_entry
+from eaco.runtime.control import CHECKPOINT_DIR_ENV, RuntimeEpochs
 
 CHECKPOINT_VERSION = 1
 
@@ -96,7 +101,12 @@ def peak_memory_mib(device: torch.device) -> float:
 
 
 def checkpoint_path(cfg: TrainConfig) -> Path | None:
-    return None if cfg.checkpoint_dir is None else cfg.checkpoint_dir / f"{cfg.job_name}.pt"
+    """``<checkpoint dir>/<job>.pt``; the folder is ``--checkpoint-dir``, else the runtime's
+    ``$EACO_CHECKPOINT_DIR``; no folder: no checkpoints."""
+    folder = cfg.checkpoint_dir
+    if folder is None and os.environ.get(CHECKPOINT_DIR_ENV):
+        folder = Path(os.environ[CHECKPOINT_DIR_ENV])
+    return None if folder is None else folder / f"{cfg.job_name}.pt"
 
 
 def _save(path: Path, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
@@ -165,7 +175,8 @@ def train(cfg: TrainConfig) -> int:
         print(f"[{cfg.job_name}] start barrier passed after {waited_s:.2f} s", file=sys.stderr, flush=True)
     trained = 0
     train_model.train()
-    for epoch, tick in timed_epochs(reporter, range(start_epoch, cfg.epochs)):
+    epochs = RuntimeEpochs(reporter, start_epoch, cfg.epochs)  # outside the runtime: plain timed epochs
+    for epoch, tick in epochs:
         for batch in loader:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 loss = _loss(entry.kind, train_model, batch, device)
@@ -189,6 +200,9 @@ def train(cfg: TrainConfig) -> int:
         trained += 1
         print(f"[{cfg.job_name}] epoch {epoch} done: {tick.steps} steps, loss {tick.loss:.4f}", file=sys.stderr,
               flush=True)
+    if epochs.stopped:
+        print(f"[{cfg.job_name}] stopped by the runtime after {trained} epoch(s); resumes from {ckpt}", file=sys.stderr, flush=True)
+    epochs.exit_if_stopped()  # exit code 75 when the runtime asked it to stop
     reporter.end(epochs_trained=trained, final_epoch=cfg.epochs)
     reporter.close()
     return trained

@@ -1,21 +1,30 @@
-"""Modelled energy of the runtime's GPUs and host, integrated tick by tick, and split to jobs.
+"""Energy of the runtime's GPUs and host, integrated tick by tick, and split to jobs.
 
-On a machine without NVML nothing about GPU power can be measured: GPU power is the calibrated
-model (:mod:`eaco.energy`) at each GPU's predicted utilisation (sum of its jobs' exclusive
-utilisation, capped at 1). Host power is the host model at the CPU utilisation measured with
-psutil when available (else modelled from the catalogue's CPU share per GPU). Attribution follows
-the simulator: a GPU's power split equally among its jobs, host power among (job, GPU) slots.
+GPU energy is **measured** when the runtime has a :class:`~eaco.runtime.gpu_meter.GpuMeter` (NVML
+on real GPUs): each GPU's energy counter difference over the tick (or its power readings
+integrated; see :mod:`eaco.runtime.gpu_meter`). On a machine without NVML (declared GPUs), or for
+an interval a GPU could not be read, GPU energy is **modelled**: the calibrated model
+(:mod:`eaco.energy`) at the GPU's predicted utilisation (sum of its jobs' exclusive utilisation,
+capped at 1). The modelled figure is always kept beside the measured one, so a run on real GPUs
+also reports how far the energy model is from the meter. Host power is the host model at the CPU
+utilisation measured with psutil when available (else modelled from the catalogue's CPU share per
+GPU); nothing here measures wall power. Attribution follows the simulator: a GPU's energy split
+equally among its jobs, host energy among (job, GPU) slots.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
 from eaco.model.job import Job
+from eaco.runtime.gpu_meter import GpuInterval, GpuMeter
 from eaco.state.cluster_state import ClusterState
+
+log = logging.getLogger("eaco.runtime")
 
 
 @dataclass(slots=True)
@@ -25,15 +34,28 @@ class EnergyTotals:
     host_j: float = 0.0
     duration_s: float = 0.0
     cpu_util_source: str = "modelled"
+    gpu_source: str = "modelled"  # "measured (NVML)" when a meter reads the GPUs
     per_job: dict[int, tuple[float, float, float]] = field(default_factory=dict)  # last increments
-    # modelled power (W) over the last step, per part
+    # power (W) over the last step, per part (GPU parts measured where measured)
     gpu_busy_w: float = 0.0
     gpu_idle_w: float = 0.0
     host_w: float = 0.0
+    # the energy model's GPU figures over the same intervals (equal to the above without a meter)
+    model_gpu_busy_j: float = 0.0
+    model_gpu_idle_j: float = 0.0
+    # GPU-seconds whose energy was measured by the counter / by power readings / only modelled
+    gpu_s_by_method: dict[str, float] = field(default_factory=lambda: {"counter": 0.0, "power": 0.0, "model": 0.0})
+    gpu_measured: tuple[GpuInterval | None, ...] = ()  # per GPU, the latest measured interval
 
     @property
     def total_j(self) -> float:
         return self.gpu_busy_j + self.gpu_idle_j + self.host_j
+
+    @property
+    def measured_share(self) -> float:
+        """Share of GPU-seconds whose energy was measured (0 without a meter)."""
+        total = sum(self.gpu_s_by_method.values())
+        return (total - self.gpu_s_by_method["model"]) / total if total > 0 else 0.0
 
 
 def measured_cpu_util() -> Callable[[], float] | None:
@@ -46,11 +68,27 @@ def measured_cpu_util() -> Callable[[], float] | None:
 
 
 class EnergyAccountant:
-    def __init__(self, energy: EnergyModel, catalog: JobCatalog, cpu_util: Callable[[], float] | None) -> None:
+    def __init__(self, energy: EnergyModel, catalog: JobCatalog, cpu_util: Callable[[], float] | None,
+                 gpu_meter: GpuMeter | None = None) -> None:
         self.energy = energy
         self.catalog = catalog
         self.cpu_util = cpu_util
-        self.totals = EnergyTotals(cpu_util_source="measured (psutil)" if cpu_util else "modelled (catalogue)")
+        self.gpu_meter = gpu_meter
+        self.totals = EnergyTotals(cpu_util_source="measured (psutil)" if cpu_util else "modelled (catalogue)",
+                                   gpu_source="measured (NVML)" if gpu_meter else "modelled")
+
+    def start(self) -> None:
+        """Take the meter's first reading (the start of the first interval)."""
+        self._measure(0, 0.0)
+
+    def _measure(self, n_gpus: int, dt_s: float) -> tuple[GpuInterval | None, ...]:
+        if self.gpu_meter is None:
+            return (None,) * n_gpus
+        try:
+            return self.gpu_meter.read(dt_s)
+        except Exception as exc:  # a driver error must not stop the scheduler: model this interval
+            log.warning("GPU energy read failed (%s); modelling this interval", exc)
+            return (None,) * n_gpus
 
     def step(self, state: ClusterState, jobs: dict[int, Job], dt_s: float) -> dict[int, tuple[float, float, float]]:
         """Advance by ``dt_s`` at the current placement; return per job (+run s, +co-located s, +J)."""
@@ -62,14 +100,22 @@ class EnergyAccountant:
         busy_before, idle_before = t.gpu_busy_j, t.gpu_idle_j
         slots: list[int] = []
         modelled_cpu = 0.0
+        measured = self._measure(len(state.gpu_jobs), dt_s)
+        if self.gpu_meter is not None:
+            t.gpu_measured = measured
         for g, on_gpu in enumerate(state.gpu_jobs):
             model = self.energy.gpu(state.gpu_type[g])
+            util = min(1.0, sum(jobs[j].gpu_util for j in on_gpu)) if on_gpu else 0.0
+            model_j = model.power_w(util) * dt_s
+            reading = measured[g] if g < len(measured) else None
+            energy_j = model_j if reading is None else reading.energy_j
+            t.gpu_s_by_method["model" if reading is None else reading.method] += dt_s
             if not on_gpu:
-                t.gpu_idle_j += model.power_w(0.0) * dt_s
+                t.gpu_idle_j += energy_j
+                t.model_gpu_idle_j += model_j
                 continue
-            util = min(1.0, sum(jobs[j].gpu_util for j in on_gpu))
-            energy_j = model.power_w(util) * dt_s
             t.gpu_busy_j += energy_j
+            t.model_gpu_busy_j += model_j
             share = energy_j / len(on_gpu)
             for j in on_gpu:
                 run_s, coloc_s, e = out.get(j, (0.0, 0.0, 0.0))

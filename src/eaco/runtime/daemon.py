@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from dataclasses import dataclass
@@ -14,10 +15,13 @@ from eaco.policies.registry import PolicyContext, make_policy
 from eaco.runtime.accounting import measured_cpu_util
 from eaco.runtime.api import ApiServer
 from eaco.runtime.engine import Runtime
+from eaco.runtime.gpu_meter import open_gpu_meter
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.layout import StateLayout
 from eaco.runtime.local_backend import LocalBackend
 from eaco.runtime.store import Store
+
+log = logging.getLogger("eaco.runtime")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +56,11 @@ def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext
     layout = StateLayout(options.state_dir)
     layout.root.mkdir(parents=True, exist_ok=True)
     store = Store(layout.db)
+    meter, why = open_gpu_meter(options.inventory)
+    if meter is None:
+        log.info("GPU energy is modelled: %s", why)
     runtime = Runtime(layout, store, LocalBackend(), policy, options.inventory, env.catalog, env.energy,
-                      cpu_util=measured_cpu_util(), tick_s=options.tick_s)
+                      cpu_util=measured_cpu_util(), tick_s=options.tick_s, gpu_meter=meter)
     return runtime, env
 
 

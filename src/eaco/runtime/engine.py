@@ -28,6 +28,7 @@ from eaco.runtime.control import (
     ATTEMPT_ENV, CHECKPOINT_DIR_ENV, CONTROL_DIR_ENV, EXIT_STOPPED, JOB_ID_ENV, clear_stop, request_stop,
 )
 from eaco.runtime.errors import RuntimeStateError
+from eaco.runtime.gpu_meter import GpuMeter
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.jobs import exclusive_epoch_s, job_from_spec
 from eaco.runtime.layout import StateLayout
@@ -73,6 +74,7 @@ class Runtime:
         energy: EnergyModel,
         cpu_util: Callable[[], float] | None = None,
         tick_s: float = 0.2,
+        gpu_meter: GpuMeter | None = None,
     ) -> None:
         self.layout = layout
         self.store = store
@@ -100,7 +102,7 @@ class Runtime:
         self.finished_pending: list[int] = []
         self.reports_pending: list[EpochReport] = []
         self.wake_at_unix = math.inf
-        self.accountant = EnergyAccountant(energy, catalog, cpu_util)
+        self.accountant = EnergyAccountant(energy, catalog, cpu_util, gpu_meter)
         self._last_tick_unix: float | None = None
         self._something_ended = False
         self.policy_calls = 0
@@ -161,6 +163,8 @@ class Runtime:
         now_unix = time.time()
         if self._last_tick_unix is not None:
             self.store.add_accounting(self.accountant.step(self.state, self.jobs, now_unix - self._last_tick_unix))
+        else:
+            self.accountant.start()
         self._last_tick_unix = now_unix
         self._pick_up_new_jobs()
         self._handle_cancels()
@@ -183,10 +187,12 @@ class Runtime:
     def take_snapshot(self, now_unix: float | None = None) -> RuntimeSnapshot:
         """The state the metrics endpoint shows (built on the loop's thread, read on another)."""
         state, t = self.state, self.accountant.totals
+        measured = t.gpu_measured
         gpus = tuple(
             GpuSnapshot(
                 gpu=g, gpu_type=state.gpu_type[g], jobs=len(on_gpu), memory_reserved_gb=state.gpu_memory_used_gb[g],
                 util_estimate=min(1.0, sum(self.jobs[j].gpu_util for j in on_gpu)),
+                measured=measured[g] if g < len(measured) else None,
             )
             for g, on_gpu in enumerate(state.gpu_jobs)
         )
@@ -198,6 +204,8 @@ class Runtime:
             stopping_jobs=statuses.count("stopping"), colocated_jobs=colocated,
             power_w={"gpu_busy": t.gpu_busy_w, "gpu_idle": t.gpu_idle_w, "host": t.host_w},
             energy_j={"gpu_busy": t.gpu_busy_j, "gpu_idle": t.gpu_idle_j, "host": t.host_j},
+            gpu_energy_source="measured" if self.accountant.gpu_meter is not None else "modelled",
+            model_gpu_energy_j={"gpu_busy": t.model_gpu_busy_j, "gpu_idle": t.model_gpu_idle_j},
             accounted_s=t.duration_s, policy_calls=self.policy_calls, gpus=gpus,
         )
 
@@ -499,3 +507,5 @@ class Runtime:
         finally:
             self.write_summary()
             self.backend.close()
+            if self.accountant.gpu_meter is not None:
+                self.accountant.gpu_meter.close()

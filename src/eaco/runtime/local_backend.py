@@ -40,6 +40,9 @@ class LocalBackend:
         env = dict(os.environ)
         env.update(request.env)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in request.device_indices)
+        # number devices as NVML does (PCI bus order), which is how the runtime found them; CUDA's
+        # own default order (fastest first) can differ on a machine with mixed boards
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env.setdefault("PYTHONUNBUFFERED", "1")
         with open(request.log_file, "ab") as log:
             log.write(f"=== eaco runtime: attempt {request.attempt} on devices {env['CUDA_VISIBLE_DEVICES']} ===\n".encode())

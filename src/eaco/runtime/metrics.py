@@ -10,8 +10,10 @@ Two sources, read at every scrape:
   daemon restart.
 
 Metrics live in a dedicated :class:`~prometheus_client.CollectorRegistry` (not the process-wide
-default one), so several daemons in one process (tests) do not collide. Energy and power are
-**modelled** (``source="modelled"`` label) unless NVML measurement is added.
+default one), so several daemons in one process (tests) do not collide. The ``source`` label says
+how each power and energy figure was obtained: GPU parts are ``measured`` when the daemon reads
+the GPUs through NVML (``modelled`` on declared GPUs), host power is always ``modelled`` (host
+model at the measured CPU utilisation), and the total is ``measured+modelled`` when it mixes them.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from eaco.runtime.gpu_meter import GpuInterval
 from eaco.runtime.layout import StateLayout
 
 METRICS_HOST = "127.0.0.1"
-ENERGY_SOURCE = "modelled"
 JOB_STATES = ("queued", "running", "stopping", "finished", "failed", "cancelled")
 
 
@@ -38,6 +40,7 @@ class GpuSnapshot:
     jobs: int
     memory_reserved_gb: float  # what the policy's accounting holds on it (the jobs' declared peaks)
     util_estimate: float  # sum of its jobs' exclusive utilisation, capped at 1 (as the energy model)
+    measured: GpuInterval | None = None  # the latest NVML interval (None: not measured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +52,20 @@ class RuntimeSnapshot:
     running_jobs: int  # state running (a process that trains)
     stopping_jobs: int  # undone, process finishing its epoch
     colocated_jobs: int  # jobs with at least one GPU shared with another job
-    power_w: dict[str, float]  # modelled, over the last tick: gpu_busy, gpu_idle, host
-    energy_j: dict[str, float]  # modelled, since this daemon started: gpu_busy, gpu_idle, host
+    power_w: dict[str, float]  # over the last tick: gpu_busy, gpu_idle, host
+    energy_j: dict[str, float]  # since this daemon started: gpu_busy, gpu_idle, host
     accounted_s: float  # seconds integrated into energy_j
     policy_calls: int
     gpus: tuple[GpuSnapshot, ...]
+    gpu_energy_source: str = "modelled"  # of the gpu_* parts: "measured" (NVML) or "modelled"
+    model_gpu_energy_j: dict[str, float] | None = None  # the energy model's gpu_busy / gpu_idle figures
+
+    def source(self, part: str) -> str:
+        if part.startswith("gpu"):
+            return self.gpu_energy_source
+        if part == "host":
+            return "modelled"
+        return "modelled" if self.gpu_energy_source == "modelled" else "measured+modelled"
 
 
 def store_counts(db_path: Path) -> tuple[dict[str, int], int, int]:
@@ -87,21 +99,30 @@ class RuntimeCollector:
         snap = self._snapshot()
         if snap is not None:
             power = GaugeMetricFamily(
-                "eaco_power_watts", "Cluster power over the last tick, by part (modelled, not measured)",
+                "eaco_power_watts", "Cluster power over the last tick, by part (source: measured through NVML or modelled)",
                 labels=["part", "source"],
             )
             for part, w in snap.power_w.items():
-                power.add_metric([part, ENERGY_SOURCE], w)
-            power.add_metric(["total", ENERGY_SOURCE], sum(snap.power_w.values()))
+                power.add_metric([part, snap.source(part)], w)
+            power.add_metric(["total", snap.source("total")], sum(snap.power_w.values()))
             yield power
             energy = CounterMetricFamily(
-                "eaco_energy_joules", "Cluster energy since this daemon started, by part (modelled, not measured)",
+                "eaco_energy_joules", "Cluster energy since this daemon started, by part (source: measured through NVML or modelled)",
                 labels=["part", "source"],
             )
             for part, j in snap.energy_j.items():
-                energy.add_metric([part, ENERGY_SOURCE], j)
-            energy.add_metric(["total", ENERGY_SOURCE], sum(snap.energy_j.values()))
+                energy.add_metric([part, snap.source(part)], j)
+            energy.add_metric(["total", snap.source("total")], sum(snap.energy_j.values()))
             yield energy
+            if snap.gpu_energy_source == "measured" and snap.model_gpu_energy_j is not None:
+                model = CounterMetricFamily(
+                    "eaco_model_gpu_energy_joules",
+                    "What the calibrated energy model predicts for the measured GPU energy (compare with eaco_energy_joules_total)",
+                    labels=["part"],
+                )
+                for part, j in snap.model_gpu_energy_j.items():
+                    model.add_metric([part], j)
+                yield model
             yield CounterMetricFamily("eaco_accounted_seconds", "Seconds of energy integration since this daemon started", value=snap.accounted_s)
             yield GaugeMetricFamily("eaco_queue_length", "Jobs waiting to be placed", value=snap.queue_length)
             yield GaugeMetricFamily("eaco_running_jobs", "Jobs whose process is training (state running)", value=snap.running_jobs)
@@ -118,14 +139,27 @@ class RuntimeCollector:
                 "eaco_gpu_memory_reserved_bytes", "GPU memory the scheduler counts as in use (the jobs' declared peak)",
                 labels=["gpu", "gpu_type"],
             )
+            gpu_power = GaugeMetricFamily("eaco_gpu_power_watts", "Measured GPU power (NVML)", labels=["gpu", "gpu_type"])
+            gpu_util = GaugeMetricFamily("eaco_gpu_utilisation", "Measured GPU utilisation, 0..1 (NVML)", labels=["gpu", "gpu_type"])
+            gpu_mem = GaugeMetricFamily("eaco_gpu_memory_used_bytes", "Measured GPU memory in use (NVML)", labels=["gpu", "gpu_type"])
             for g in snap.gpus:
                 labels = [str(g.gpu), g.gpu_type]
                 jobs.add_metric(labels, g.jobs)
                 util.add_metric(labels, g.util_estimate)
                 memory.add_metric(labels, g.memory_reserved_gb * 1e9)
+                m = g.measured
+                if m is not None:
+                    gpu_power.add_metric(labels, m.power_w)
+                    if m.util is not None:
+                        gpu_util.add_metric(labels, m.util)
+                    if m.memory_used_bytes is not None:
+                        gpu_mem.add_metric(labels, m.memory_used_bytes)
             yield jobs
             yield util
             yield memory
+            for family in (gpu_power, gpu_util, gpu_mem):
+                if family.samples:
+                    yield family
         try:
             per_state, undos, attempts = store_counts(self._db_path)
         except sqlite3.Error:

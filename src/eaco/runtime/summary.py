@@ -1,7 +1,8 @@
 """Energy and JCT summary of a runtime's jobs (``summary.json`` and ``eaco status --summary``).
 
-JCT, runtime and waiting come from the store (wall-clock times the runtime recorded). Energy is
-**modelled** on a machine with declared GPUs (no NVML): see :mod:`eaco.runtime.accounting`.
+JCT, runtime and waiting come from the store (wall-clock times the runtime recorded). GPU energy
+is measured through NVML on real GPUs and modelled on declared ones; host energy is modelled from
+the measured CPU utilisation (see :mod:`eaco.runtime.accounting`). ``energy.label`` says which.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
             "undos": row.undos, "epochs_done": row.epochs_done, "jct_s": jct_s, "total_time_s": total_s,
             "run_time_s": row.run_time_s, "colocated_s": row.colocated_s,
             "waiting_s": (total_s - row.run_time_s) if total_s is not None else None,
-            "energy_j_modelled": row.energy_j, "exclusive_only": row.exclusive_only, "reason": row.reason,
+            "energy_j": row.energy_j, "exclusive_only": row.exclusive_only, "reason": row.reason,
         })
     finished = [j for j in jobs if j["state"] == "finished"]
     jcts = [j["jct_s"] for j in finished if j["jct_s"] is not None]
@@ -37,11 +38,12 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
         "max_jct_s": max(jcts) if jcts else None,
         "colocated_jobs": sum(1 for j in jobs if j["colocated_s"] > 0),
         "undos": sum(j["undos"] for j in jobs),
-        "attributed_energy_j_modelled": sum(j["energy_j_modelled"] for j in jobs),
+        "attributed_energy_j": sum(j["energy_j"] for j in jobs),
     }
     if totals is not None:
         out["energy"] = {
-            "label": "modelled, not measured: GPU power from the calibrated model at predicted utilisation; host power from the host model",
+            "label": energy_label(totals),
+            "gpu": totals.gpu_source,
             "cpu_util": totals.cpu_util_source,
             "duration_s": totals.duration_s,
             "total_j": totals.total_j,
@@ -49,10 +51,25 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
             "gpu_idle_j": totals.gpu_idle_j,
             "host_j": totals.host_j,
             "total_kwh": totals.total_j / 3.6e6,
+            "gpu_seconds_by_method": dict(totals.gpu_s_by_method),
         }
+        if totals.gpu_source != "modelled":
+            measured_gpu_j = totals.gpu_busy_j + totals.gpu_idle_j
+            model_gpu_j = totals.model_gpu_busy_j + totals.model_gpu_idle_j
+            out["energy"]["gpu_measured_share"] = totals.measured_share
+            out["energy"]["model_gpu_busy_j"] = totals.model_gpu_busy_j
+            out["energy"]["model_gpu_idle_j"] = totals.model_gpu_idle_j
+            out["energy"]["model_gpu_error_pct"] = 100.0 * (model_gpu_j - measured_gpu_j) / measured_gpu_j if measured_gpu_j > 0 else None
     if inventory is not None:
         out["gpus"] = inventory.describe()
     return out
+
+
+def energy_label(totals: EnergyTotals) -> str:
+    host = "host power modelled (host model at the measured CPU utilisation) plus the node baseline"
+    if totals.gpu_source == "modelled":
+        return "GPU energy modelled, not measured (calibrated model at predicted utilisation; no NVML); " + host
+    return "GPU energy measured through NVML (energy counter, else power readings integrated); " + host
 
 
 def write_summary(store: Store, path: Path, totals: EnergyTotals | None, inventory: GpuInventory | None) -> None:

@@ -1,0 +1,133 @@
+"""Measured GPU energy in the runtime: the meter's arithmetic (counter, power, gaps) and a real
+runtime whose GPUs are read through an injected NVML-like source while two tiny jobs train."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from eaco.policies.registry import make_policy
+from eaco.profiler.telemetry import GpuDevice, GpuReading
+from eaco.runtime.engine import Runtime
+from eaco.runtime.gpu_meter import GpuMeter
+from eaco.runtime.gpus import declared_gpus
+from eaco.runtime.layout import StateLayout
+from eaco.runtime.local_backend import LocalBackend
+from eaco.runtime.metrics import RuntimeCollector
+from eaco.runtime.spec import spec_from_yaml
+from eaco.runtime.store import Store
+from eaco.runtime.summary import build_summary
+from eaco.setup import load_environment
+from runtime_helpers import kill_leftover_jobs
+
+
+class ScriptedSource:
+    """Readings given one call at a time (index -> (power_w, counter_j))."""
+
+    def __init__(self, script: list[dict[int, tuple[float | None, float | None]]]) -> None:
+        self.devices = (GpuDevice(0, "Tesla V100-SXM2-32GB", 32510.0), GpuDevice(3, "Tesla V100-SXM2-32GB", 32510.0))
+        self.script = list(script)
+        self.closed = False
+
+    def read(self) -> tuple[GpuReading, ...]:
+        step = self.script.pop(0)
+        return tuple(GpuReading(i, p, c, 50.0, 1024.0) for i, (p, c) in step.items())
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_meter_uses_the_counter_then_power_and_reports_gaps() -> None:
+    source = ScriptedSource([
+        {0: (100.0, 1000.0), 3: (50.0, None)},
+        {0: (120.0, 1110.0), 3: (70.0, None)},  # counter: 110 J; no counter: (50 + 70) / 2 x 2 s
+        {0: (120.0, 5.0), 3: (None, None)},  # counter went backwards (driver reload): power; nothing read
+        {3: (80.0, None)},  # GPU 0 not read at all
+    ])
+    meter = GpuMeter(source, (0, 3))
+    assert meter.read(0.0) == (None, None)  # the first reading starts the interval
+    a, b = meter.read(2.0)
+    assert (a.method, a.energy_j, a.power_w) == ("counter", pytest.approx(110.0), 120.0)
+    assert (b.method, b.energy_j) == ("power", pytest.approx(120.0))
+    assert a.util == pytest.approx(0.5) and a.memory_used_bytes == 1024.0 * 2**20
+    a, b = meter.read(1.0)
+    assert (a.method, a.energy_j) == ("power", pytest.approx(120.0))
+    assert b is not None and b.energy_j == pytest.approx(70.0)  # the previous power reading alone
+    a, b = meter.read(1.0)
+    assert a is None and b is not None
+    meter.close()
+    assert source.closed
+    with pytest.raises(ValueError, match="no device \\[7\\]"):
+        GpuMeter(ScriptedSource([]), (0, 7))
+
+
+class ConstantPowerSource:
+    """Two GPUs whose energy counters grow at a constant power (W) in real time."""
+
+    def __init__(self, power_w: tuple[float, float]) -> None:
+        self.devices = (GpuDevice(0, "Tesla V100", 32510.0), GpuDevice(1, "Tesla V100", 32510.0))
+        self.power_w = power_w
+        self.t0 = time.monotonic()
+        self.closed = False
+
+    def read(self) -> tuple[GpuReading, ...]:
+        t = time.monotonic() - self.t0
+        return tuple(GpuReading(i, p, 1e6 + p * t, 40.0, 2048.0) for i, p in enumerate(self.power_w))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def job_yaml(name: str) -> str:
+    return (
+        f"name: {name}\n"
+        f"command: {sys.executable} -m eaco.runtime.examples.tiny_train --job-name {name} --epochs 2 --steps-per-epoch 60\n"
+        "epochs: 2\nexpected_epoch_s: 0.5\njob_type: resnet18\nmemory_gb: 4\ngpu_util: 0.3\n"
+        "env: {OMP_NUM_THREADS: '1'}\n"
+    )
+
+
+def test_runtime_reports_measured_gpu_energy_and_the_model_beside_it(tmp_path: Path) -> None:
+    env = load_environment()
+    layout = StateLayout(tmp_path / "state")
+    layout.root.mkdir()
+    store = Store(layout.db)
+    inventory = declared_gpus("2xv100")
+    source = ConstantPowerSource((200.0, 100.0))
+    runtime = Runtime(layout, store, LocalBackend(), make_policy("eaco", env.policy_context()), inventory, env.catalog,
+                      env.energy, cpu_util=lambda: 0.5, tick_s=0.05, gpu_meter=GpuMeter(source, inventory.device_indices))
+    for name in ("m0", "m1"):
+        store.submit(name, spec_from_yaml(job_yaml(name), "job.yaml", tmp_path).model_dump_json())
+    stop = threading.Event()
+    guard = threading.Timer(60.0, stop.set)  # a safety net: the jobs take a few seconds
+    guard.start()
+    try:
+        runtime.run(stop, exit_when_idle=True)  # on this thread: the store's connection is this thread's
+    finally:
+        guard.cancel()
+        kill_leftover_jobs(layout.root)
+    assert not stop.is_set(), "the runtime did not finish two tiny jobs in 60 s"
+    summary = build_summary(store, runtime.accountant.totals, inventory)
+    store.close()
+    assert summary["counts"]["finished"] == 2
+    energy = summary["energy"]
+    assert energy["gpu"] == "measured (NVML)" and "measured through NVML" in energy["label"]
+    # every interval after the first reading was measured by the counter: 300 W over the run
+    assert energy["gpu_seconds_by_method"]["model"] == 0.0 and energy["gpu_measured_share"] == 1.0
+    assert energy["gpu_busy_j"] + energy["gpu_idle_j"] == pytest.approx(300.0 * energy["duration_s"], rel=0.05)
+    assert energy["model_gpu_busy_j"] > 0 and energy["model_gpu_error_pct"] is not None
+    assert all(j["energy_j"] > 0 for j in summary["jobs"])
+    assert source.closed  # the runtime closes its meter when it stops
+    # the metrics show the GPU parts as measured, host as modelled, and the model's figure beside
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in RuntimeCollector(lambda: runtime.take_snapshot(), layout.db).collect() for s in family.samples}
+    assert ("eaco_energy_joules_total", (("part", "gpu_idle"), ("source", "measured"))) in samples
+    assert ("eaco_energy_joules_total", (("part", "host"), ("source", "modelled"))) in samples
+    assert ("eaco_energy_joules_total", (("part", "total"), ("source", "measured+modelled"))) in samples
+    assert samples[("eaco_gpu_power_watts", (("gpu", "0"), ("gpu_type", "v100")))] == pytest.approx(200.0)
+    assert samples[("eaco_gpu_utilisation", (("gpu", "1"), ("gpu_type", "v100")))] == pytest.approx(0.4)
+    assert ("eaco_model_gpu_energy_joules_total", (("part", "gpu_busy"),)) in samples

@@ -27,7 +27,7 @@ from eaco.policies.eaco import EacoPolicy
 from eaco.policies.registry import PolicyContext
 from eaco.runtime.client import RuntimeClient
 from eaco.runtime.control import EXIT_STOPPED
-from eaco.runtime.daemon import ServeOptions, serve
+from eaco.runtime.daemon import ServeOptions, build_runtime, serve
 from eaco.runtime.gpus import declared_gpus
 from eaco.runtime.store import Store
 from functools import partial
@@ -212,3 +212,23 @@ def test_colocation_observed_undone_and_resumed_on_new_gpus(state_dir: Path, tmp
     summary = json.loads((state_dir / "summary.json").read_text())
     assert summary["undos"] == 1 and summary["counts"]["finished"] == 4
     assert {j["job_id"]: j["undos"] for j in summary["jobs"]} == {a: 0, b: 1, c: 0, x: 0}
+
+    # what EaCO learnt from the real reports (B's speed next to A) is in the store, and the EaCO
+    # of a daemon started later on this state folder learns it again (H survives a restart)
+    store = Store(state_dir / "runtime.db")
+    learned = store.learned()
+    store.close()
+    assert learned == list(policy.learned()) and len(learned) >= 1
+    assert any(item.member == "vgg16" and set(item.job_types) == {"resnet50", "vgg16"} and item.speed < 0.5 for item in learned)
+    runtime, _ = build_runtime(ServeOptions(state_dir, declared_gpus("2xv100"), "eaco"))
+    try:
+        predictor = runtime.policy.predictor  # type: ignore[attr-defined]
+        before = predictor.estimate(("resnet50", "vgg16"), V100)[1].speed
+        assert runtime.restore_learned() == len(learned) and predictor.observations == len(learned)
+        assert predictor.estimate(("resnet50", "vgg16"), V100)[1].speed < before
+        runtime._save_learned()  # nothing new: nothing written twice
+    finally:
+        runtime.store.close()
+    store = Store(state_dir / "runtime.db")
+    assert len(store.learned()) == len(learned)
+    store.close()

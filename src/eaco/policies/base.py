@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Protocol
+from typing import TYPE_CHECKING, Iterable, Protocol, Sequence
 
 from eaco.policies.decisions import Decision
 from eaco.policies.view import SchedulerView
+
+if TYPE_CHECKING:
+    from eaco.predictor.history import LearnedSpeed
 
 
 class ThroughputKnowledge(Protocol):
@@ -36,3 +39,13 @@ class Policy(ABC):
 
     def describe(self) -> str:
         return self.name
+
+    def learned(self) -> Sequence["LearnedSpeed"]:
+        """What the policy learnt online so far, oldest first (a live runtime persists it).
+        Policies that learn nothing return nothing."""
+        return ()
+
+    def restore_learned(self, items: Iterable["LearnedSpeed"]) -> int:
+        """Learn again what a previous instance learnt (after a daemon restart); returns how many
+        items were taken. Appends them to :meth:`learned`, in order."""
+        return 0

@@ -36,7 +36,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
@@ -45,7 +45,7 @@ from eaco.policies.base import Policy
 from eaco.policies.decisions import Decision, Place, Undo, Watch
 from eaco.policies.placement import candidate_gpu_types, find_free_gpus
 from eaco.policies.view import EpochReport, SchedulerView
-from eaco.predictor.history import CoLocationPredictor
+from eaco.predictor.history import CoLocationPredictor, LearnedSpeed
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +152,15 @@ class EacoPolicy(Policy):
         self._lock_epoch = 0  # bumped whenever a GPU is locked or unlocked
         self._candidate_memo: dict[tuple[object, ...], list[tuple[int, ...]]] = {}
         self._host_per_gpu_w: dict[str, float] = {}
+
+    # ======================================================= learnt history
+    def learned(self) -> Sequence[LearnedSpeed]:
+        return self.predictor.learned
+
+    def restore_learned(self, items: Iterable[LearnedSpeed]) -> int:
+        taken = self.predictor.restore(items)
+        self._util_cache.clear()
+        return taken
 
     # ================================================================== entry
     def schedule(self, view: SchedulerView) -> list[Decision]:

@@ -33,6 +33,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -48,6 +49,17 @@ MIN_SPEED = 0.05
 REFIT_EVERY = 50  # online observations between refits of the regression (seen sets update at once)
 N_BASE_FEATURES = 4
 RIDGE = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedSpeed:
+    """One speed observed online: ``member`` ran at ``speed`` (1.0 = alone) in the set
+    ``job_types`` on ``gpu_type``. What a live scheduler persists so a restart keeps H."""
+
+    job_types: tuple[str, ...]
+    gpu_type: str
+    member: str
+    speed: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +132,7 @@ class CoLocationPredictor:
         self.refit_version = 0  # bumped whenever the regression is refitted (all estimates may move)
         self._utils: dict[tuple[str, str], float] = {}
         self.observations = 0  # records added online (not seeded)
+        self.learned: list[LearnedSpeed] = []  # the online records, in order
 
     # ------------------------------------------------------------------ history
     def record(self, job_types: tuple[str, ...], gpu_type: str, speeds: tuple[float, ...]) -> None:
@@ -135,6 +148,23 @@ class CoLocationPredictor:
             raise ValueError(f"{member!r} is not in the set {job_types}")
         self._add(job_types, gpu_type, member, speed, online=True)
         self.observations += 1
+        self.learned.append(LearnedSpeed(tuple(job_types), gpu_type, member, float(speed)))
+
+    def restore(self, items: Iterable[LearnedSpeed]) -> int:
+        """Record again speeds learnt by an earlier instance (a restarted daemon), then refit.
+        Items naming a job type the catalogue lacks, or a speed <= 0, are skipped; returns how
+        many were taken."""
+        taken = 0
+        for item in items:
+            if item.member not in self._type_index or any(t not in self._type_index for t in item.job_types):
+                continue
+            try:
+                self.record_member(item.job_types, item.gpu_type, item.member, item.speed)
+            except ValueError:
+                continue
+            taken += 1
+        self._invalidate_all()
+        return taken
 
     def _add(self, job_types: tuple[str, ...], gpu_type: str, member: str, speed: float, online: bool = False) -> None:
         if not speed > 0:

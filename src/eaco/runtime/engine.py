@@ -106,6 +106,7 @@ class Runtime:
         self._last_tick_unix: float | None = None
         self._something_ended = False
         self.policy_calls = 0
+        self._learned_saved = 0  # how many of the policy's learnt items are in the store
         self.snapshot: RuntimeSnapshot | None = None  # what the metrics endpoint reads (another thread)
 
     # ================================================================ clock
@@ -457,6 +458,22 @@ class Runtime:
             reports=reports, finished=finished, max_calls=MAX_POLICY_CALLS_PER_TICK,
         )
         self._mark_colocations()
+        self._save_learned()
+
+    def restore_learned(self) -> int:
+        """Give the policy what earlier daemons on this store learnt (EaCO's history H)."""
+        items = self.store.learned()
+        taken = self.policy.restore_learned(items) if items else 0
+        self._learned_saved = len(self.policy.learned())
+        if items:
+            log.info("policy %s: restored %d of %d learnt co-location speeds", self.policy.name, taken, len(items))
+        return taken
+
+    def _save_learned(self) -> None:
+        learned = self.policy.learned()
+        if len(learned) > self._learned_saved:
+            self.store.add_learned(learned[self._learned_saved:])
+            self._learned_saved = len(learned)
 
     def _place(self, d: Place, now_unix: float) -> None:
         if self.status.get(d.job_id) != "queued":
@@ -496,6 +513,7 @@ class Runtime:
 
     # ================================================================= loop
     def run(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
+        self.restore_learned()
         self.recover()
         self.snapshot = self.take_snapshot()
         try:

@@ -16,8 +16,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
+from eaco.predictor.history import LearnedSpeed
 from eaco.runtime.errors import RuntimeStateError
 
 SCHEMA_VERSION = 1
@@ -63,6 +64,14 @@ CREATE TABLE IF NOT EXISTS attempts (
     outcome TEXT NOT NULL,
     colocated INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS learned (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_unix REAL NOT NULL,
+    job_types TEXT NOT NULL,
+    gpu_type TEXT NOT NULL,
+    member TEXT NOT NULL,
+    speed REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -220,6 +229,19 @@ class Store:
         if r is None:
             raise KeyError(f"no attempt {attempt} of job {job_id}")
         return _attempt_row(r)
+
+    def add_learned(self, items: Iterable[LearnedSpeed], now_unix: float | None = None) -> None:
+        """Append speeds the policy learnt (its history H grows with every observed co-location)."""
+        rows = [(time.time() if now_unix is None else now_unix, json.dumps(list(i.job_types)), i.gpu_type, i.member, i.speed)
+                for i in items]
+        if not rows:
+            return
+        with self.transaction() as db:
+            db.executemany("INSERT INTO learned(time_unix, job_types, gpu_type, member, speed) VALUES (?, ?, ?, ?, ?)", rows)
+
+    def learned(self) -> list[LearnedSpeed]:
+        rows = self._db.execute("SELECT job_types, gpu_type, member, speed FROM learned ORDER BY seq").fetchall()
+        return [LearnedSpeed(tuple(json.loads(r[0])), r[1], r[2], float(r[3])) for r in rows]
 
     def events(self, job_id: int | None = None) -> list[tuple[float, int | None, str, str]]:
         q = "SELECT time_unix, job_id, kind, detail FROM events"

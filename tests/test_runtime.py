@@ -217,3 +217,37 @@ def test_daemon_sigkill_and_restart_loses_nothing_runs_nothing_twice(state_dir: 
     for job_id in ids:
         mine = sorted((a.start_unix, a.end_unix or 0.0) for a in attempts if a.job_id == job_id)
         assert all(prev[1] <= nxt[0] for prev, nxt in zip(mine, mine[1:]))
+
+
+def test_example_specs_are_valid_and_runnable_here() -> None:
+    from eaco.runtime.gpus import declared_gpus
+    from eaco.runtime.jobs import check_runnable
+    from eaco.setup import load_environment
+
+    catalog = load_environment().catalog
+    root = Path(__file__).resolve().parents[1] / "examples" / "runtime"
+    specs = sorted(root.glob("*.yaml"))
+    assert {p.name for p in specs} >= {"tiny_mlp.yaml", "zoo_resnet18.yaml"}
+    for p in specs:
+        check_runnable(load_spec(p), catalog, declared_gpus("2xv100"), str(p))
+
+
+def test_a_zoo_job_runs_under_the_daemon_and_checkpoints_in_the_runtime_folder(state_dir: Path, tmp_path: Path) -> None:
+    """The profiler's zoo job reports epochs to the runtime and checkpoints where it says."""
+    p = tmp_path / "zoo.yaml"
+    p.write_text(
+        "name: zoo-ncf\n"
+        f"command: {sys.executable} -m eaco.profiler.train --model ncf --job-name zoo-ncf --epochs 2 --steps-per-epoch 3"
+        " --batch-size 4 --width-mult 0.125 --num-users 50 --num-items 60 --device cpu --workers 0 --threads 1\n"
+        "epochs: 2\nexpected_epoch_s: 0.5\njob_type: Recommendation (batch size 512)\nmemory_gb: 2\nenv: {OMP_NUM_THREADS: '1'}\n"
+    )
+    daemon = Daemon(state_dir)
+    try:
+        job_id = int(cli("submit", str(p), "--state-dir", str(state_dir)).strip())
+        wait_for(lambda: job_states(state_dir)[job_id] in ("finished", "failed"), 60, "the zoo job to end")
+        detail = json.loads(cli("status", str(job_id), "--state-dir", str(state_dir)))
+        assert detail["job"]["state"] == "finished", cli("logs", str(job_id), "--state-dir", str(state_dir))
+    finally:
+        daemon.kill(signal.SIGTERM)
+    assert detail["job"]["epochs_done"] == 2
+    assert (state_dir / "jobs" / str(job_id) / "checkpoints" / "zoo-ncf.pt").exists()

@@ -44,9 +44,11 @@ def serve_command(
     backend: str = typer.Option("local", "--backend", help="'local' (processes on this machine) or 'ray' (a Ray cluster)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join ('auto' or host:port); default: start a local one"),
     ray_gpu_type: str = typer.Option("v100", "--ray-gpu-type", help="GPU type of the Ray cluster's nodes"),
+    api: str = typer.Option("tcp", "--api", help="API transport: 'tcp' (127.0.0.1, a free port) or 'unix' (<state>/api.sock, mode 0600)"),
 ) -> None:
-    """Run the runtime daemon (API on 127.0.0.1 with a token; state in SQLite)."""
+    """Run the runtime daemon (API on 127.0.0.1 or a Unix socket, with a token; state in SQLite)."""
     from eaco.policies.registry import policy_names
+    from eaco.runtime.api import check_transport
     from eaco.runtime.daemon import ServeOptions, serve
     from eaco.runtime.gpus import discover_gpus
 
@@ -55,6 +57,10 @@ def serve_command(
     backend = backend.strip().lower()
     if backend not in ("local", "ray"):
         _fail(f"--backend: expected 'local' or 'ray', got {backend!r}")
+    try:
+        api = check_transport(api)
+    except InputError as exc:
+        _fail(str(exc))
     inventory = None
     if backend == "local":
         try:
@@ -66,7 +72,7 @@ def serve_command(
         typer.echo(f"eaco serve: Ray cluster {ray_address or '(local)'}, policy {policy}, state {state_dir}", err=True)
     try:
         serve(ServeOptions(state_dir, inventory, policy.strip().lower(), tick_s, exit_when_idle, metrics_port,
-                           backend, ray_address, ray_gpu_type))
+                           backend, ray_address, ray_gpu_type, api))
     except InputError as exc:
         _fail(str(exc))
 

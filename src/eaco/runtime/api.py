@@ -1,4 +1,10 @@
-"""The daemon's HTTP API on 127.0.0.1 (random port), bearer token required. JSON endpoints:
+"""The daemon's HTTP API, bearer token required, on one of two transports (``eaco serve --api``):
+
+- ``tcp`` (default): 127.0.0.1, a random port; ``<state>/api.json`` holds ``{"host", "port", "pid"}``;
+- ``unix``: the Unix domain socket ``<state>/api.sock`` (mode 0600); ``api.json`` holds
+  ``{"socket", "pid"}``.
+
+The token is in ``<state>/api.token`` (0600) for both. JSON endpoints:
 
     POST /jobs                {"spec_yaml": "...", "source": "job.yaml", "base_dir": "/abs"} -> {"job_id"}
     GET  /jobs                -> {"jobs": [...]}
@@ -16,6 +22,9 @@ import hmac
 import json
 import os
 import secrets
+import socket
+import socketserver
+import stat
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +42,8 @@ from eaco.runtime.store import Store
 from eaco.runtime.summary import build_summary
 
 MAX_BODY_BYTES = 1 << 20
+API_TRANSPORTS = ("tcp", "unix")
+UNIX_PATH_MAX_BYTES = 107  # sun_path of an AF_UNIX address is 108 bytes on Linux, NUL included
 
 
 def write_token(path: Path) -> str:
@@ -44,24 +55,101 @@ def write_token(path: Path) -> str:
     return token
 
 
+def check_transport(api: str) -> str:
+    """``"tcp"`` or ``"unix"`` (case and spaces ignored), else :class:`InputError` naming ``--api``."""
+    value = api.strip().lower()
+    if value not in API_TRANSPORTS:
+        raise InputError("--api", f"expected 'tcp' or 'unix', got {api!r}")
+    return value
+
+
+def check_socket_path(path: Path) -> None:
+    size = len(os.fsencode(path))
+    if size > UNIX_PATH_MAX_BYTES:
+        raise InputError("--api", f"the socket path {path} is {size} bytes, over the AF_UNIX limit of "
+                                  f"{UNIX_PATH_MAX_BYTES}; use a shorter --state-dir or --api tcp")
+
+
+def clear_stale_socket(path: Path) -> None:
+    """Remove the socket file a killed daemon left; refuse if a live daemon still accepts on it."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise InputError("--api", f"{path} exists and is not a socket; move it away")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        path.unlink(missing_ok=True)  # nobody listens: a dead daemon's socket
+        return
+    except OSError as exc:
+        raise InputError("--api", f"cannot tell whether a daemon serves {path}: {exc.strerror or exc}") from None
+    finally:
+        probe.close()
+    raise InputError("--api", f"another daemon is serving {path}; stop it first, or use another --state-dir")
+
+
+def bind_unix_server(path: Path, handler: type[BaseHTTPRequestHandler]) -> socketserver.ThreadingUnixStreamServer:
+    """A listening HTTP server on the Unix socket ``path``, mode 0600 from the moment clients can
+    reach it: bound under a staging name, chmod-ed, then renamed into place."""
+    check_socket_path(path)
+    clear_stale_socket(path)
+    server = socketserver.ThreadingUnixStreamServer(str(path), handler, bind_and_activate=False)
+    server.daemon_threads = True
+    staging = path.with_suffix(".new")  # not longer than ``path``: the length check covers it
+    try:
+        staging.unlink(missing_ok=True)
+        server.socket.bind(str(staging))
+        os.chmod(staging, 0o600)
+        os.replace(staging, path)
+        server.server_address = str(path)
+        server.server_activate()
+    except OSError as exc:
+        server.server_close()
+        staging.unlink(missing_ok=True)
+        raise InputError("--api", f"cannot serve on the socket {path}: {exc.strerror or exc}") from None
+    return server
+
+
 class ApiServer:
-    def __init__(self, layout: StateLayout, catalog: JobCatalog, inventory: GpuInventory, summary_totals: Callable[[], Any]) -> None:
+    def __init__(self, layout: StateLayout, catalog: JobCatalog, inventory: GpuInventory,
+                 summary_totals: Callable[[], Any], transport: str = "tcp") -> None:
         self.layout = layout
         self.catalog = catalog
         self.inventory = inventory
         self.summary_totals = summary_totals
-        self.token = write_token(layout.token_file)
+        self.transport = check_transport(transport)
         self._local = threading.local()
         handler = self._handler_class()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.port = int(self.httpd.server_address[1])
+        self.port: int | None = None
+        self.socket_path: Path | None = None
+        self._socket_ino: int | None = None
+        self.httpd: socketserver.BaseServer
+        if self.transport == "unix":  # bound before the token is written: a refusal leaves a live daemon's token alone
+            self.socket_path = layout.api_socket.absolute()
+            self.httpd = bind_unix_server(self.socket_path, handler)
+            self._socket_ino = self.socket_path.stat().st_ino
+        else:
+            tcp = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            tcp.daemon_threads = True
+            self.port = int(tcp.server_address[1])
+            self.httpd = tcp
+        self.token = write_token(layout.token_file)  # requests are served only after start()
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="eaco-api", daemon=True)
+
+    def address(self) -> dict[str, Any]:
+        """What ``api.json`` says about where to connect."""
+        if self.socket_path is not None:
+            return {"socket": str(self.socket_path)}
+        return {"host": "127.0.0.1", "port": self.port}
 
     def start(self) -> None:
         self._thread.start()
         tmp = self.layout.api_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"host": "127.0.0.1", "port": self.port, "pid": os.getpid()}), encoding="utf-8")
+        tmp.write_text(json.dumps({**self.address(), "pid": os.getpid()}), encoding="utf-8")
         os.replace(tmp, self.layout.api_file)
 
     def stop(self) -> None:
@@ -69,6 +157,17 @@ class ApiServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=5)
+        self._remove_socket()
+
+    def _remove_socket(self) -> None:
+        """Unlink our socket file (not one that replaced it since)."""
+        if self.socket_path is None:
+            return
+        try:
+            if self.socket_path.lstat().st_ino == self._socket_ino:
+                self.socket_path.unlink()
+        except FileNotFoundError:
+            pass
 
     def store(self) -> Store:
         store = getattr(self._local, "store", None)
@@ -128,6 +227,10 @@ class ApiServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
+
+            def address_string(self) -> str:  # an AF_UNIX peer's address is a (often empty) string
+                peer = self.client_address
+                return str(peer[0]) if isinstance(peer, tuple) else (str(peer) or "unix-socket")
 
             def _answer(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()

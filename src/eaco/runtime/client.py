@@ -1,15 +1,34 @@
-"""Talks to a running daemon's API (address and token from its state folder)."""
+"""Talks to a running daemon's API (address and token from its state folder): over TCP on
+127.0.0.1, or over the Unix socket named in ``api.json`` (``eaco serve --api unix``)."""
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import socket
 from pathlib import Path
 from typing import Any
 
 from eaco.runtime.errors import ApiError
 from eaco.runtime.layout import StateLayout
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the Unix domain socket ``path`` (the Host header says ``localhost``)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
 
 
 class RuntimeClient:
@@ -21,25 +40,48 @@ class RuntimeClient:
             self.token = self.layout.token_file.read_text(encoding="utf-8").strip()
         except (OSError, ValueError):
             raise ApiError(0, f"no daemon is serving {state_dir} (start one with `eaco serve --state-dir {state_dir}`)") from None
-        self.base = f"http://127.0.0.1:{int(info['port'])}"
+        self.socket_path: str | None = None
+        self.port = 0
+        if isinstance(info, dict) and isinstance(info.get("socket"), str):
+            self.socket_path = info["socket"]
+            self.base = f"unix:{self.socket_path}"
+        elif isinstance(info, dict) and isinstance(info.get("port"), int):
+            self.port = info["port"]
+            self.base = f"http://127.0.0.1:{self.port}"
+        else:
+            raise ApiError(0, f"{self.layout.api_file}: expected 'socket' (a path) or 'port' (an integer); "
+                              "restart the daemon to rewrite it")
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.socket_path is not None:
+            return UnixHTTPConnection(self.socket_path, self.timeout_s)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout_s)
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.token}")
+        headers = {"Authorization": f"Bearer {self.token}"}
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            headers["Content-Type"] = "application/json"
+        conn = self._connection()
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            try:
-                payload = json.loads(exc.read())
-            except ValueError:
-                payload = {"error": exc.reason}
-            raise ApiError(exc.code, str(payload.get("error")), payload.get("field")) from None
-        except (urllib.error.URLError, OSError) as exc:
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            status, reason, raw = resp.status, resp.reason, resp.read()
+        except (OSError, http.client.HTTPException) as exc:
             raise ApiError(0, f"cannot reach the daemon at {self.base}: {exc}") from None
+        finally:
+            conn.close()
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
+        if not 200 <= status < 300:
+            if not isinstance(payload, dict):
+                payload = {"error": reason}
+            raise ApiError(status, str(payload.get("error")), payload.get("field"))
+        if not isinstance(payload, dict):
+            raise ApiError(status, f"the daemon at {self.base} answered {method} {path} with something that is not a JSON object")
+        return payload
 
     def submit(self, spec_path: Path) -> int:
         p = Path(spec_path)

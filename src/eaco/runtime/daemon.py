@@ -35,6 +35,7 @@ class ServeOptions:
     backend: str = "local"  # "local" (processes on this machine) or "ray"
     ray_address: str | None = None  # Ray cluster to join ("auto", "host:port"); None starts a local one
     ray_gpu_type: str = "v100"  # GPU type of the Ray cluster's nodes
+    api: str = "tcp"  # API transport: "tcp" (127.0.0.1, random port) or "unix" (<state>/api.sock)
 
 
 def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext], Policy] | None = None) -> tuple[Runtime, "object"]:
@@ -84,7 +85,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        api = ApiServer(runtime.layout, runtime.catalog, runtime.inventory, lambda: runtime.accountant.totals)
+        api = ApiServer(runtime.layout, runtime.catalog, runtime.inventory, lambda: runtime.accountant.totals, options.api)
         api.start()
     except BaseException:
         if metrics is not None:

@@ -16,7 +16,11 @@ class StateLayout:
 
     @property
     def api_file(self) -> Path:
-        return self.root / "api.json"  # {"host", "port", "pid"} of the running daemon
+        return self.root / "api.json"  # {"host", "port", "pid"} or {"socket", "pid"} of the running daemon
+
+    @property
+    def api_socket(self) -> Path:
+        return self.root / "api.sock"  # the API's Unix domain socket (``eaco serve --api unix``), mode 0600
 
     @property
     def token_file(self) -> Path:

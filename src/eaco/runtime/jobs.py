@@ -26,15 +26,23 @@ from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.spec import DEFAULT_EXPECTED_EPOCH_S, JobSpec
 
 
+def largest_node_gpus(inventory: GpuInventory) -> int:
+    """The most GPUs one node of the runtime has (one node locally; several on a Ray cluster)."""
+    return max(node.num_gpus for node in inventory.cluster().nodes)
+
+
 def check_runnable(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory, source: str = "<spec>") -> None:
-    """Raise :class:`InputError` naming the field if the job could never run here."""
+    """Raise :class:`InputError` naming the field if the job could never run here. A job's GPUs are
+    all on one node, so ``num_gpus`` is compared with the largest node, not the cluster's total."""
     if spec.job_type not in catalog:
         known = ", ".join(sorted(catalog.names())[:12])
         raise InputError(source, f"unknown job type {spec.job_type!r} (known include: {known}, ...)", field="job_type")
     if spec.gpu_type is not None and spec.gpu_type != inventory.gpu_type:
         raise InputError(source, f"this runtime has {inventory.describe()} GPUs, not {spec.gpu_type}", field="gpu_type")
-    if spec.num_gpus > len(inventory.device_indices):
-        raise InputError(source, f"asks for {spec.num_gpus} GPUs; this runtime has {len(inventory.device_indices)}", field="num_gpus")
+    largest = largest_node_gpus(inventory)
+    if spec.num_gpus > largest:
+        raise InputError(source, f"asks for {spec.num_gpus} GPUs on one node; the largest node has {largest} GPUs "
+                                 f"({inventory.describe()})", field="num_gpus")
     memory_gb = spec.memory_gb if spec.memory_gb is not None else catalog.get(spec.job_type).memory_gb
     gpu_memory_gb = lookup_gpu_type(inventory.gpu_type).memory_gb
     if memory_gb > gpu_memory_gb:

@@ -68,3 +68,43 @@ def test_epochs_for_duration_rule():
     assert epochs_for_duration(7200.0) == (2, 3600.0)
     n, d = epochs_for_duration(1e7)
     assert n == 100 and d == pytest.approx(1e5)
+
+
+def test_offline_gpus_are_not_free_and_come_back():
+    st = ClusterState(ClusterSpec.homogeneous(2, 4, "v100"))
+    v0, n0, log0 = st.version, list(st.node_version), st.nodes_changed_since(0)[1]
+    st.set_offline([1, 2], True)
+    assert st.offline_gpus == {1, 2}
+    assert st.free_gpu_count() == 6 and st.free_gpu_count("v100") == 6
+    assert st.free_gpus_on(0) == {0, 3} and st.nodes_with_free("v100", 2) == {0}
+    assert st.nodes_with_free("v100", 4) == {1} and st.max_free_on_a_node("v100") == 4
+    assert st.free_memory_gb(1) == 0.0 and st.free_memory_gb(0) == pytest.approx(32.0)
+    assert st.version > v0 and st.node_version[0] > n0[0] and st.node_version[1] == n0[1]
+    changed, _ = st.nodes_changed_since(log0)
+    assert changed and set(changed) == {0}  # readers that follow the node log see node 0 change
+    with pytest.raises(PolicyError, match="GPU 1 is offline"):
+        st.place(job(0, 1, mem=0.0), (1,))
+    assert st.gpu_jobs[1] == [] and 0 not in st.job_gpus
+    v1 = st.version
+    st.set_offline([1], True)  # already offline: nothing changes
+    assert st.version == v1 and st.free_gpu_count() == 6
+    st.set_offline([1, 2], False)
+    assert st.offline_gpus == set() and st.version > v1
+    assert st.free_gpu_count() == 8 and st.free_gpus_on(0) == {0, 1, 2, 3} and st.nodes_with_free("v100", 4) == {0, 1}
+    assert st.free_memory_gb(1) == pytest.approx(32.0)
+    st.place(job(1, 4), (0, 1, 2, 3))  # usable again
+    assert st.busy_gpus == 4
+
+
+def test_a_gpu_holding_a_job_cannot_go_offline():
+    st = ClusterState(ClusterSpec.homogeneous(1, 2, "v100"))
+    st.place(job(0, 1), (1,))
+    v = st.version
+    with pytest.raises(ValueError, match="GPU 1 holds jobs \\[0\\]"):
+        st.set_offline([0, 1], True)
+    assert st.offline_gpus == set() and st.version == v and st.free_gpus_on(0) == {0}  # all or nothing
+    with pytest.raises(ValueError, match="GPU 5 does not exist"):
+        st.set_offline([5], False)
+    st.remove(0)
+    st.set_offline([1], True)
+    assert st.free_gpus_on(0) == {0} and st.free_gpu_count() == 1

@@ -441,22 +441,10 @@ class RayBackend:
 
 
 # ========================================================= the runtime
-def fence_gpu(state: Any, gpu: int, fenced: bool) -> None:
-    """Make an idle GPU unusable for the policy (no free slot, no free memory), or usable again.
-    Uses ClusterState internals: a public ``ClusterState.set_offline`` would be the clean form."""
-    node = state.gpu_node[gpu]
-    if state.gpu_jobs[gpu]:
-        raise ValueError(f"GPU {gpu} still has jobs {state.gpu_jobs[gpu]}")
-    state._set_free(node, gpu, free=not fenced)
-    state.gpu_memory_used_gb[gpu] = state.gpu_memory_gb[gpu] if fenced else 0.0
-    state.version += 1
-    state.node_version[node] += 1
-
-
 class RayRuntime(Runtime):
-    """The engine, unchanged, plus lost-node handling: before each policy call the GPUs of nodes
-    the cluster lost are fenced (their attempts have been requeued by the poll of the same tick),
-    and unfenced when a node of that name comes back."""
+    """The engine, unchanged, plus lost-node handling: before each policy call the idle GPUs of
+    nodes the cluster lost are fenced (:meth:`ClusterState.set_offline`; their attempts have been
+    requeued by the poll of the same tick), and unfenced when a node of that name comes back."""
 
     backend: RayBackend
     inventory: RayInventory
@@ -479,11 +467,11 @@ class RayRuntime(Runtime):
         for i, node in enumerate(self.inventory.nodes):
             for g in self.inventory.node_gpus(i):
                 if node.name in lost and g not in self.fenced and not self.state.gpu_jobs[g]:
-                    fence_gpu(self.state, g, True)
+                    self.state.set_offline((g,), True)
                     self.fenced.add(g)
                     self.store.event(None, "node-lost", f"node {node.name}: GPU {g} fenced")
                 elif node.name not in lost and g in self.fenced:
-                    fence_gpu(self.state, g, False)
+                    self.state.set_offline((g,), False)
                     self.fenced.discard(g)
                     self.store.event(None, "node-back", f"node {node.name}: GPU {g} usable again")
 

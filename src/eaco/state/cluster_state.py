@@ -6,6 +6,8 @@ runtime keep the same structure and policies read the same thing in both.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from eaco.errors import PolicyError
 from eaco.model.cluster import ClusterSpec
 from eaco.model.gpu import gpu_type as lookup_gpu_type
@@ -44,6 +46,7 @@ class ClusterState:
         "max_node_gpus",
         "solo_jobs",
         "_job_shape",
+        "offline_gpus",
     )
 
     def __init__(self, spec: ClusterSpec) -> None:
@@ -81,6 +84,7 @@ class ClusterState:
         # placement order: the packing partners of FIFO-packed and Gandiva, found without a scan
         self.solo_jobs: dict[tuple[int, str], dict[str, dict[int, None]]] = {}
         self._job_shape: dict[int, tuple[tuple[int, str], str]] = {}
+        self.offline_gpus: set[int] = set()  # idle GPUs no policy may use (set_offline; do not modify)
         # gpu type -> the most GPUs any node of that type has
         self.max_node_gpus: dict[str, int] = {}
         for node in spec.nodes:
@@ -139,9 +143,12 @@ class ClusterState:
         if len(set(gpus)) != len(gpus) or not gpus:
             raise PolicyError(f"job {job_id}: GPU list {gpus} is empty or repeats a GPU")
         n = len(self.gpu_node)
+        offline = self.offline_gpus
         for g in gpus:
             if not 0 <= g < n:
                 raise PolicyError(f"job {job_id}: GPU {g} does not exist (cluster has {n})")
+            if offline and g in offline:
+                raise PolicyError(f"job {job_id}: GPU {g} is offline")
             if self.gpu_type[g] != self.gpu_type[gpus[0]]:
                 raise PolicyError(f"job {job_id}: GPUs {gpus} mix GPU types")
             if job.gpu_type is not None and self.gpu_type[g] != job.gpu_type:
@@ -206,6 +213,31 @@ class ClusterState:
                 if self.is_solo(other):
                     self._mark_solo(other)
         return gpus
+
+    def set_offline(self, gpus: Iterable[int], offline: bool) -> None:
+        """Take idle GPUs out of use (``offline=True``: no free slot, no free memory, so no policy
+        places anything there) or bring them back. Raise ValueError, changing nothing, for a GPU
+        that does not exist or, when taking it offline, holds a job. Already so: no change."""
+        wanted = tuple(dict.fromkeys(gpus))
+        n = len(self.gpu_node)
+        for g in wanted:
+            if not 0 <= g < n:
+                raise ValueError(f"GPU {g} does not exist (cluster has {n})")
+            if offline and self.gpu_jobs[g]:
+                raise ValueError(f"GPU {g} holds jobs {self.gpu_jobs[g]}; only an idle GPU can be taken offline")
+        changed = [g for g in wanted if (g in self.offline_gpus) != offline]
+        for g in changed:
+            node = self.gpu_node[g]
+            self._set_free(node, g, free=not offline)
+            self.gpu_memory_used_gb[g] = self.gpu_memory_gb[g] if offline else 0.0
+            if offline:
+                self.offline_gpus.add(g)
+            else:
+                self.offline_gpus.discard(g)
+            self.node_version[node] += 1
+            self._log_node(node)
+        if changed:
+            self.version += 1
 
     def _log_node(self, node: int) -> None:
         log = self._node_log

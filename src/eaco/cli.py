@@ -106,6 +106,9 @@ def simulate(
     observation_epochs: int = typer.Option(_EACO.observation_epochs, "--observation-epochs", help="EaCO: epochs watched after a co-location"),
     confidence_z: float = typer.Option(_EACO.confidence_z, "--confidence-z", help="EaCO: deadline checks use estimate - z x uncertainty"),
     min_speed: float = typer.Option(_EACO.min_speed, "--min-speed", help="EaCO: least predicted speed a co-located job may keep"),
+    urgent_slack: float = typer.Option(_EACO.urgent_slack, "--urgent-slack", help="EaCO: a job whose slack / remaining time is below this may share down to --urgent-min-speed (0: off)"),
+    urgent_min_speed: float = typer.Option(_EACO.urgent_min_speed, "--urgent-min-speed", help="EaCO: least predicted speed for urgent jobs"),
+    late_best_effort: bool = typer.Option(_EACO.late_jobs_best_effort, "--late-best-effort/--no-late-best-effort", help="EaCO: a job that can no longer meet its deadline is placed best-effort"),
 ) -> None:
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
     from eaco.report.files import write_jobs, write_metrics, write_timeseries
@@ -135,7 +138,8 @@ def simulate(
         eaco_settings = EacoSettings(
             util_threshold=util_threshold, memory_threshold=memory_threshold, memory_margin_gb=memory_margin_gb,
             max_jobs_per_gpu=max_jobs_per_gpu, observation_epochs=observation_epochs, alpha=alpha,
-            confidence_z=confidence_z, min_speed=min_speed,
+            confidence_z=confidence_z, min_speed=min_speed, urgent_slack=urgent_slack,
+            urgent_min_speed=urgent_min_speed, late_jobs_best_effort=late_best_effort,
         )
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
         _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
@@ -206,13 +210,13 @@ def reproduce(
     table side by side with ours and writes a Markdown report with figures."""
     from dataclasses import replace as dc_replace
 
-    from eaco.report.reproduce_report import comparison_table, targets_table, write_reproduce_report
+    from eaco.report.reproduce_report import beyond_paper_table, comparison_table, targets_table, write_reproduce_report
     from eaco.setup import load_environment
     from eaco.study.reproduce import StudyConfig, planned_runs, run_study
 
     if jobs < 1 or not rate_per_h > 0:
         _fail("--jobs must be >= 1 and --rate > 0")
-    config = StudyConfig(num_jobs=jobs, arrival_rate_per_h=rate_per_h, seed=seed)
+    config = StudyConfig(num_jobs=jobs, arrival_rate_per_h=rate_per_h, seed=seed, heavy_rate_per_h=2 * rate_per_h)
     if quick:
         config = dc_replace(config, sensitivity=False, philly=False)
     try:
@@ -233,6 +237,8 @@ def reproduce(
         progress.update(task, completed=planned_runs(config), description="reproduce")
     for nodes in config.node_counts:
         console.print(comparison_table(study, "main", nodes, f"{nodes} nodes x 8 V100: ours vs paper (normalised to FIFO)"))
+    if study.group("beyond-paper"):
+        console.print(beyond_paper_table(study))
     console.print(targets_table(study))
     written = write_reproduce_report(out, study, " ".join(["eaco", *sys.argv[1:]]))
     console.print(f"wrote {len(written)} files to [bold]{out}[/] (open {out / 'report.md'}); took {study.wall_s:.0f} s")

@@ -62,6 +62,14 @@ class EacoSettings:
     min_speed: float = 0.85  # a co-location is considered only if every member keeps at least this predicted speed
     max_candidates: int = 8  # co-location candidates evaluated per job
     queue_window: int = 64  # queued jobs examined per scheduling pass (backfill depth)
+    # a job whose deadline is already lost (it would miss it even running alone from now) is
+    # placed best-effort: its own deadline no longer blocks a co-location (the others' still do)
+    late_jobs_best_effort: bool = True
+    # a job with little slack left (deadline - now - remaining exclusive time, relative to that
+    # time, below urgent_slack) may share down to urgent_min_speed: waiting would cost it its
+    # deadline, and every member's deadline is still checked
+    urgent_slack: float = 1.0
+    urgent_min_speed: float = 0.6
 
     def __post_init__(self) -> None:
         checks = [
@@ -75,6 +83,8 @@ class EacoSettings:
             (0.0 <= self.min_speed <= 1.0, "min_speed must be in [0, 1]"),
             (self.max_candidates >= 1, "max_candidates must be >= 1"),
             (self.queue_window >= 1, "queue_window must be >= 1"),
+            (self.urgent_slack >= 0.0, "urgent_slack must be >= 0 (0: off)"),
+            (0.0 <= self.urgent_min_speed <= 1.0, "urgent_min_speed must be in [0, 1]"),
         ]
         for ok, message in checks:
             if not ok:
@@ -238,7 +248,7 @@ class EacoPolicy(Policy):
             if not view.is_running(job_id):
                 continue
             job = view.job(job_id)
-            if job.has_deadline and view.now_s + self._remaining_s(view, job, obs.gpu_type, speed) > job.deadline_s:
+            if self._deadline_binds(view, job, obs.gpu_type) and view.now_s + self._remaining_s(view, job, obs.gpu_type, speed) > job.deadline_s:
                 return True
         return False
 
@@ -492,6 +502,23 @@ class EacoPolicy(Policy):
         rate = self.catalog.get(job.job_type).speed_on(gpu_type) / job.epoch_duration_s
         return remaining_epochs / (rate * speed)
 
+    def _deadline_binds(self, view: SchedulerView, job: Job, gpu_type: str) -> bool:
+        """Whether ``job``'s deadline constrains a decision: it has one, and (with
+        ``late_jobs_best_effort``) it could still meet it by running alone from now on."""
+        if not job.has_deadline:
+            return False
+        if not self.settings.late_jobs_best_effort:
+            return True
+        return view.now_s + self._remaining_s(view, job, gpu_type, 1.0) <= job.deadline_s
+
+    def _min_speed(self, view: SchedulerView, job: Job, gpu_type: str) -> float:
+        st = self.settings
+        if st.urgent_slack <= 0 or not job.has_deadline:
+            return st.min_speed
+        t = self._remaining_s(view, job, gpu_type, 1.0)
+        slack = (job.deadline_s - view.now_s - t) / t if t > 0 else math.inf
+        return min(st.min_speed, st.urgent_min_speed) if slack < st.urgent_slack else st.min_speed
+
     def _evaluate_colocation(self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str) -> _Option:
         z = self.settings.confidence_z
         gpu_model = self.energy.gpu(gpu_type)
@@ -501,6 +528,7 @@ class EacoPolicy(Policy):
         old_speeds: dict[int, float] = {}
         delta_power_w = 0.0
         new_power_on: dict[int, float] = {}
+        min_speed = self._min_speed(view, job, gpu_type)
         for g in gpus:
             others = view.gpu_jobs(g)
             types = tuple(view.job(j).job_type for j in others)
@@ -510,7 +538,7 @@ class EacoPolicy(Policy):
                 speeds[j] = min(speeds.get(j, 1.0), n.conservative(z))
                 old_speeds[j] = min(old_speeds.get(j, 1.0), o.speed)
             new_speed = min(new_speed, new[-1].conservative(z))
-            if min(e.speed for e in new) < self.settings.min_speed:
+            if min(e.speed for e in new) < min_speed:
                 return _Option(gpus, True, math.inf, math.inf, False)
             util_old = self._gpu_util(view, g)
             util_new = self._set_util((*types, job.job_type), gpu_type)
@@ -518,7 +546,7 @@ class EacoPolicy(Policy):
             delta_power_w += p_new - gpu_model.power_w(util_old)
             new_power_on[g] = p_new / (len(others) + 1) + host_w
         t_new = self._remaining_s(view, job, gpu_type, new_speed)
-        if job.has_deadline and view.now_s + t_new > job.deadline_s:
+        if self._deadline_binds(view, job, gpu_type) and view.now_s + t_new > job.deadline_s:
             return _Option(gpus, True, math.inf, math.inf, False)
         extra_energy_j = delta_power_w * t_new
         slowdowns = [1.0 / new_speed]
@@ -526,7 +554,7 @@ class EacoPolicy(Policy):
         for j, s_new in speeds.items():
             other = view.job(j)
             t_other = self._remaining_s(view, other, gpu_type, s_new)
-            if other.has_deadline and view.now_s + t_other > other.deadline_s:
+            if self._deadline_binds(view, other, gpu_type) and view.now_s + t_other > other.deadline_s:
                 return _Option(gpus, True, math.inf, math.inf, False)
             t_before = self._remaining_s(view, other, gpu_type, old_speeds[j])
             share_w = sum(new_power_on[g] for g in view.job_gpus(j) if g in new_power_on)
@@ -544,7 +572,7 @@ class EacoPolicy(Policy):
     def _evaluate_exclusive(self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str) -> _Option:
         gpu_model = self.energy.gpu(gpu_type)
         t = self._remaining_s(view, job, gpu_type, 1.0)
-        feasible = not job.has_deadline or view.now_s + t <= job.deadline_s
+        feasible = not self._deadline_binds(view, job, gpu_type) or view.now_s + t <= job.deadline_s
         util = self.catalog.get(job.job_type).util_on(gpu_type)
         energy_j = len(gpus) * (gpu_model.power_w(util) - gpu_model.idle_power_w) * t
         energy_j += self._awake_extension_j(view, {view.gpu_node(g): view.now_s + t for g in gpus}, gpu_type)

@@ -52,6 +52,16 @@ class StudyConfig:
     tradeoff_seeds: tuple[int, ...] = (0, 1, 2)  # the sweep is averaged over these workloads
     sensitivity: bool = True
     philly: bool = True
+    beyond_paper: bool = True  # EaCO with the paper's rules only vs ours, on this and a heavier load
+    heavy_rate_per_h: float = 12.0  # the heavier load: twice the main rate
+
+
+def paper_rules(settings: EacoSettings) -> EacoSettings:
+    """EaCO as the paper describes it: no best-effort placement of late jobs, no urgency rule."""
+    return replace(settings, late_jobs_best_effort=False, urgent_slack=0.0)
+
+
+PAPER_RULES_LABEL = "paper rules"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +119,8 @@ def planned_runs(config: StudyConfig) -> int:
             n += 2 * len(POLICIES)
     if config.philly:
         n += len(POLICIES)
+    if config.beyond_paper and 28 in config.node_counts:
+        n += 1 + 4
     return n
 
 
@@ -148,6 +160,13 @@ def run_study(
             uniform = study_workload(config, env, job_type_rule="uniform")
             for policy in POLICIES:
                 run("uniform-types", cluster, uniform, policy)
+    if config.beyond_paper and 28 in config.node_counts:
+        cluster = ClusterSpec.homogeneous(28, config.gpus_per_node, config.gpu_type)
+        run("beyond-paper", cluster, workload, "eaco", PAPER_RULES_LABEL, paper_rules(config.eaco))
+        heavy = study_workload(replace(config, arrival_rate_per_h=config.heavy_rate_per_h), env)
+        for policy in ("fifo", "gandiva", "eaco"):
+            run("heavy", cluster, heavy, policy)
+        run("heavy", cluster, heavy, "eaco", PAPER_RULES_LABEL, paper_rules(config.eaco))
     if config.philly:
         from eaco.setup import load_named_workload
 

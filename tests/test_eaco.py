@@ -319,6 +319,43 @@ def test_nobody_is_co_located_onto_a_high_priority_job(env):
     assert recs[0].colocated_time_s == 0
 
 
+# ================================================== beyond the paper: late and urgent jobs
+def test_a_job_whose_deadline_is_lost_is_placed_best_effort(env):
+    # job 1 cannot meet its deadline even alone (10 + 500 s > 400 s): under the paper's rules it
+    # waits for job 0's GPU to be free; ours co-locates it at once (running late beats waiting)
+    recs, _, policy = _run(env, _pair(env, d1=400.0), _one_by(1), late_jobs_best_effort=False)
+    assert policy.places(1) == [(1000.0, (0,))]
+    recs, _, policy = _run(env, _pair(env, d1=400.0), _one_by(1))
+    assert policy.places(1) == [(10.0, (0,))] and recs[1].finish_s < 1000.0
+    # ... but never at the expense of a job that can still meet its deadline
+    recs, _, policy = _run(env, _pair(env, d0=1020.0, d1=400.0), _one_by(1))
+    assert policy.places(1) == [(1000.0, (0,))] and not recs[0].missed_deadline
+
+
+def test_an_urgent_job_may_share_below_min_speed_if_every_deadline_holds(env):
+    # H believes the pair runs at ~0.71 each (below min_speed 0.85, above urgent_min_speed 0.6)
+    h = env.new_predictor()
+    for _ in range(20):
+        h.record((R32, R16), V100, (0.7, 0.7))
+    est = h.estimate((R32, R16), V100)[1]
+    assert 0.6 < est.speed < 0.85 and 10.0 + 500.0 / est.conservative(1.0) <= 900.0
+    # job 1: slack (900 - 10 - 500) / 500 = 0.78 < urgent_slack 1.0 -> urgent; its deadline holds
+    # at the conservative speed, so it shares job 0's GPU at once instead of waiting (and missing)
+    recs, _, policy = _run(env, _pair(env, d1=900.0), _one_by(1), predictor=h)
+    assert policy.places(1) == [(10.0, (0,))] and not recs[1].missed_deadline
+    h_again = env.new_predictor()
+    for _ in range(20):
+        h_again.record((R32, R16), V100, (0.7, 0.7))
+    recs, _, policy = _run(env, _pair(env, d1=900.0), _one_by(1), predictor=h_again, urgent_slack=0.0)
+    assert policy.places(1) == [(1000.0, (0,))] and recs[1].missed_deadline
+    # a job with slack to spare is not urgent: min_speed holds
+    h_third = env.new_predictor()
+    for _ in range(20):
+        h_third.record((R32, R16), V100, (0.7, 0.7))
+    _, _, policy = _run(env, _pair(env, d1=2000.0), _one_by(1), predictor=h_third)
+    assert policy.places(1) == [(1000.0, (0,))]
+
+
 # ======================================================================= objective (alpha)
 def test_alpha_one_prefers_sharing_and_alpha_zero_prefers_a_free_gpu(env):
     _, _, policy = _run(env, _pair(env), _one_by(2), alpha=1.0)
@@ -449,6 +486,7 @@ def test_undo_loses_no_work_when_an_existing_member_reports_last(env):
         ("util_threshold", 0.0), ("util_threshold", 1.5), ("memory_threshold", 0.0), ("memory_threshold", 1.01),
         ("memory_margin_gb", -0.1), ("max_jobs_per_gpu", 0), ("observation_epochs", 0), ("alpha", -0.1),
         ("alpha", 1.1), ("confidence_z", -1.0), ("min_speed", 1.5), ("max_candidates", 0), ("queue_window", 0),
+        ("urgent_slack", -0.5), ("urgent_min_speed", 1.2),
     ],
 )
 def test_settings_validation_names_the_field(field, value):

@@ -42,7 +42,7 @@ def serve_command(
         help="serve Prometheus metrics on 127.0.0.1:PORT (0: a free port; the address goes to <state>/metrics.json); default off",
     ),
     backend: str = typer.Option("local", "--backend", help="'local' (processes on this machine) or 'ray' (a Ray cluster)"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join ('auto' or host:port); default: start a local one"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join ('auto' or host:port); default: start a local one with the --gpus GPUs"),
     ray_gpu_type: str = typer.Option("v100", "--ray-gpu-type", help="GPU type of the Ray cluster's nodes"),
     api: str = typer.Option("tcp", "--api", help="API transport: 'tcp' (127.0.0.1, a free port) or 'unix' (<state>/api.sock, mode 0600)"),
 ) -> None:
@@ -62,14 +62,15 @@ def serve_command(
     except InputError as exc:
         _fail(str(exc))
     inventory = None
-    if backend == "local":
+    if backend == "local" or ray_address is None:
         try:
             inventory = discover_gpus(gpus)
         except InputError as exc:
             _fail(str(exc))
-        typer.echo(f"eaco serve: {inventory.describe()}, policy {policy}, state {state_dir}", err=True)
+        where = "a local Ray instance with " if backend == "ray" else ""
+        typer.echo(f"eaco serve: {where}{inventory.describe()}, policy {policy}, state {state_dir}", err=True)
     else:
-        typer.echo(f"eaco serve: Ray cluster {ray_address or '(local)'}, policy {policy}, state {state_dir}", err=True)
+        typer.echo(f"eaco serve: Ray cluster {ray_address}, policy {policy}, state {state_dir}", err=True)
     try:
         serve(ServeOptions(state_dir, inventory, policy.strip().lower(), tick_s, exit_when_idle, metrics_port,
                            backend, ray_address, ray_gpu_type, api))

@@ -27,7 +27,7 @@ log = logging.getLogger("eaco.runtime")
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     state_dir: Path
-    inventory: GpuInventory | None  # None with the Ray backend: GPUs are discovered from Ray
+    inventory: GpuInventory | None  # Ray backend: the GPUs of a local Ray it starts (no ray_address), else None
     policy_name: str = "eaco"
     tick_s: float = 0.2
     exit_when_idle: bool = False  # stop once no job is queued or running (tests, batch use)
@@ -45,7 +45,8 @@ def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext
         from eaco.runtime.ray_backend import build_ray_runtime
 
         return build_ray_runtime(options.state_dir, options.policy_name, options.tick_s,
-                                 options.ray_address, options.ray_gpu_type, policy_factory)
+                                 options.ray_address, options.ray_gpu_type, policy_factory,
+                                 local_gpus=options.inventory if options.ray_address is None else None)
     if options.backend != "local":
         raise InputError("--backend", f"expected 'local' or 'ray', got {options.backend!r}")
     if options.inventory is None:

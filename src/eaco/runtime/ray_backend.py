@@ -477,11 +477,25 @@ class RayRuntime(Runtime):
 
 
 NODES_FILE = "ray_nodes.json"
+LOCAL_NODE = "local"  # the node name of a Ray instance the daemon starts itself
+LOCAL_OBJECT_STORE_BYTES = 200 * 2**20
+
+
+def start_local_ray(gpus: GpuInventory) -> None:
+    """Start a one-node Ray instance inside this process, declaring ``gpus`` as the EaCO GPUs of
+    node ``local``. It lives as long as the daemon: its attempt actors (and their jobs) end with
+    it, and the next daemon requeues them to resume from their checkpoints."""
+    import ray
+
+    ray.init(namespace=NAMESPACE, log_to_driver=False, include_dashboard=False,
+             object_store_memory=LOCAL_OBJECT_STORE_BYTES,  # the runtime passes no data through it
+             resources=node_resources(LOCAL_NODE, len(gpus.device_indices), gpus.gpu_type))
 
 
 def build_ray_runtime(
     state_dir: Path, policy_name: str = "eaco", tick_s: float = 0.2, address: str | None = None,
     gpu_type: str = "v100", policy_factory: Callable[[Any], Any] | None = None, node_check_s: float = 1.0,
+    local_gpus: GpuInventory | None = None,
 ) -> tuple[RayRuntime, Any]:
     """What ``eaco serve --backend ray`` builds: connect, discover (keeping the GPU numbering of
     this state folder's earlier daemons), and the runtime with the Ray backend."""
@@ -494,7 +508,13 @@ def build_ray_runtime(
     from eaco.setup import load_environment
 
     if not ray.is_initialized():
-        ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False)
+        if address is None:
+            if local_gpus is None:
+                raise InputError("--ray-address", "give a Ray cluster to join ('auto' or HOST:PORT), or GPUs for a local one (--gpus)")
+            start_local_ray(local_gpus)
+            gpu_type = local_gpus.gpu_type
+        else:
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     layout = StateLayout(Path(state_dir))
     layout.root.mkdir(parents=True, exist_ok=True)
     nodes_file = layout.root / NODES_FILE

@@ -108,3 +108,18 @@ def test_a_gpu_holding_a_job_cannot_go_offline():
     st.remove(0)
     st.set_offline([1], True)
     assert st.free_gpus_on(0) == {0} and st.free_gpu_count() == 1
+
+
+def test_an_unshareable_job_is_never_a_packing_partner():
+    s = ClusterState(ClusterSpec.homogeneous(1, 2, "v100"))
+    s.place(job(1), (0,), shareable=False)  # e.g. an undone job finishing its epoch in the runtime
+    s.place(job(2), (1,))
+    assert list(s.solo_partner_groups(1, "v100").get("resnet18", {})) == [2]
+    s.place(job(3), (1,))  # job 2 shares now; when job 3 leaves, job 2 is a partner again
+    assert s.solo_partner_groups(1, "v100").get("resnet18") is None
+    s.remove(3)
+    assert list(s.solo_partner_groups(1, "v100")["resnet18"]) == [2]
+    s.remove(1)
+    assert 1 not in s.unshareable
+    s.place(job(1), (0,))  # placed again normally: a partner like any other
+    assert list(s.solo_partner_groups(1, "v100")["resnet18"]) == [2, 1]

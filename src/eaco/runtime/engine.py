@@ -509,7 +509,7 @@ class Runtime:
         if job_id in self.state.job_gpus:
             self.state.remove(job_id)
         if gpus:
-            self.state.place(shown, gpus)
+            self.state.place(shown, gpus, shareable=False)  # no packing policy pairs a job with it
 
     # ================================================================= loop
     def run(self, stop: threading.Event, exit_when_idle: bool = False) -> None:

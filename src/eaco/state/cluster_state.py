@@ -47,6 +47,7 @@ class ClusterState:
         "solo_jobs",
         "_job_shape",
         "offline_gpus",
+        "unshareable",
     )
 
     def __init__(self, spec: ClusterSpec) -> None:
@@ -85,6 +86,8 @@ class ClusterState:
         self.solo_jobs: dict[tuple[int, str], dict[str, dict[int, None]]] = {}
         self._job_shape: dict[int, tuple[tuple[int, str], str]] = {}
         self.offline_gpus: set[int] = set()  # idle GPUs no policy may use (set_offline; do not modify)
+        # jobs placed with shareable=False: never offered as a packing partner (do not modify)
+        self.unshareable: set[int] = set()
         # gpu type -> the most GPUs any node of that type has
         self.max_node_gpus: dict[str, int] = {}
         for node in spec.nodes:
@@ -133,8 +136,10 @@ class ClusterState:
     def is_solo(self, job_id: int) -> bool:
         return all(len(self.gpu_jobs[g]) == 1 for g in self.job_gpus[job_id])
 
-    def place(self, job: Job, gpus: tuple[int, ...]) -> None:
-        """Put a job on GPUs. Raise PolicyError if that breaks a rule (memory, duplicates)."""
+    def place(self, job: Job, gpus: tuple[int, ...], shareable: bool = True) -> None:
+        """Put a job on GPUs. Raise PolicyError if that breaks a rule (memory, duplicates).
+        ``shareable=False``: the job is never listed as a packing partner (``solo_partner_groups``),
+        e.g. the live runtime's undone job whose process is finishing its last epoch there."""
         job_id = job.job_id
         memory_gb = job.memory_gb
         self.version += 1
@@ -183,6 +188,8 @@ class ClusterState:
         self.job_gpus[job_id] = tuple(gpus)
         self.job_memory_gb[job_id] = memory_gb
         self._job_shape[job_id] = ((len(gpus), self.gpu_type[gpus[0]]), job.job_type)
+        if not shareable:
+            self.unshareable.add(job_id)
         if alone:
             self._mark_solo(job_id)
 
@@ -190,6 +197,7 @@ class ClusterState:
         """Take a job off its GPUs; return the GPUs it had."""
         self.version += 1
         self._unmark_solo(job_id)
+        self.unshareable.discard(job_id)
         gpus = self.job_gpus.pop(job_id)
         memory_gb = self.job_memory_gb.pop(job_id)
         del self._job_shape[job_id]
@@ -255,6 +263,8 @@ class ClusterState:
         return self._node_log[position - self._node_log_base :], end
 
     def _mark_solo(self, job_id: int) -> None:
+        if job_id in self.unshareable:
+            return
         shape, job_type = self._job_shape[job_id]
         self.solo_jobs.setdefault(shape, {}).setdefault(job_type, {})[job_id] = None
 

@@ -212,3 +212,21 @@ def test_the_client_over_tcp_is_unchanged(short_state: Path, tmp_path: Path) -> 
         daemon.close()
     with pytest.raises(ApiError, match="no daemon is serving"):
         RuntimeClient(short_state)
+
+
+def test_a_second_daemon_on_the_same_state_folder_is_refused(tmp_path: Path) -> None:
+    """Two daemons on one store would both launch the same queued jobs: the second is refused,
+    naming --state-dir and the first one's pid, and the first keeps serving."""
+    from eaco.runtime.lock import StateLock
+
+    state = tmp_path / "state"
+    first = StateLock(state)
+    first.acquire()
+    try:
+        with pytest.raises(InputError, match=r"--state-dir.*already served by another daemon \(pid %d\)" % os.getpid()):
+            serve(ServeOptions(state, declared_gpus("1xv100")), threading.Event())
+        assert not (state / "runtime.db").exists()  # refused before it touched anything
+    finally:
+        first.release()
+    with StateLock(state):  # free again once released
+        pass

@@ -19,6 +19,7 @@ from eaco.runtime.gpu_meter import open_gpu_meter
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.layout import StateLayout
 from eaco.runtime.local_backend import LocalBackend
+from eaco.runtime.lock import StateLock
 from eaco.runtime.store import Store
 
 log = logging.getLogger("eaco.runtime")
@@ -69,7 +70,18 @@ def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext
 def serve(options: ServeOptions, stop: threading.Event | None = None,
           policy_factory: Callable[[PolicyContext], Policy] | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``). Jobs keep running when the daemon stops; the next
-    daemon on the same state folder re-attaches them."""
+    daemon on the same state folder re-attaches them. A second daemon on a state folder that one
+    already serves is refused (InputError naming ``--state-dir``) before it touches anything."""
+    lock = StateLock(options.state_dir)
+    lock.acquire()
+    try:
+        _serve_locked(options, stop, policy_factory)
+    finally:
+        lock.release()
+
+
+def _serve_locked(options: ServeOptions, stop: threading.Event | None,
+                  policy_factory: Callable[[PolicyContext], Policy] | None) -> None:
     runtime, env = build_runtime(options, policy_factory)
     stop = stop or threading.Event()
     metrics = None

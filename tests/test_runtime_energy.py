@@ -47,6 +47,7 @@ def test_meter_uses_the_counter_then_power_and_reports_gaps() -> None:
         {0: (120.0, 1110.0), 3: (70.0, None)},  # counter: 110 J; no counter: (50 + 70) / 2 x 2 s
         {0: (120.0, 5.0), 3: (None, None)},  # counter went backwards (driver reload): power; nothing read
         {3: (80.0, None)},  # GPU 0 not read at all
+        {0: (100.0, 2000.0), 3: (80.0, None)},  # GPU 0 back: a new interval starts (none spans the gap)
     ])
     meter = GpuMeter(source, (0, 3))
     assert meter.read(0.0) == (None, None)  # the first reading starts the interval
@@ -59,10 +60,15 @@ def test_meter_uses_the_counter_then_power_and_reports_gaps() -> None:
     assert b is not None and b.energy_j == pytest.approx(70.0)  # the previous power reading alone
     a, b = meter.read(1.0)
     assert a is None and b is not None
+    a, b = meter.read(1.0)
+    assert a is None and b is not None and b.energy_j == pytest.approx(80.0)
     meter.close()
     assert source.closed
     with pytest.raises(ValueError, match="no device \\[7\\]"):
         GpuMeter(ScriptedSource([]), (0, 7))
+    partial = GpuMeter(ScriptedSource([{0: (10.0, 1.0)}, {0: (10.0, 11.0)}]), (0, 7), require_all=False)
+    assert partial.names == ("Tesla V100-SXM2-32GB", "") and partial.read(0.0) == (None, None)
+    assert [None if r is None else r.energy_j for r in partial.read(1.0)] == [pytest.approx(10.0), None]
 
 
 class ConstantPowerSource:

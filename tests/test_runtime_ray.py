@@ -105,6 +105,63 @@ def test_discovery_builds_two_nodes_of_two_gpus(cluster: dict[str, Any]) -> None
     assert [n.name for n in again.nodes] == ["n1", "n0"]
 
 
+# ------------------------------------------------------------------ GPU energy on Ray nodes
+class NodeFakeGpus:
+    """Stands in for NVML on a node (made there by the meter actor): constant power per device,
+    an energy counter growing in real time, and the Ray node id in the device name."""
+
+    def __init__(self, indices: list[int]) -> None:
+        import ray as ray_on_node
+
+        from eaco.profiler.telemetry import GpuDevice
+
+        node_id = ray_on_node.get_runtime_context().get_node_id()
+        self.devices = tuple(GpuDevice(i, f"fake V100 on {node_id}", 32510.0) for i in indices)
+        self.t0 = time.monotonic()
+
+    def read(self):  # type: ignore[no-untyped-def]
+        from eaco.profiler.telemetry import GpuReading
+
+        t = time.monotonic() - self.t0
+        return tuple(GpuReading(d.index, 50.0 + 10 * d.index, 1e5 + (50.0 + 10 * d.index) * t, 25.0, 100.0) for d in self.devices)
+
+    def close(self) -> None:
+        pass
+
+
+def fake_nvml(indices):  # type: ignore[no-untyped-def]
+    return NodeFakeGpus(list(indices)), ""
+
+
+def test_a_meter_actor_on_each_node_reads_its_gpus(cluster: dict[str, Any]) -> None:
+    from ray import cloudpickle
+
+    from eaco.runtime.ray_meter import RayGpuSource, open_ray_gpu_meter
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the fake travels to the nodes
+    inv = discover("v100")
+    # the default (NVML) finds nothing on these fake GPUs: every GPU stays modelled
+    meter, why = open_ray_gpu_meter(inv)
+    assert meter is None and "n0" in why and "n1" in why
+    meter, why = open_ray_gpu_meter(inv, fake_nvml)
+    assert meter is not None and why == ""
+    try:
+        source = meter.source
+        assert isinstance(source, RayGpuSource)
+        # each node's devices were opened on that node, numbered as the policy's global GPUs
+        assert [d.index for d in source.devices] == [0, 1, 2, 3]
+        assert [d.name for d in source.devices] == [f"fake V100 on {node_id_of(cluster[n])}" for n in ("n0", "n0", "n1", "n1")]
+        assert meter.read(0.0) == (None, None, None, None)
+        time.sleep(0.5)
+        got = meter.read(0.5)
+        assert all(r is not None and r.method == "counter" for r in got)
+        # local device 1 of each node draws 60 W, device 0 50 W
+        assert [r.power_w for r in got] == [50.0, 60.0, 50.0, 60.0]  # type: ignore[union-attr]
+        assert got[1].energy_j > got[0].energy_j > 0  # type: ignore[union-attr]
+    finally:
+        meter.close()
+
+
 # ------------------------------------------------------------------ placement
 def test_placement_runs_on_the_chosen_node_and_gpu(cluster: dict[str, Any], state_dir: Path) -> None:
     inv = discover("v100")

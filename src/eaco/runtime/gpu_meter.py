@@ -38,15 +38,16 @@ class GpuMeter:
     """Maps the policy's GPU ``g`` to the device ``device_indices[g]`` of ``source`` and measures
     each GPU's energy between consecutive :meth:`read` calls."""
 
-    def __init__(self, source: GpuSource, device_indices: Sequence[int]) -> None:
+    def __init__(self, source: GpuSource, device_indices: Sequence[int], require_all: bool = True) -> None:
         by_index = {d.index: k for k, d in enumerate(source.devices)}
         missing = [i for i in device_indices if i not in by_index]
-        if missing:
+        if missing and (require_all or len(missing) == len(device_indices)):
             raise ValueError(f"gpus: the GPU source has no device {missing} (it has {sorted(by_index)})")
         self.source = source
         self.device_indices = tuple(device_indices)
         self._previous: dict[int, GpuReading] = {}
-        self.names = tuple(source.devices[by_index[i]].name for i in self.device_indices)
+        # a device the source lacks (require_all=False: e.g. a Ray node without NVML) is never measured
+        self.names = tuple(source.devices[by_index[i]].name if i in by_index else "" for i in self.device_indices)
 
     def read(self, dt_s: float) -> tuple[GpuInterval | None, ...]:
         """Read every GPU now; per policy GPU, what it used since the previous read (``None`` for
@@ -58,6 +59,8 @@ class GpuMeter:
             before = self._previous.get(index)
             if now is not None:
                 self._previous[index] = now
+            else:  # not read this time: the next interval starts at the next reading (never spans a gap)
+                self._previous.pop(index, None)
             out.append(None if now is None or before is None else _interval(before, now, dt_s))
         return tuple(out)
 

@@ -495,7 +495,7 @@ def start_local_ray(gpus: GpuInventory) -> None:
 def build_ray_runtime(
     state_dir: Path, policy_name: str = "eaco", tick_s: float = 0.2, address: str | None = None,
     gpu_type: str = "v100", policy_factory: Callable[[Any], Any] | None = None, node_check_s: float = 1.0,
-    local_gpus: GpuInventory | None = None,
+    local_gpus: GpuInventory | None = None, measure_gpus: bool = True,
 ) -> tuple[RayRuntime, Any]:
     """What ``eaco serve --backend ray`` builds: connect, discover (keeping the GPU numbering of
     this state folder's earlier daemons), and the runtime with the Ray backend."""
@@ -529,6 +529,13 @@ def build_ray_runtime(
     policy = policy_factory(ctx) if policy_factory else make_policy(policy_name, ctx)
     store = Store(layout.db)
     backend = RayBackend(inventory, address, node_check_s=node_check_s)
+    meter = None
+    if measure_gpus:
+        from eaco.runtime.ray_meter import open_ray_gpu_meter
+
+        meter, why = open_ray_gpu_meter(inventory)
+        if meter is None:
+            log.info("GPU energy is modelled: %s", why)
     runtime = RayRuntime(layout, store, backend, policy, inventory, env.catalog, env.energy,
-                         cpu_util=measured_cpu_util(), tick_s=tick_s)
+                         cpu_util=measured_cpu_util(), tick_s=tick_s, gpu_meter=meter)
     return runtime, env

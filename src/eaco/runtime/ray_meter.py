@@ -1,0 +1,118 @@
+"""GPU energy on a Ray cluster: one small meter actor per node reads that node's GPUs through NVML.
+
+Each node of the :class:`~eaco.runtime.ray_backend.RayInventory` gets a ``_NodeMeterActor``
+pinned to it (it asks a thousandth of a unit of the node's first EaCO GPU resource, so Ray puts it
+there and it never blocks a job). The daemon's :class:`RayGpuSource` asks every actor for a
+reading once per tick and waits at most ``timeout_s``; a node that does not answer (lost, busy)
+simply has no reading that tick, and :class:`~eaco.runtime.gpu_meter.GpuMeter` models its GPUs for
+that interval and restarts their interval at the next reading. Nodes without NVML (no GPU, no
+driver: the fake GPUs of a test cluster) are left out: their GPUs stay modelled.
+
+``source_factory`` opens the node's GPUs (``open_nvml`` by default, run on the node); tests pass
+one that returns an injected source.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+from eaco.profiler.telemetry import GpuDevice, GpuReading, GpuSource, open_nvml
+from eaco.runtime.gpu_meter import GpuMeter
+
+log = logging.getLogger("eaco.runtime")
+
+METER_UNITS = 0.001  # of the node's first GPU resource (GPU_UNITS = 1000 per GPU): never blocks a job
+SourceFactory = Callable[[Sequence[int]], "tuple[GpuSource | None, str]"]
+
+
+class _NodeMeterActor:
+    """Lives on one node; reads its GPUs (local CUDA indices 0..n-1)."""
+
+    def __init__(self, node: str, num_gpus: int, source_factory: SourceFactory) -> None:
+        self.node = node
+        try:
+            self.source, self.why = source_factory(list(range(num_gpus)))
+        except Exception as exc:  # a broken driver must not take the daemon down
+            self.source, self.why = None, f"{type(exc).__name__}: {exc}"
+
+    def status(self) -> dict[str, Any]:
+        devices = [] if self.source is None else [(d.index, d.name, d.memory_total_mib) for d in self.source.devices]
+        return {"node": self.node, "devices": devices, "why": self.why}
+
+    def read(self) -> list[tuple[int, float | None, float | None, float | None, float | None]]:
+        if self.source is None:
+            return []
+        return [(r.index, r.power_w, r.energy_counter_j, r.util_pct, r.memory_used_mib) for r in self.source.read()]
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+
+
+class RayGpuSource:
+    """A :class:`~eaco.profiler.telemetry.GpuSource` over the meter actors of a Ray inventory.
+    Device ``index`` = the policy's global GPU id (the inventory's ``device_indices``)."""
+
+    def __init__(self, inventory: Any, source_factory: SourceFactory = open_nvml, timeout_s: float = 1.0,
+                 start_timeout_s: float = 60.0) -> None:
+        import ray
+
+        from eaco.runtime.ray_backend import NAMESPACE, gpu_resource
+
+        self._ray = ray
+        self.timeout_s = timeout_s
+        cls = ray.remote(_NodeMeterActor)
+        self._actors: list[tuple[int, Any]] = []  # (global id of the node's first GPU, actor)
+        pending = []
+        for i, node in enumerate(inventory.nodes):
+            actor = cls.options(num_cpus=0, resources={gpu_resource(node.name, 0): METER_UNITS}, namespace=NAMESPACE,
+                                max_restarts=-1).remote(node.name, node.num_gpus, source_factory)
+            pending.append((inventory.node_gpus(i)[0], actor))
+        statuses = ray.get([a.status.remote() for _, a in pending], timeout=start_timeout_s)
+        devices: list[GpuDevice] = []
+        self.unmeasured: dict[str, str] = {}  # node -> why its GPUs are modelled
+        for (first, actor), st in zip(pending, statuses):
+            if not st["devices"]:
+                self.unmeasured[st["node"]] = st["why"] or "no GPU"
+                ray.kill(actor)
+                continue
+            self._actors.append((first, actor))
+            devices += [GpuDevice(first + index, name, memory_mib) for index, name, memory_mib in st["devices"]]
+        self.devices = tuple(devices)
+
+    def read(self) -> tuple[GpuReading, ...]:
+        refs = {actor.read.remote(): first for first, actor in self._actors}
+        ready, _ = self._ray.wait(list(refs), num_returns=len(refs), timeout=self.timeout_s)
+        out: list[GpuReading] = []
+        for ref in ready:
+            try:
+                rows = self._ray.get(ref)
+            except Exception:  # the node's actor died (node lost): no reading for its GPUs
+                continue
+            first = refs[ref]
+            out += [GpuReading(first + index, power, energy, util, memory) for index, power, energy, util, memory in rows]
+        return tuple(out)
+
+    def close(self) -> None:
+        for _, actor in self._actors:
+            try:
+                self._ray.kill(actor)
+            except Exception:
+                pass
+        self._actors = []
+
+
+def open_ray_gpu_meter(inventory: Any, source_factory: SourceFactory = open_nvml) -> tuple[GpuMeter | None, str]:
+    """A meter over every Ray node whose GPUs can be read, or ``(None, why)`` when none can."""
+    try:
+        source = RayGpuSource(inventory, source_factory)
+    except Exception as exc:  # actors could not start in time: model everything
+        return None, f"the meter actors did not start: {exc}"
+    if not source.devices:
+        source.close()
+        return None, "; ".join(f"{n}: {why}" for n, why in source.unmeasured.items())
+    if source.unmeasured:
+        log.warning("GPU energy modelled on Ray nodes %s", ", ".join(sorted(source.unmeasured)))
+    return GpuMeter(source, inventory.device_indices, require_all=False), ""

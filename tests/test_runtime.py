@@ -158,7 +158,9 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
         assert result.exit_code == 1 and "field 'job_type'" in result.output
         assert sorted(job_states(state_dir)) == ids
         wait_for(lambda: all(s == "finished" for s in job_states(state_dir).values()), 60, "4 jobs to finish")
-        summary = json.loads(cli("status", "--summary", "--state-dir", str(state_dir)))
+        summary = json.loads(cli("status", "--summary", "--json", "--state-dir", str(state_dir)))
+        table = cli("status", "--summary", "--state-dir", str(state_dir))
+        assert "JCT s" in table and "jobs: 4 finished" in table and "GPU energy modelled" in table
         assert "status" not in summary
         assert "job0" in cli("status", "--state-dir", str(state_dir))
         assert "epoch 2 loss" in cli("logs", str(ids[0]), "--state-dir", str(state_dir))

@@ -99,7 +99,7 @@ def submit_command(
 def status_command(
     job_id: Optional[int] = typer.Argument(None, help="one job (default: all)"),
     state_dir: Path = StateDirOption,
-    summary: bool = typer.Option(False, "--summary", help="energy and JCT summary"),
+    summary: bool = typer.Option(False, "--summary", help="energy and JCT summary (tables; with --json: JSON)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Show jobs (state, GPUs, epochs, attempts), one job in detail, or the summary."""
@@ -113,6 +113,9 @@ def status_command(
             payload = {"jobs": client.jobs()}
     except ApiError as exc:
         _fail(str(exc))
+    if summary and not as_json:
+        typer.echo(format_summary(payload))
+        return
     if as_json or summary or job_id is not None:
         typer.echo(json.dumps(payload, indent=2))
         return
@@ -120,6 +123,29 @@ def status_command(
     for j in payload["jobs"]:
         gpus = ",".join(str(g) for g in (j["gpus"] or [])) or "-"
         typer.echo(f"{j['job_id']:>4} {j['name'][:20]:<20} {j['state']:<10} {gpus:<8} {j['epochs_done']:>6} {j['attempts']:>5} {j['undos']:>5}")
+
+
+def _fmt(value: object, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_summary(summary: dict) -> str:  # type: ignore[type-arg]
+    """The energy and JCT summary as plain tables (``eaco status --summary``; ``--json`` for JSON)."""
+    lines = [f"{'id':>4} {'name':<20} {'state':<10} {'JCT s':>9} {'run s':>9} {'wait s':>8} {'shared s':>9} {'energy J':>10} {'tries':>5} {'undos':>5}"]
+    for j in summary["jobs"]:
+        lines.append(f"{j['job_id']:>4} {j['name'][:20]:<20} {j['state']:<10} {_fmt(j['jct_s']):>9} {_fmt(j['run_time_s']):>9} "
+                     f"{_fmt(j['waiting_s']):>8} {_fmt(j['colocated_s']):>9} {_fmt(j['energy_j'], ',.0f'):>10} {j['attempts']:>5} {j['undos']:>5}")
+    counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items() if n)
+    lines += ["", f"jobs: {counts or 'none'}; co-located: {summary['colocated_jobs']}; undos: {summary['undos']}; "
+              f"mean JCT {_fmt(summary['mean_jct_s'])} s, max {_fmt(summary['max_jct_s'])} s"]
+    energy = summary.get("energy")
+    if energy:
+        lines.append(f"energy over {energy['duration_s']:.0f} s: {energy['total_j']:,.0f} J ({energy['total_kwh']:.4f} kWh) = "
+                     f"GPU busy {energy['gpu_busy_j']:,.0f} + GPU idle {energy['gpu_idle_j']:,.0f} + host {energy['host_j']:,.0f} J")
+        if energy.get("model_gpu_error_pct") is not None:
+            lines.append(f"energy model vs NVML on the GPUs: {energy['model_gpu_error_pct']:+.1f} %")
+        lines.append(energy["label"])
+    return "\n".join(lines)
 
 
 def cancel_command(job_id: int = typer.Argument(...), state_dir: Path = StateDirOption) -> None:

@@ -143,21 +143,25 @@ def test_a_meter_actor_on_each_node_reads_its_gpus(cluster: dict[str, Any]) -> N
     # the default (NVML) finds nothing on these fake GPUs: every GPU stays modelled
     meter, why = open_ray_gpu_meter(inv)
     assert meter is None and "n0" in why and "n1" in why
+    # a node this state folder knew that is gone now (GPU 0) is left out at once, not waited for
+    inv = discover("v100", known=[("gone", 1)])
+    t0 = time.monotonic()
     meter, why = open_ray_gpu_meter(inv, fake_nvml)
-    assert meter is not None and why == ""
+    assert meter is not None and why == "" and time.monotonic() - t0 < 20
     try:
         source = meter.source
         assert isinstance(source, RayGpuSource)
+        assert source.unmeasured == {"gone": "not in the Ray cluster now"}
         # each node's devices were opened on that node, numbered as the policy's global GPUs
-        assert [d.index for d in source.devices] == [0, 1, 2, 3]
+        assert [d.index for d in source.devices] == [1, 2, 3, 4]
         assert [d.name for d in source.devices] == [f"fake V100 on {node_id_of(cluster[n])}" for n in ("n0", "n0", "n1", "n1")]
-        assert meter.read(0.0) == (None, None, None, None)
+        assert meter.read(0.0) == (None,) * 5
         time.sleep(0.5)
         got = meter.read(0.5)
-        assert all(r is not None and r.method == "counter" for r in got)
+        assert got[0] is None and all(r is not None and r.method == "counter" for r in got[1:])
         # local device 1 of each node draws 60 W, device 0 50 W
-        assert [r.power_w for r in got] == [50.0, 60.0, 50.0, 60.0]  # type: ignore[union-attr]
-        assert got[1].energy_j > got[0].energy_j > 0  # type: ignore[union-attr]
+        assert [r.power_w for r in got[1:]] == [50.0, 60.0, 50.0, 60.0]  # type: ignore[union-attr]
+        assert got[2].energy_j > got[1].energy_j > 0  # type: ignore[union-attr]
     finally:
         meter.close()
 

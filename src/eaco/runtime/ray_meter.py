@@ -56,31 +56,45 @@ class RayGpuSource:
     Device ``index`` = the policy's global GPU id (the inventory's ``device_indices``)."""
 
     def __init__(self, inventory: Any, source_factory: SourceFactory = open_nvml, timeout_s: float = 1.0,
-                 start_timeout_s: float = 60.0) -> None:
+                 start_timeout_s: float = 30.0) -> None:
         import ray
 
-        from eaco.runtime.ray_backend import NAMESPACE, gpu_resource
+        from eaco.runtime.ray_backend import NAMESPACE, gpu_resource, scan_nodes
 
         self._ray = ray
         self.timeout_s = timeout_s
-        cls = ray.remote(_NodeMeterActor)
         self._actors: list[tuple[int, Any]] = []  # (global id of the node's first GPU, actor)
-        pending = []
+        self.unmeasured: dict[str, str] = {}  # node -> why its GPUs are modelled
+        alive, _, _ = scan_nodes(ray.nodes())
+        cls = ray.remote(_NodeMeterActor)
+        pending: dict[Any, tuple[str, int, Any]] = {}  # status ref -> (node, first GPU id, actor)
         for i, node in enumerate(inventory.nodes):
+            if node.name not in alive:  # a known node missing now (lost): its actor could never start
+                self.unmeasured[node.name] = "not in the Ray cluster now"
+                continue
             actor = cls.options(num_cpus=0, resources={gpu_resource(node.name, 0): METER_UNITS}, namespace=NAMESPACE,
                                 max_restarts=-1).remote(node.name, node.num_gpus, source_factory)
-            pending.append((inventory.node_gpus(i)[0], actor))
-        statuses = ray.get([a.status.remote() for _, a in pending], timeout=start_timeout_s)
+            pending[actor.status.remote()] = (node.name, inventory.node_gpus(i)[0], actor)
+        ready, late = ray.wait(list(pending), num_returns=len(pending), timeout=start_timeout_s) if pending else ([], [])
         devices: list[GpuDevice] = []
-        self.unmeasured: dict[str, str] = {}  # node -> why its GPUs are modelled
-        for (first, actor), st in zip(pending, statuses):
+        for ref in late:
+            name, _, actor = pending[ref]
+            self.unmeasured[name] = f"its meter did not start within {start_timeout_s:g} s"
+            ray.kill(actor)
+        for ref in ready:
+            name, first, actor = pending[ref]
+            try:
+                st = ray.get(ref)
+            except Exception as exc:  # the actor died while starting
+                self.unmeasured[name] = f"its meter failed: {exc}"
+                continue
             if not st["devices"]:
-                self.unmeasured[st["node"]] = st["why"] or "no GPU"
+                self.unmeasured[name] = st["why"] or "no GPU"
                 ray.kill(actor)
                 continue
             self._actors.append((first, actor))
-            devices += [GpuDevice(first + index, name, memory_mib) for index, name, memory_mib in st["devices"]]
-        self.devices = tuple(devices)
+            devices += [GpuDevice(first + index, gpu_name, memory_mib) for index, gpu_name, memory_mib in st["devices"]]
+        self.devices = tuple(sorted(devices, key=lambda d: d.index))
 
     def read(self) -> tuple[GpuReading, ...]:
         refs = {actor.read.remote(): first for first, actor in self._actors}

@@ -142,6 +142,17 @@ def test_record_member_moves_the_estimate_of_that_set_only(env):
     assert h.refit_version == version + 1
 
 
+def test_an_observed_speed_above_one_is_recorded_as_one(env):
+    # a live job that declared a too-slow exclusive epoch reports speeds > 1; recorded raw, they
+    # would widen the set's spread and make every deadline check pessimistic (spurious undos)
+    h = CoLocationPredictor(env.catalog)
+    h.record_member((A, B), "v100", A, 2.5)
+    h.record_member((A, B), "v100", A, 1.0)
+    est = h.estimate((A, B), "v100")[0]
+    assert est.speed == 1.0 and est.std == pytest.approx(0.02)  # the floor: no spread
+    assert [item.speed for item in h.learned] == [1.0, 1.0]
+
+
 def test_record_rejects_bad_input(env):
     h = CoLocationPredictor(env.catalog)
     with pytest.raises(ValueError, match="not in the set"):

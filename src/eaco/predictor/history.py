@@ -143,9 +143,13 @@ class CoLocationPredictor:
             self._add(job_types, gpu_type, t, sp)
 
     def record_member(self, job_types: tuple[str, ...], gpu_type: str, member: str, speed: float) -> None:
-        """Add an observed speed of one member of a set (what an epoch report gives)."""
+        """Add an observed speed of one member of a set (what an epoch report gives). A speed
+        above 1 (faster than the job's declared exclusive speed: the declaration was too slow,
+        sharing did not speed it up) is recorded as 1, so it cannot widen the set's spread."""
         if member not in job_types:
             raise ValueError(f"{member!r} is not in the set {job_types}")
+        if speed > 1.0:
+            speed = 1.0
         self._add(job_types, gpu_type, member, speed, online=True)
         self.observations += 1
         self.learned.append(LearnedSpeed(tuple(job_types), gpu_type, member, float(speed)))

@@ -110,6 +110,11 @@ def _gavel_spec(row: JobTypeRow, gavel: GavelThroughputs, csv_path: Path) -> Job
             f = generation_factor(gpu)
             speed[gpu] = amdahl_speed(util_v100, f)
             util[gpu] = amdahl_util(util_v100, f)
+    return _spec(row, util, speed, _GAVEL_SOURCE)
+
+
+def _spec(row: JobTypeRow, util: dict[str, float], speed: dict[str, float], source: str) -> JobTypeSpec:
+    """The catalogue entry of ``row`` with its per-GPU-type utilisation and relative speed."""
     return JobTypeSpec(
         name=row.name,
         family=row.family,
@@ -117,7 +122,7 @@ def _gavel_spec(row: JobTypeRow, gavel: GavelThroughputs, csv_path: Path) -> Job
         gpu_util=MappingProxyType(util),
         relative_speed=MappingProxyType(speed),
         cpu_util_per_gpu=row.cpu_util_per_gpu,
-        source=_GAVEL_SOURCE,
+        source=source,
         memory_source=row.memory_rule(),
     )
 
@@ -134,16 +139,7 @@ def _paper_spec(row: JobTypeRow, paper: PaperTables, csv_path: Path) -> JobTypeS
         speed[gpu] = amdahl_speed(util_v100, f)
         util[gpu] = amdahl_util(util_v100, f)
     speed[PAPER_GPU_TYPE], util[PAPER_GPU_TYPE] = 1.0, util_v100
-    return JobTypeSpec(
-        name=row.name,
-        family=row.family,
-        memory_gb=row.memory_gb,
-        gpu_util=MappingProxyType(util),
-        relative_speed=MappingProxyType(speed),
-        cpu_util_per_gpu=row.cpu_util_per_gpu,
-        source=_PAPER_SOURCE,
-        memory_source=row.memory_rule(),
-    )
+    return _spec(row, util, speed, _PAPER_SOURCE)
 
 
 def build_catalog(

@@ -15,12 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from eaco.profiler.telemetry import GpuReading, GpuSource
+from eaco.profiler.telemetry import MIB, GpuReading, GpuSource
 
 if TYPE_CHECKING:
     from eaco.runtime.gpus import GpuInventory
-
-MIB = 2**20
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from eaco.runtime.gpu_meter import GpuInterval
 from eaco.runtime.layout import StateLayout
@@ -83,6 +83,14 @@ def store_counts(db_path: Path) -> tuple[dict[str, int], int, int]:
         db.close()
 
 
+def _by_part(family: Any, snap: RuntimeSnapshot, values: dict[str, float]) -> Any:
+    """One sample per part and the total, each labelled with how it was obtained."""
+    for part, v in values.items():
+        family.add_metric([part, snap.source(part)], v)
+    family.add_metric(["total", snap.source("total")], sum(values.values()))
+    return family
+
+
 class RuntimeCollector:
     """A custom collector: builds every metric family from the latest snapshot and the store."""
 
@@ -98,22 +106,12 @@ class RuntimeCollector:
 
         snap = self._snapshot()
         if snap is not None:
-            power = GaugeMetricFamily(
-                "eaco_power_watts", "Cluster power over the last tick, by part (source: measured through NVML or modelled)",
-                labels=["part", "source"],
-            )
-            for part, w in snap.power_w.items():
-                power.add_metric([part, snap.source(part)], w)
-            power.add_metric(["total", snap.source("total")], sum(snap.power_w.values()))
-            yield power
-            energy = CounterMetricFamily(
-                "eaco_energy_joules", "Cluster energy since this daemon started, by part (source: measured through NVML or modelled)",
-                labels=["part", "source"],
-            )
-            for part, j in snap.energy_j.items():
-                energy.add_metric([part, snap.source(part)], j)
-            energy.add_metric(["total", snap.source("total")], sum(snap.energy_j.values()))
-            yield energy
+            yield _by_part(GaugeMetricFamily("eaco_power_watts", "Cluster power over the last tick, by part "
+                                             "(source: measured through NVML or modelled)", labels=["part", "source"]),
+                           snap, snap.power_w)
+            yield _by_part(CounterMetricFamily("eaco_energy_joules", "Cluster energy since this daemon started, by part "
+                                               "(source: measured through NVML or modelled)", labels=["part", "source"]),
+                           snap, snap.energy_j)
             if snap.gpu_energy_source == "measured" and snap.model_gpu_energy_j is not None:
                 model = CounterMetricFamily(
                     "eaco_model_gpu_energy_joules",

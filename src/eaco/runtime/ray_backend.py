@@ -449,9 +449,10 @@ class RayRuntime(Runtime):
     backend: RayBackend
     inventory: RayInventory
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fenced: set[int] = set()
+    @property
+    def fenced(self) -> set[int]:
+        """GPUs taken offline because their node is lost (only this runtime takes GPUs offline)."""
+        return self.state.offline_gpus
 
     def tick(self) -> None:
         self.backend.refresh_nodes()
@@ -468,11 +469,9 @@ class RayRuntime(Runtime):
             for g in self.inventory.node_gpus(i):
                 if node.name in lost and g not in self.fenced and not self.state.gpu_jobs[g]:
                     self.state.set_offline((g,), True)
-                    self.fenced.add(g)
                     self.store.event(None, "node-lost", f"node {node.name}: GPU {g} fenced")
                 elif node.name not in lost and g in self.fenced:
                     self.state.set_offline((g,), False)
-                    self.fenced.discard(g)
                     self.store.event(None, "node-back", f"node {node.name}: GPU {g} usable again")
 
 

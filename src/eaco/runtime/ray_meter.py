@@ -15,6 +15,7 @@ one that returns an injected source.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 from eaco.profiler.telemetry import GpuDevice, GpuReading, GpuSource, open_nvml
@@ -37,13 +38,11 @@ class _NodeMeterActor:
             self.source, self.why = None, f"{type(exc).__name__}: {exc}"
 
     def status(self) -> dict[str, Any]:
-        devices = [] if self.source is None else [(d.index, d.name, d.memory_total_mib) for d in self.source.devices]
+        devices = [] if self.source is None else list(self.source.devices)
         return {"node": self.node, "devices": devices, "why": self.why}
 
-    def read(self) -> list[tuple[int, float | None, float | None, float | None, float | None]]:
-        if self.source is None:
-            return []
-        return [(r.index, r.power_w, r.energy_counter_j, r.util_pct, r.memory_used_mib) for r in self.source.read()]
+    def read(self) -> tuple[GpuReading, ...]:
+        return () if self.source is None else self.source.read()
 
     def close(self) -> None:
         if self.source is not None:
@@ -93,7 +92,7 @@ class RayGpuSource:
                 ray.kill(actor)
                 continue
             self._actors.append((first, actor))
-            devices += [GpuDevice(first + index, gpu_name, memory_mib) for index, gpu_name, memory_mib in st["devices"]]
+            devices += [replace(d, index=first + d.index) for d in st["devices"]]
         self.devices = tuple(sorted(devices, key=lambda d: d.index))
 
     def read(self) -> tuple[GpuReading, ...]:
@@ -106,7 +105,7 @@ class RayGpuSource:
             except Exception:  # the node's actor died (node lost): no reading for its GPUs
                 continue
             first = refs[ref]
-            out += [GpuReading(first + index, power, energy, util, memory) for index, power, energy, util, memory in rows]
+            out += [replace(r, index=first + r.index) for r in rows]
         return tuple(out)
 
     def close(self) -> None:

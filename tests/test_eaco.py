@@ -196,6 +196,21 @@ def test_most_utilised_candidate_first_one_per_node(env, h):
     assert _policy(env, h)._find_candidates(b.view(), new, V100) == [(2,), (1,), (4,)]
 
 
+def test_an_infeasible_best_candidate_does_not_hide_a_feasible_one(env):
+    """Candidates are tried most utilised first until ``max_candidates`` feasible ones are found:
+    a first candidate that fails its checks does not use up the budget."""
+    h = env.new_predictor()
+    h.record((LM80, R16), V100, (0.5, 0.5))  # GPU 0 (most utilised) would crawl: below min_speed
+    b = Board(env, 2, 1)
+    b.run(LM80, (0,))
+    b.run(R32, (1,))
+    new = b.job(R16)
+    policy = _policy(env, h, max_candidates=1)
+    assert policy._find_candidates(b.view(), new, V100) == [(0,), (1,)]
+    decisions = policy.schedule(b.view(queue=[new]))
+    assert decisions[0] == Place(new.job_id, (1,))
+
+
 def test_a_two_gpu_job_gets_two_busy_gpus_of_one_node(env, h):
     b = Board(env, 2, 4)
     b.run(VGG, (0,))  # node 0: one busy GPU only
@@ -258,8 +273,8 @@ def test_a_gpu_set_undone_for_a_job_is_excluded_for_that_job_only(env):
     b.state.remove(new.job_id)
     assert policy._find_candidates(b.view(), new, V100) == [(1,)]
     other = b.job(R50)
-    # for another job GPU 0 is still the best candidate (max_candidates=1 bounds the list)
-    assert policy._find_candidates(b.view(), other, V100) == [(0,)]
+    # for another job GPU 0 is still the best candidate
+    assert policy._find_candidates(b.view(), other, V100) == [(0,), (1,)]
 
 
 # ======================================================================= deadlines (PredictJCT)
@@ -333,25 +348,25 @@ def test_a_job_whose_deadline_is_lost_is_placed_best_effort(env):
 
 
 def test_an_urgent_job_may_share_below_min_speed_if_every_deadline_holds(env):
-    # H believes the pair runs at ~0.71 each (below min_speed 0.85, above urgent_min_speed 0.6)
+    # H believes the pair runs at ~0.75 each (below min_speed 0.85, above urgent_min_speed 0.7)
     h = env.new_predictor()
     for _ in range(20):
-        h.record((R32, R16), V100, (0.7, 0.7))
+        h.record((R32, R16), V100, (0.75, 0.75))
     est = h.estimate((R32, R16), V100)[1]
-    assert 0.6 < est.speed < 0.85 and 10.0 + 500.0 / est.conservative(1.0) <= 900.0
+    assert 0.7 < est.speed < 0.85 and 10.0 + 500.0 / est.conservative(1.0) <= 900.0
     # job 1: slack (900 - 10 - 500) / 500 = 0.78 < urgent_slack 1.0 -> urgent; its deadline holds
     # at the conservative speed, so it shares job 0's GPU at once instead of waiting (and missing)
     recs, _, policy = _run(env, _pair(env, d1=900.0), _one_by(1), predictor=h)
     assert policy.places(1) == [(10.0, (0,))] and not recs[1].missed_deadline
     h_again = env.new_predictor()
     for _ in range(20):
-        h_again.record((R32, R16), V100, (0.7, 0.7))
+        h_again.record((R32, R16), V100, (0.75, 0.75))
     recs, _, policy = _run(env, _pair(env, d1=900.0), _one_by(1), predictor=h_again, urgent_slack=0.0)
     assert policy.places(1) == [(1000.0, (0,))] and recs[1].missed_deadline
     # a job with slack to spare is not urgent: min_speed holds
     h_third = env.new_predictor()
     for _ in range(20):
-        h_third.record((R32, R16), V100, (0.7, 0.7))
+        h_third.record((R32, R16), V100, (0.75, 0.75))
     _, _, policy = _run(env, _pair(env, d1=2000.0), _one_by(1), predictor=h_third)
     assert policy.places(1) == [(1000.0, (0,))]
 

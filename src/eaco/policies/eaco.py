@@ -33,10 +33,10 @@ The paper's Algorithms 1 and 2 (arXiv 2412.08294), in the form this project impl
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
@@ -60,7 +60,7 @@ class EacoSettings:
     alpha: float = 0.75  # objective weight: 1 = energy only, 0 = time per epoch only
     confidence_z: float = 1.0  # deadline checks use speed estimate - z x uncertainty
     min_speed: float = 0.85  # a co-location is considered only if every member keeps at least this predicted speed
-    max_candidates: int = 8  # co-location candidates evaluated per job
+    max_candidates: int = 4  # feasible co-location options compared per job
     queue_window: int = 64  # queued jobs examined per scheduling pass (backfill depth)
     # a job whose deadline is already lost (it would miss it even running alone from now) is
     # placed best-effort: its own deadline no longer blocks a co-location (the others' still do)
@@ -69,7 +69,7 @@ class EacoSettings:
     # time, below urgent_slack) may share down to urgent_min_speed: waiting would cost it its
     # deadline, and every member's deadline is still checked
     urgent_slack: float = 1.0
-    urgent_min_speed: float = 0.6
+    urgent_min_speed: float = 0.7
 
     def __post_init__(self) -> None:
         checks = [
@@ -89,6 +89,31 @@ class EacoSettings:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"EacoSettings: {message}")
+
+
+class _Replay:
+    """A generator's items, kept: a later reader replays them before drawing more."""
+
+    __slots__ = ("_source", "_items")
+
+    def __init__(self, source: Iterator[tuple[int, ...]]) -> None:
+        self._source = source
+        self._items: list[tuple[int, ...]] = []
+
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
+        i = 0
+        while True:
+            if i == len(self._items):
+                nxt = next(self._source, None)
+                if nxt is None:
+                    return
+                self._items.append(nxt)
+            yield self._items[i]
+            i += 1
+
+
+# an eligible GPU: (predicted utilisation, GPU, free memory in GB, sorted job types on it)
+_Eligible = tuple[float, int, float, tuple[str, ...]]
 
 
 @dataclass(slots=True)
@@ -150,17 +175,20 @@ class EacoPolicy(Policy):
         self._undo_at_epoch: dict[int, tuple[int, ...]] = {}  # job to undo at its next epoch end -> GPUs locked
         self._blocked: set[int] = set()
         self._util_cache: dict[tuple[tuple[str, ...], str], float] = {}
+        # (sorted job types of a set, GPU type) -> H's predicted speed of its slowest member
+        self._set_min_speed: dict[tuple[tuple[str, ...], str], float] = {}
+        self._candidate_memo: dict[tuple[object, ...], _Replay] = {}
         # GPU type -> node -> (eligible GPUs, all eligible), for nodes with an eligible GPU.
         # EaCO's belief about a GPU's utilisation is refreshed when its jobs change, when it is
         # locked or unlocked, and after every refit of H.
-        self._eligible: dict[str, dict[int, tuple[list[tuple[float, int, float]], bool]]] = {}
+        self._eligible: dict[str, dict[int, tuple[list[_Eligible], bool]]] = {}
+        self._node_order: dict[str, list[tuple[float, int]]] = {}  # GPU type -> sorted (-best util, node)
         self._log_position: dict[str, int] = {}
         self._dirty_nodes: dict[str, set[int]] = {}
         self._util_version = -1
         self._gpu_node_of: dict[int, int] = {}
         self._node_end: dict[int, tuple[tuple[int, int], float]] = {}
         self._lock_epoch = 0  # bumped whenever a GPU is locked or unlocked
-        self._candidate_memo: dict[tuple[object, ...], list[tuple[int, ...]]] = {}
         self._host_per_gpu_w: dict[str, float] = {}
 
     # ======================================================= learnt history
@@ -235,7 +263,9 @@ class EacoPolicy(Policy):
         g = next(g for g in obs.gpus if obs.gpu_sets[g] == sets[0])
         types = obs.gpu_set_types[g]
         self.predictor.record_member(types, obs.gpu_type, view.job(report.job_id).job_type, report.observed_speed)
-        self._util_cache.pop((tuple(sorted(types)), obs.gpu_type), None)
+        key = (tuple(sorted(types)), obs.gpu_type)
+        self._util_cache.pop(key, None)
+        self._set_min_speed.pop(key, None)
 
     def _would_miss_a_deadline(self, view: SchedulerView, obs: _Observation) -> bool:
         z = self.settings.confidence_z
@@ -304,10 +334,15 @@ class EacoPolicy(Policy):
         options: list[_Option] = []
         fallback: _Option | None = None
         for t in candidate_gpu_types(view, job):
-            for gpus in self._find_candidates(view, job, t):
-                opt = self._evaluate_colocation(view, job, gpus, t)
+            found = 0
+            min_speed = self._min_speed(view, job, t)
+            for gpus in self._candidates(view, job, t, min_speed):
+                opt = self._evaluate_colocation(view, job, gpus, t, min_speed)
                 if opt.feasible:
                     options.append(opt)
+                    found += 1
+                    if found >= self.settings.max_candidates:
+                        break
             free = find_free_gpus(view, job.num_gpus, t)
             if free is not None:
                 opt = self._evaluate_exclusive(view, job, free, t)
@@ -356,86 +391,93 @@ class EacoPolicy(Policy):
         return [Place(job.job_id, gpus), *(Watch(j, epochs) for j in member_ids)]
 
     # ========================================================= FindCandidates
-    def _find_candidates(self, view: SchedulerView, job: Job, gpu_type: str) -> list[tuple[int, ...]]:
-        excluded = self._excluded.get(job.job_id, ())
-        # queued jobs of one shape share their candidates until the cluster changes
-        key = (view.state_version, self._lock_epoch, self.predictor.refit_version, gpu_type, job.num_gpus, job.memory_gb)
-        if not excluded:
-            got = self._candidate_memo.get(key)
-            if got is not None:
-                return got
-        out = self._search_candidates(view, job, gpu_type, excluded)
-        if not excluded:
+    def _find_candidates(
+        self, view: SchedulerView, job: Job, gpu_type: str, min_speed: float = 0.0
+    ) -> list[tuple[int, ...]]:
+        """Every candidate GPU set for ``job``, most utilised first (see :meth:`_candidates`);
+        with the default ``min_speed`` of 0, FindCandidates as the paper defines it."""
+        return list(self._candidates(view, job, gpu_type, min_speed))
+
+    def _candidates(self, view: SchedulerView, job: Job, gpu_type: str, min_speed: float) -> Iterable[tuple[int, ...]]:
+        """:meth:`_search`, shared by the queued jobs of one shape and type until the cluster or H
+        changes (each reader draws only as far as it needs)."""
+        if job.job_id in self._excluded:
+            return self._search(view, job, gpu_type, min_speed)
+        p = self.predictor
+        key = (view.state_version, self._lock_epoch, p.refit_version, p.observations, gpu_type, job.num_gpus,
+               job.memory_gb, job.job_type, min_speed)
+        got = self._candidate_memo.get(key)
+        if got is None:
             if len(self._candidate_memo) > 256:
                 self._candidate_memo.clear()
-            self._candidate_memo[key] = out
-        return out
+            got = self._candidate_memo[key] = _Replay(self._search(view, job, gpu_type, min_speed))
+        return got
 
-    def _search_candidates(
-        self, view: SchedulerView, job: Job, gpu_type: str, excluded: set[tuple[int, ...]] | tuple[()]
-    ) -> list[tuple[int, ...]]:
+    def _search(self, view: SchedulerView, job: Job, gpu_type: str, min_speed: float) -> Iterator[tuple[int, ...]]:
+        """Candidate GPU sets for ``job``, most utilised first, generated lazily (the caller stops
+        after ``max_candidates`` feasible ones): per node, its ``num_gpus`` most-utilised
+        eligible GPUs that have memory for the job and that it may join (every member keeps
+        ``min_speed`` by H's point estimate); a job larger than a node takes the most-utilised
+        nodes whose GPUs all qualify. Sets undone for this job before are skipped."""
+        excluded = self._excluded.get(job.job_id, ())
         need_gb = job.memory_gb + self.settings.memory_margin_gb
         per_node = view.max_gpus_per_node(gpu_type)
-        scored: list[tuple[float, tuple[int, ...]]] = []
-        whole_nodes: list[tuple[float, tuple[int, ...]]] = []
         n = job.num_gpus
-        k = self.settings.max_candidates
         nodes = self._eligible_by_node(view, gpu_type)
+
+        may_join: dict[tuple[str, ...], bool] = {}  # a GPU's job types -> the job may join them
+
+        def qualifies(free_gb: float, types: tuple[str, ...]) -> bool:
+            if free_gb < need_gb:
+                return False
+            ok = may_join.get(types)
+            if ok is None:
+                ok = may_join[types] = self._joined_min_speed(types, job.job_type, gpu_type) >= min_speed
+            return ok
+
         if n <= per_node:
-            # nodes by their most-utilised eligible GPU: a node's candidate scores at most that,
-            # so once k candidates score higher than a node's best GPU, no later node can enter
-            kth: list[float] = []  # min-heap of the k best scores so far
-            for node, eligible, _ in sorted(nodes, key=lambda x: (-x[1][0][0], x[0])):
-                if len(kth) >= k and eligible[0][0] < kth[0]:
-                    break
-                # the node's n most-utilised eligible GPUs with room for the job
-                util_sum = 0.0
+            # nodes in the order of their most-utilised eligible GPU (whether or not this job
+            # may join that one), each offering its most-utilised GPUs that qualify
+            for _node, eligible, _ in nodes:
                 chosen: list[int] = []
-                for u, g, free in eligible:
-                    if free >= need_gb:
+                for _u, g, free, types in eligible:
+                    if qualifies(free, types):
                         chosen.append(g)
-                        util_sum += u
                         if len(chosen) == n:
+                            gpus = tuple(sorted(chosen))
+                            if gpus not in excluded:
+                                yield gpus
                             break
-                if len(chosen) == n:
-                    gpus = tuple(sorted(chosen))
-                    if gpus not in excluded:
-                        score = util_sum / n
-                        scored.append((score, gpus))
-                        if len(kth) < k:
-                            heapq.heappush(kth, score)
-                        elif score > kth[0]:
-                            heapq.heapreplace(kth, score)
-        else:
-            for node, eligible, all_eligible in sorted(nodes, key=lambda x: x[0]):
-                if all_eligible and all(free >= need_gb for _, _, free in eligible):
-                    whole_nodes.append((sum(u for u, _, _ in eligible) / len(eligible), tuple(g for _, g, _ in eligible)))
-        if job.num_gpus > per_node and whole_nodes:
-            whole_nodes.sort(key=lambda x: -x[0])
-            picked: list[int] = []
-            utils: list[float] = []
-            for util, gpus in whole_nodes:
-                picked.extend(gpus)
-                utils.append(util)
-                if len(picked) >= job.num_gpus:
-                    cand = tuple(sorted(picked[: job.num_gpus]))
-                    if cand not in excluded:
-                        scored.append((sum(utils) / len(utils), cand))
-                    break
-        best = heapq.nsmallest(self.settings.max_candidates, scored, key=lambda x: (-x[0], x[1]))
-        return [gpus for _, gpus in best]
+            return
+        whole_nodes: list[tuple[float, int, tuple[int, ...]]] = []
+        for node, eligible, all_eligible in nodes:
+            if all_eligible and all(qualifies(free, types) for _, _, free, types in eligible):
+                whole_nodes.append((-sum(e[0] for e in eligible) / len(eligible), node, tuple(e[1] for e in eligible)))
+        whole_nodes.sort()
+        picked: list[int] = []
+        utils: list[float] = []
+        for neg_util, _node, gpus in whole_nodes:
+            picked.extend(gpus)
+            utils.append(-neg_util)
+            if len(picked) >= n:
+                cand = tuple(sorted(picked[:n]))
+                if cand not in excluded:
+                    yield cand
+                return
 
     def _eligible_by_node(
         self, view: SchedulerView, gpu_type: str
-    ) -> list[tuple[int, list[tuple[float, int, float]], bool]]:
-        """Per active node of ``gpu_type``: its GPUs that may take one more job whatever the job
-        (busy, under both thresholds, not locked, no high-priority job), as (predicted
-        utilisation, GPU, free memory in GB), most utilised first; and whether every GPU of the
-        node is eligible. Kept across calls and recomputed only for nodes whose jobs or locks
-        changed (every node after H is refitted)."""
+    ) -> Iterator[tuple[int, list[_Eligible], bool]]:
+        """Per active node of ``gpu_type`` with an eligible GPU, nodes ordered by their
+        most-utilised eligible GPU (then by id): its GPUs that may take one more job whatever the
+        job (busy, under both thresholds, not locked, no high-priority job), as (predicted
+        utilisation, GPU, free memory in GB, sorted job types on it), most utilised first; and
+        whether every GPU of the node is eligible. Kept across calls and recomputed only for
+        nodes whose jobs or locks changed (every node after H is refitted)."""
         if self._util_version != self.predictor.refit_version:
             self._util_version = self.predictor.refit_version
             self._util_cache.clear()
+            self._set_min_speed.clear()
             self._eligible.clear()
         per_type = self._eligible.get(gpu_type)
         changed, self._log_position[gpu_type] = view.nodes_changed_since(self._log_position.get(gpu_type, 0))
@@ -444,26 +486,31 @@ class EacoPolicy(Policy):
             self._eligible[gpu_type] = per_type
             self._dirty_nodes.pop(gpu_type, None)
             todo: Iterable[int] = view.active_node_ids()
+            self._node_order[gpu_type] = order = []
         else:
             todo = set(changed) | self._dirty_nodes.pop(gpu_type, set())
+            order = self._node_order[gpu_type]
         for node in todo:
-            per_type.pop(node, None)
+            old = per_type.pop(node, None)
+            if old is not None:
+                del order[bisect.bisect_left(order, (-old[0][0][0], node))]
             if view.node_gpu_type(node) != gpu_type:
                 continue
             eligible, all_eligible = self._node_eligibility(view, node)
             if eligible:
                 per_type[node] = (eligible, all_eligible)
-        return [(node, e, a) for node, (e, a) in per_type.items()]
+                bisect.insort(order, (-eligible[0][0], node))
+        return ((node, *per_type[node]) for _, node in order.copy())
 
     def _mark_dirty(self, node: int) -> None:
         """A node's eligibility changed for a reason the cluster state does not show (a lock)."""
         for dirty in (self._dirty_nodes.setdefault(t, set()) for t in self._eligible):
             dirty.add(node)
 
-    def _node_eligibility(self, view: SchedulerView, node: int) -> tuple[list[tuple[float, int, float]], bool]:
+    def _node_eligibility(self, view: SchedulerView, node: int) -> tuple[list[_Eligible], bool]:
         s = self.settings
         node_gpus = view.node_gpus(node)
-        eligible: list[tuple[float, int, float]] = []
+        eligible: list[_Eligible] = []
         for g in node_gpus:
             count = view.gpu_job_count(g)
             if count == 0 or count >= s.max_jobs_per_gpu or g in self._locked:
@@ -474,22 +521,39 @@ class EacoPolicy(Policy):
             used = view.gpu_memory_used_gb(g)
             if used / total >= s.memory_threshold:
                 continue
-            util = self._gpu_util(view, g)
+            types = self._gpu_types(view, g)
+            util = self._types_util(types, view.gpu_type(g))
             if util >= s.util_threshold:
                 continue
-            eligible.append((util, g, total - used))
+            eligible.append((util, g, total - used, types))
         eligible.sort(key=lambda x: (-x[0], x[1]))
         return eligible, len(eligible) == len(node_gpus)
 
+    @staticmethod
+    def _gpu_types(view: SchedulerView, gpu: int) -> tuple[str, ...]:
+        """The sorted job types on a GPU now."""
+        return tuple(sorted(view.job(j).job_type for j in view.gpu_jobs(gpu)))
+
     def _gpu_util(self, view: SchedulerView, gpu: int) -> float:
         """Predicted utilisation of a GPU's current job set (EaCO's belief, from H)."""
-        types = tuple(sorted(view.job(j).job_type for j in view.gpu_jobs(gpu)))
-        gpu_type = view.gpu_type(gpu)
+        return self._types_util(self._gpu_types(view, gpu), view.gpu_type(gpu))
+
+    def _types_util(self, types: tuple[str, ...], gpu_type: str) -> float:
         key = (types, gpu_type)
         got = self._util_cache.get(key)
         if got is None:
             got = self._set_util(types, gpu_type)
             self._util_cache[key] = got
+        return got
+
+    def _joined_min_speed(self, types: tuple[str, ...], job_type: str, gpu_type: str) -> float:
+        """H's predicted speed of the slowest member once ``job_type`` joins a GPU running
+        ``types``: the first, cheap test of a candidate (against ``min_speed``)."""
+        key = (tuple(sorted((*types, job_type))), gpu_type)
+        got = self._set_min_speed.get(key)
+        if got is None:
+            got = min(e.speed for e in self.predictor.estimate(key[0], gpu_type))
+            self._set_min_speed[key] = got
         return got
 
     def _set_util(self, types: tuple[str, ...], gpu_type: str) -> float:
@@ -519,7 +583,9 @@ class EacoPolicy(Policy):
         slack = (job.deadline_s - view.now_s - t) / t if t > 0 else math.inf
         return min(st.min_speed, st.urgent_min_speed) if slack < st.urgent_slack else st.min_speed
 
-    def _evaluate_colocation(self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str) -> _Option:
+    def _evaluate_colocation(
+        self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str, min_speed: float | None = None
+    ) -> _Option:
         z = self.settings.confidence_z
         gpu_model = self.energy.gpu(gpu_type)
         host_w = self._host_share_w(gpu_type)
@@ -528,7 +594,8 @@ class EacoPolicy(Policy):
         old_speeds: dict[int, float] = {}
         delta_power_w = 0.0
         new_power_on: dict[int, float] = {}
-        min_speed = self._min_speed(view, job, gpu_type)
+        if min_speed is None:
+            min_speed = self._min_speed(view, job, gpu_type)
         for g in gpus:
             others = view.gpu_jobs(g)
             types = tuple(view.job(j).job_type for j in others)

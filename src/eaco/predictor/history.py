@@ -46,7 +46,8 @@ from eaco.measurements.paper import PAPER_GPU_TYPE, load_paper_tables
 OBSERVATION_STD = 0.02
 MIN_ROWS_PER_GPU = 30
 MIN_SPEED = 0.05
-REFIT_EVERY = 50  # online observations between refits of the regression (seen sets update at once)
+REFIT_EVERY = 50  # online observations between refits of the regression (seen sets update at once) ...
+REFIT_GROWTH = 0.05  # ... or this share of the observations made so far, whichever is more
 N_BASE_FEATURES = 4
 RIDGE = 1.0
 
@@ -131,6 +132,7 @@ class CoLocationPredictor:
         self._pending_refit = 0
         self.refit_version = 0  # bumped whenever the regression is refitted (all estimates may move)
         self._utils: dict[tuple[str, str], float] = {}
+        self._feature_cache: dict[tuple[tuple[str, ...], int, str], np.ndarray] = {}
         self.observations = 0  # records added online (not seeded)
         self.learned: list[LearnedSpeed] = []  # the online records, in order
 
@@ -187,11 +189,13 @@ class CoLocationPredictor:
             self._invalidate_all()
             return
         # an observation changes that set's own estimate at once; the regression (every other
-        # unseen set) is refitted after REFIT_EVERY observations
+        # unseen set) is refitted after REFIT_EVERY observations, or REFIT_GROWTH x the
+        # observations so far if more (one record moves the fit of a long history little, and a
+        # refit clears every cached estimate)
         for ck in self._cache_keys_by_set.pop(key, ()):
             self._cache.pop(ck, None)
         self._pending_refit += 1
-        if self._pending_refit >= REFIT_EVERY:
+        if self._pending_refit >= max(REFIT_EVERY, REFIT_GROWTH * self.observations):
             self._invalidate_all()
 
     def _invalidate_all(self) -> None:
@@ -232,7 +236,11 @@ class CoLocationPredictor:
             spread = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
             return SpeedEstimate(min(1.0, mean), max(OBSERVATION_STD, spread), "history")
         coef, sigma = self._fit_for(gpu)
-        speed = _clip(float(np.exp(self._features(types, i, gpu) @ coef)))
+        fk = (types, i, gpu)
+        x = self._feature_cache.get(fk)
+        if x is None:  # features depend on the catalogue only: kept across refits
+            x = self._feature_cache[fk] = self._features(types, i, gpu)
+        speed = _clip(float(np.exp(x @ coef)))
         # one more job on the GPU never makes a member faster: cap by every subset that drops
         # one other member (recursively, so by every smaller set containing it)
         for j in range(len(types)):

@@ -24,8 +24,8 @@ VARIANTS: dict[str, EacoSettings] = {
     "paper rules": paper_rules(EacoSettings()),
     "late only": replace(EacoSettings(), urgent_slack=0.0),
     "late + urgent 0.5/0.7": replace(EacoSettings(), urgent_slack=0.5, urgent_min_speed=0.7),
-    "late + urgent 1/0.7": replace(EacoSettings(), urgent_slack=1.0, urgent_min_speed=0.7),
-    "late + urgent 1/0.6 (default)": EacoSettings(),
+    "late + urgent 1/0.7 (default)": EacoSettings(),
+    "late + urgent 1/0.6": replace(EacoSettings(), urgent_slack=1.0, urgent_min_speed=0.6),
     "late + urgent 1/0.5": replace(EacoSettings(), urgent_slack=1.0, urgent_min_speed=0.5),
     "late + urgent 2/0.6": replace(EacoSettings(), urgent_slack=2.0, urgent_min_speed=0.6),
 }

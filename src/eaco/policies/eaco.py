@@ -59,6 +59,9 @@ class EacoSettings:
     observation_epochs: int = 1
     alpha: float = 0.75  # objective weight: 1 = energy only, 0 = time per epoch only
     confidence_z: float = 1.0  # deadline checks use speed estimate - z x uncertainty
+    # ... and this z for a job that finishes within the observation window (e.g. a single-epoch
+    # job): no undo can save its deadline, so the plan alone must
+    unobserved_z: float = 2.0
     min_speed: float = 0.85  # a co-location is considered only if every member keeps at least this predicted speed
     max_candidates: int = 4  # feasible co-location options compared per job
     queue_window: int = 64  # queued jobs examined per scheduling pass (backfill depth)
@@ -80,6 +83,7 @@ class EacoSettings:
             (self.observation_epochs >= 1, "observation_epochs must be >= 1"),
             (0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]"),
             (self.confidence_z >= 0.0, "confidence_z must be >= 0"),
+            (self.unobserved_z >= 0.0, "unobserved_z must be >= 0"),
             (0.0 <= self.min_speed <= 1.0, "min_speed must be in [0, 1]"),
             (self.max_candidates >= 1, "max_candidates must be >= 1"),
             (self.queue_window >= 1, "queue_window must be >= 1"),
@@ -566,6 +570,14 @@ class EacoPolicy(Policy):
         rate = self.catalog.get(job.job_type).speed_on(gpu_type) / job.epoch_duration_s
         return remaining_epochs / (rate * speed)
 
+    def _z(self, view: SchedulerView, job: Job) -> float:
+        """Standard deviations a deadline check plans below H's estimate for ``job``: more for a
+        job that would finish before the observation of a new co-location ends (its remaining
+        epochs fit in the window), since an undo comes too late for it."""
+        st = self.settings
+        remaining = job.num_epochs - view.progress(job.job_id).epochs_done
+        return max(st.confidence_z, st.unobserved_z) if remaining <= st.observation_epochs else st.confidence_z
+
     def _deadline_binds(self, view: SchedulerView, job: Job, gpu_type: str) -> bool:
         """Whether ``job``'s deadline constrains a decision: it has one, and (with
         ``late_jobs_best_effort``) it could still meet it by running alone from now on."""
@@ -586,7 +598,7 @@ class EacoPolicy(Policy):
     def _evaluate_colocation(
         self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str, min_speed: float | None = None
     ) -> _Option:
-        z = self.settings.confidence_z
+        z_new = self._z(view, job)
         gpu_model = self.energy.gpu(gpu_type)
         host_w = self._host_share_w(gpu_type)
         new_speed = 1.0
@@ -602,9 +614,9 @@ class EacoPolicy(Policy):
             old = self.predictor.estimate(types, gpu_type)
             new = self.predictor.estimate((*types, job.job_type), gpu_type)
             for j, o, n in zip(others, old, new[:-1]):
-                speeds[j] = min(speeds.get(j, 1.0), n.conservative(z))
+                speeds[j] = min(speeds.get(j, 1.0), n.conservative(self._z(view, view.job(j))))
                 old_speeds[j] = min(old_speeds.get(j, 1.0), o.speed)
-            new_speed = min(new_speed, new[-1].conservative(z))
+            new_speed = min(new_speed, new[-1].conservative(z_new))
             if min(e.speed for e in new) < min_speed:
                 return _Option(gpus, True, math.inf, math.inf, False)
             util_old = self._gpu_util(view, g)

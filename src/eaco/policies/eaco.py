@@ -133,6 +133,8 @@ class _Observation:
     gpu_sets: dict[int, tuple[int, ...]] = field(default_factory=dict)
     gpu_set_types: dict[int, tuple[str, ...]] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)
+    # each member's speed over its window, where the jobs around it stayed the same
+    observed: dict[int, float] = field(default_factory=dict)
 
     def sets_of(self, job_id: int) -> list[tuple[int, ...]]:
         """The distinct job sets ``job_id`` shares a GPU with in this co-location."""
@@ -260,6 +262,8 @@ class EacoPolicy(Policy):
         obs.pending.discard(report.job_id)
         sets = obs.sets_of(report.job_id)
         expected = tuple(sorted({m for members in sets for m in members} - {report.job_id}))
+        if report.co_located_with == expected:
+            obs.observed[report.job_id] = report.observed_speed
         if report.co_located_with != expected or len(sets) != 1:
             # the jobs around it changed during the window, or it met different jobs on its
             # different GPUs (its speed is the slowest of them): not an observation of one set
@@ -278,6 +282,11 @@ class EacoPolicy(Policy):
             members = obs.gpu_sets[g]
             for job_id, est in zip(members, self.predictor.estimate(obs.gpu_set_types[g], obs.gpu_type)):
                 speeds[job_id] = min(speeds.get(job_id, 1.0), est.conservative(z))
+        # a speed seen in the window counts even where H learnt nothing from it (a multi-GPU job
+        # that met different jobs on its GPUs, a member also slowed on GPUs outside the set)
+        for job_id, seen in obs.observed.items():
+            if job_id in speeds:
+                speeds[job_id] = min(speeds[job_id], seen)
         for job_id, speed in speeds.items():
             if not view.is_running(job_id):
                 continue

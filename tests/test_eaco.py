@@ -252,6 +252,33 @@ def test_gpus_under_observation_are_locked_until_every_member_reports(env):
     assert policy.stats.observations_completed == 1 and policy.stats.undos == 0
 
 
+def test_a_speed_seen_in_the_window_counts_where_h_learns_nothing(env):
+    """A 2-GPU job meets a different VGG job on each GPU: its report is no measurement of one
+    set, so H (misled: R50 + VGG at 0.99) learns nothing from it. Its speed seen in the window
+    (the truth, ~0.43) still decides: its deadline would be missed, so it is undone."""
+    h = env.new_predictor()
+    h.record((R50, VGG), V100, (0.99, 0.99))
+    b = Board(env, 1, 2)
+    v0 = b.run(VGG, (0,))
+    v1 = b.run(VGG, (1,))
+    new = b.job(R50, gpus=2, deadline=2000.0)
+    policy = _policy(env, h)
+    assert policy.schedule(b.view(queue=[new]))[0] == Place(new.job_id, (0, 1))
+    b.state.place(new, (0, 1))
+    s_vgg, s_new = env.colocation.speeds((VGG, R50), V100)
+    t = 100.0 / s_new
+    assert 10.0 / 0.98 * 100.0 < 2000.0 < 100.0 + 900.0 / s_new  # H's plan holds, the truth does not
+    b.epochs_done = {v0.job_id: t * s_vgg / 100.0, v1.job_id: t * s_vgg / 100.0, new.job_id: 1.0}
+    reports = [
+        EpochReport(v0.job_id, 100.0 / s_vgg, 1, 100.0 / s_vgg, 1.0, s_vgg, (new.job_id,)),
+        EpochReport(v1.job_id, 100.0 / s_vgg, 1, 100.0 / s_vgg, 1.0, s_vgg, (new.job_id,)),
+        EpochReport(new.job_id, t, 1, t, 1.0, s_new, (v0.job_id, v1.job_id)),
+    ]
+    before = h.estimate((VGG, R50), V100)[1].speed
+    assert policy.schedule(b.view(reports=reports, now=t)) == [Undo(new.job_id)]
+    assert h.estimate((VGG, R50), V100)[1].speed == before  # H learnt nothing about R50 here
+
+
 def test_a_gpu_set_undone_for_a_job_is_excluded_for_that_job_only(env):
     h = env.new_predictor()
     h.record((R50, VGG), V100, (0.99, 0.99))  # misleading: see the module docstring
@@ -369,6 +396,25 @@ def test_an_urgent_job_may_share_below_min_speed_if_every_deadline_holds(env):
         h_third.record((R32, R16), V100, (0.75, 0.75))
     _, _, policy = _run(env, _pair(env, d1=2000.0), _one_by(1), predictor=h_third)
     assert policy.places(1) == [(1000.0, (0,))]
+
+
+def test_a_job_an_undo_cannot_save_is_planned_with_unobserved_z(env, h):
+    """LM80 + ALEX is unseen: H says speed 1.0 with std 0.27. A 100-s job with its deadline at
+    150 s holds at one standard deviation (100 / 0.73 = 136 s) but not at two (214 s). Split into
+    two epochs, an undo after the first could still save it: it shares. In one epoch, nothing
+    could: it waits for a free GPU."""
+    std = h.estimate((LM80, ALEX), V100)[1].std
+    assert 100.0 / (1.0 - std) <= 150.0 < 100.0 / (1.0 - 2.0 * std)
+    for epochs, shares in ((2, True), (1, False)):
+        b = Board(env, 1, 1)
+        b.run(LM80, (0,))
+        new = b.job(ALEX, epochs=epochs, epoch_s=100.0 / epochs, deadline=150.0)
+        decisions = _policy(env, h).schedule(b.view(queue=[new]))
+        assert (decisions[:1] == [Place(new.job_id, (0,))]) is shares
+    b = Board(env, 1, 1)
+    b.run(LM80, (0,))
+    new = b.job(ALEX, epochs=1, epoch_s=100.0, deadline=150.0)
+    assert _policy(env, h, unobserved_z=1.0).schedule(b.view(queue=[new]))[:1] == [Place(new.job_id, (0,))]
 
 
 # ======================================================================= objective (alpha)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The H100 profile owed by issue 4, in one command, for a GPU machine that has torch, nvidia-ml-py,
+# psutil, numpy, matplotlib, typer and rich but not this package installed (the device machine
+# lent to some sessions: see docs/profiler.md, "On a lent GPU machine").
+#
+#   scripts/gpu_profile.sh OUT_DIR [paper|zoo] [STEPS_PER_EPOCH]
+#
+# paper: AlexNet, ResNet-18, ResNet-50 and VGG-16 alone, in pairs, triples and all four together
+#        on GPU 0 at the paper's per-GPU load (batch 32, 224 px, 1000 classes, full width);
+# zoo:   ResNet-50 and the zoo's transformer LM, LSTM LM and NCF alone and in pairs.
+# Writes OUT_DIR/<part>/ (profile store, report, figures, time series) and OUT_DIR/<part>.tgz (the
+# same in one file, for machines that hand back few files). Reads the GPU only: never changes its
+# clocks, power limit or modes.
+set -euo pipefail
+out=${1:?usage: scripts/gpu_profile.sh OUT_DIR [paper|zoo] [STEPS_PER_EPOCH]}
+part=${2:-paper}
+steps=${3:-150}
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+mkdir -p "$out/$part"
+nvidia-smi --query-gpu=index,name,driver_version,power.limit,clocks.max.sm,memory.total --format=csv \
+  > "$out/$part/nvidia_smi.csv"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" > "$out/$part/torch_version.txt"
+case "$part" in
+  paper)
+    python3 -m eaco.profiler --models alexnet,resnet18,resnet50,vgg16 --sets pairs,triples,all \
+      --batch-size 32 --image-size 224 --num-classes 1000 --width-mult 1 \
+      --epochs 3 --steps-per-epoch "$steps" --workers 4 --threads 0 \
+      --device cuda --gpus 0 --sample-hz 10 --timeout-s 240 --out "$out/$part" ;;
+  zoo)
+    python3 -m eaco.profiler --models resnet50,transformer_lm,lstm_lm,ncf --sets pairs \
+      --batch-size 32 --seq-len 256 --vocab-size 32000 --width-mult 1 \
+      --epochs 3 --steps-per-epoch "$steps" --workers 4 --threads 0 \
+      --device cuda --gpus 0 --sample-hz 10 --timeout-s 240 --out "$out/$part" ;;
+  *) echo "unknown part '$part': expected paper or zoo" >&2; exit 2 ;;
+esac
+tar czf "$out/$part.tgz" -C "$out" "$part"
+echo "wrote $out/$part and $out/$part.tgz"

@@ -184,6 +184,7 @@ class EacoPolicy(Policy):
         # (sorted job types of a set, GPU type) -> H's predicted speed of its slowest member
         self._set_min_speed: dict[tuple[tuple[str, ...], str], float] = {}
         self._candidate_memo: dict[tuple[object, ...], _Replay] = {}
+        self._joined_key: dict[tuple[tuple[str, ...], str, str], tuple[tuple[str, ...], str]] = {}
         # GPU type -> node -> (eligible GPUs, all eligible), for nodes with an eligible GPU.
         # EaCO's belief about a GPU's utilisation is refreshed when its jobs change, when it is
         # locked or unlocked, and after every refit of H.
@@ -454,7 +455,12 @@ class EacoPolicy(Policy):
             for _node, eligible, _ in nodes:
                 chosen: list[int] = []
                 for _u, g, free, types in eligible:
-                    if qualifies(free, types):
+                    if free < need_gb:
+                        continue
+                    ok = may_join.get(types)  # qualifies(), inlined: the hot loop on large clusters
+                    if ok is None:
+                        ok = may_join[types] = self._joined_min_speed(types, job.job_type, gpu_type) >= min_speed
+                    if ok:
                         chosen.append(g)
                         if len(chosen) == n:
                             gpus = tuple(sorted(chosen))
@@ -562,7 +568,10 @@ class EacoPolicy(Policy):
     def _joined_min_speed(self, types: tuple[str, ...], job_type: str, gpu_type: str) -> float:
         """H's predicted speed of the slowest member once ``job_type`` joins a GPU running
         ``types``: the first, cheap test of a candidate (against ``min_speed``)."""
-        key = (tuple(sorted((*types, job_type))), gpu_type)
+        jk = (types, job_type, gpu_type)
+        key = self._joined_key.get(jk)
+        if key is None:  # a pure function of its inputs: kept for good
+            key = self._joined_key[jk] = (tuple(sorted((*types, job_type))), gpu_type)
         got = self._set_min_speed.get(key)
         if got is None:
             got = min(e.speed for e in self.predictor.estimate(key[0], gpu_type))
@@ -574,18 +583,16 @@ class EacoPolicy(Policy):
         return min(1.0, sum(self.catalog.get(t).util_on(gpu_type) * e.speed for t, e in zip(types, ests)))
 
     # ============================================================ PredictJCT
+    def _left(self, view: SchedulerView, job: Job, gpu_type: str) -> tuple[float, float]:
+        """The job's remaining epochs, and the seconds they take alone on ``gpu_type``."""
+        remaining_epochs = max(0.0, job.num_epochs - view.progress(job.job_id).epochs_done)
+        rate = self.catalog.get(job.job_type).speed_on(gpu_type) / job.epoch_duration_s
+        return remaining_epochs, remaining_epochs / rate
+
     def _remaining_s(self, view: SchedulerView, job: Job, gpu_type: str, speed: float) -> float:
         remaining_epochs = max(0.0, job.num_epochs - view.progress(job.job_id).epochs_done)
         rate = self.catalog.get(job.job_type).speed_on(gpu_type) / job.epoch_duration_s
         return remaining_epochs / (rate * speed)
-
-    def _z(self, view: SchedulerView, job: Job) -> float:
-        """Standard deviations a deadline check plans below H's estimate for ``job``: more for a
-        job that would finish before the observation of a new co-location ends (its remaining
-        epochs fit in the window), since an undo comes too late for it."""
-        st = self.settings
-        remaining = job.num_epochs - view.progress(job.job_id).epochs_done
-        return max(st.confidence_z, st.unobserved_z) if remaining <= st.observation_epochs else st.confidence_z
 
     def _deadline_binds(self, view: SchedulerView, job: Job, gpu_type: str) -> bool:
         """Whether ``job``'s deadline constrains a decision: it has one, and (with
@@ -607,9 +614,19 @@ class EacoPolicy(Policy):
     def _evaluate_colocation(
         self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str, min_speed: float | None = None
     ) -> _Option:
-        z_new = self._z(view, job)
+        st = self.settings
+        now = view.now_s
         gpu_model = self.energy.gpu(gpu_type)
         host_w = self._host_share_w(gpu_type)
+        # per job: (remaining epochs, remaining seconds alone on this GPU type), read once
+        left: dict[int, tuple[float, float]] = {job.job_id: self._left(view, job, gpu_type)}
+
+        def z(j: int) -> float:
+            return max(st.confidence_z, st.unobserved_z) if left[j][0] <= st.observation_epochs else st.confidence_z
+
+        def binds(j: Job, alone_s: float) -> bool:  # as _deadline_binds
+            return j.has_deadline and (not st.late_jobs_best_effort or now + alone_s <= j.deadline_s)
+
         new_speed = 1.0
         speeds: dict[int, float] = {}
         old_speeds: dict[int, float] = {}
@@ -622,36 +639,40 @@ class EacoPolicy(Policy):
             types = tuple(view.job(j).job_type for j in others)
             old = self.predictor.estimate(types, gpu_type)
             new = self.predictor.estimate((*types, job.job_type), gpu_type)
-            for j, o, n in zip(others, old, new[:-1]):
-                speeds[j] = min(speeds.get(j, 1.0), n.conservative(self._z(view, view.job(j))))
-                old_speeds[j] = min(old_speeds.get(j, 1.0), o.speed)
-            new_speed = min(new_speed, new[-1].conservative(z_new))
             if min(e.speed for e in new) < min_speed:
                 return _Option(gpus, True, math.inf, math.inf, False)
+            for j, o, n in zip(others, old, new[:-1]):
+                if j not in left:
+                    left[j] = self._left(view, view.job(j), gpu_type)
+                speeds[j] = min(speeds.get(j, 1.0), n.conservative(z(j)))
+                old_speeds[j] = min(old_speeds.get(j, 1.0), o.speed)
+            new_speed = min(new_speed, new[-1].conservative(z(job.job_id)))
             util_old = self._gpu_util(view, g)
             util_new = self._set_util((*types, job.job_type), gpu_type)
             p_new = gpu_model.power_w(util_new)
             delta_power_w += p_new - gpu_model.power_w(util_old)
             new_power_on[g] = p_new / (len(others) + 1) + host_w
-        t_new = self._remaining_s(view, job, gpu_type, new_speed)
-        if self._deadline_binds(view, job, gpu_type) and view.now_s + t_new > job.deadline_s:
+        alone_new = left[job.job_id][1]
+        t_new = alone_new / new_speed
+        if binds(job, alone_new) and now + t_new > job.deadline_s:
             return _Option(gpus, True, math.inf, math.inf, False)
         extra_energy_j = delta_power_w * t_new
         slowdowns = [1.0 / new_speed]
-        node_end = {view.gpu_node(g): view.now_s + t_new for g in gpus}
+        node_end = {view.gpu_node(g): now + t_new for g in gpus}
         for j, s_new in speeds.items():
             other = view.job(j)
-            t_other = self._remaining_s(view, other, gpu_type, s_new)
-            if self._deadline_binds(view, other, gpu_type) and view.now_s + t_other > other.deadline_s:
+            alone = left[j][1]
+            t_other = alone / s_new
+            if binds(other, alone) and now + t_other > other.deadline_s:
                 return _Option(gpus, True, math.inf, math.inf, False)
-            t_before = self._remaining_s(view, other, gpu_type, old_speeds[j])
+            t_before = alone / old_speeds[j]
             share_w = sum(new_power_on[g] for g in view.job_gpus(j) if g in new_power_on)
             extra_energy_j += share_w * max(0.0, t_other - t_before)
             slowdowns.append(old_speeds[j] / s_new)
             for g in view.job_gpus(j):
                 node = view.gpu_node(g)
                 if node in node_end:
-                    node_end[node] = max(node_end[node], view.now_s + t_other)
+                    node_end[node] = max(node_end[node], now + t_other)
         extra_energy_j += self._awake_extension_j(view, node_end, gpu_type)
         return _Option(
             gpus, True, extra_energy_j / self._reference_energy_j(view, job, gpu_type), sum(slowdowns) / len(slowdowns), True

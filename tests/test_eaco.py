@@ -417,6 +417,23 @@ def test_a_job_an_undo_cannot_save_is_planned_with_unobserved_z(env, h):
     assert _policy(env, h, unobserved_z=1.0).schedule(b.view(queue=[new]))[:1] == [Place(new.job_id, (0,))]
 
 
+def test_a_waiting_job_is_looked_at_again_when_it_becomes_urgent(env):
+    """Job 1 (500 s alone, deadline 1,600 s) is not urgent on arrival, and H's 0.75 for the pair is
+    below min_speed: it waits. Nothing happens until job 0 ends at 1,000 s, but at 600 s its slack
+    falls below its remaining time: a wake-up one second later finds it urgent, and the
+    co-location (at H's conservative 0.73: done by 1,287 s) is taken then."""
+    def h():
+        pred = env.new_predictor()
+        for _ in range(20):
+            pred.record((R32, R16), V100, (0.75, 0.75))
+        return pred
+
+    _, _, policy = _run(env, _pair(env, d1=1600.0), _one_by(1), predictor=h())
+    assert policy.places(1) == [(pytest.approx(601.0), (0,))]
+    _, _, policy = _run(env, _pair(env, d1=1600.0), _one_by(1), predictor=h(), urgent_slack=0.0)
+    assert policy.places(1) == [(1000.0, (0,))]
+
+
 # ======================================================================= objective (alpha)
 def test_alpha_one_prefers_sharing_and_alpha_zero_prefers_a_free_gpu(env):
     _, _, policy = _run(env, _pair(env), _one_by(2), alpha=1.0)

@@ -34,6 +34,7 @@ The paper's Algorithms 1 and 2 (arXiv 2412.08294), in the form this project impl
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
@@ -42,7 +43,7 @@ from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
 from eaco.model.job import Job
 from eaco.policies.base import Policy
-from eaco.policies.decisions import Decision, Place, Undo, Watch
+from eaco.policies.decisions import Decision, Place, Undo, WakeUp, Watch
 from eaco.policies.placement import candidate_gpu_types, find_free_gpus
 from eaco.policies.view import EpochReport, SchedulerView
 from eaco.predictor.history import CoLocationPredictor, LearnedSpeed
@@ -184,6 +185,9 @@ class EacoPolicy(Policy):
         # (sorted job types of a set, GPU type) -> H's predicted speed of its slowest member
         self._set_min_speed: dict[tuple[tuple[str, ...], str], float] = {}
         self._candidate_memo: dict[tuple[object, ...], _Replay] = {}
+        self._transitions: list[tuple[float, int]] = []  # (time, waiting job whose checks change then)
+        self._wake_at_s = math.inf  # the wake-up asked for, if any
+        self._noted: set[tuple[float, int]] = set()  # what _transitions holds
         self._joined_key: dict[tuple[tuple[str, ...], str, str], tuple[tuple[str, ...], str]] = {}
         # GPU type -> node -> (eligible GPUs, all eligible), for nodes with an eligible GPU.
         # EaCO's belief about a GPU's utilisation is refreshed when its jobs change, when it is
@@ -216,10 +220,40 @@ class EacoPolicy(Policy):
                 if job_id in self._undo_at_epoch:
                     self._release_undo_lock(job_id)
                 self._job_left(job_id)
+        now = view.now_s
+        while self._transitions and self._transitions[0][0] <= now:
+            entry = heapq.heappop(self._transitions)
+            self._noted.discard(entry)
+            self._blocked.discard(entry[1])
+        if self._wake_at_s <= now:
+            self._wake_at_s = math.inf
         decisions = self._handle_reports(view)
-        if decisions:
-            return decisions
-        return self._place_next(view)
+        if not decisions:
+            decisions = self._place_next(view)
+        if self._transitions and self._transitions[0][0] < self._wake_at_s:
+            self._wake_at_s = self._transitions[0][0]
+            decisions.append(WakeUp(self._wake_at_s))
+        return decisions
+
+    def _note_transitions(self, view: SchedulerView, job: Job) -> None:
+        """A waiting job's own checks change with time alone: it becomes urgent (slack below
+        ``urgent_slack``) and later late (its deadline lost even alone). Nothing else may happen
+        then, so a blocked job is looked at again at those times (a wake-up)."""
+        if not job.has_deadline:
+            return
+        st = self.settings
+        for gpu_type in candidate_gpu_types(view, job):
+            alone_s = self._remaining_s(view, job, gpu_type, 1.0)
+            times = []
+            if st.urgent_slack > 0:
+                times.append(job.deadline_s - (1.0 + st.urgent_slack) * alone_s)
+            if st.late_jobs_best_effort:
+                times.append(job.deadline_s - alone_s)
+            for t in times:
+                entry = (t + 1.0, job.job_id)  # a second past the bound, so the check has flipped
+                if t > view.now_s and entry not in self._noted:
+                    self._noted.add(entry)
+                    heapq.heappush(self._transitions, entry)
 
     # ============================================================ observation
     def _handle_reports(self, view: SchedulerView) -> list[Decision]:
@@ -334,6 +368,7 @@ class EacoPolicy(Policy):
             if decisions:
                 return decisions
             self._blocked.add(job.job_id)
+            self._note_transitions(view, job)
         return []
 
     def _place(self, view: SchedulerView, job: Job) -> list[Decision]:

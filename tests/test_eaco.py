@@ -279,6 +279,31 @@ def test_a_speed_seen_in_the_window_counts_where_h_learns_nothing(env):
     assert h.estimate((VGG, R50), V100)[1].speed == before  # H learnt nothing about R50 here
 
 
+def test_a_job_without_deadline_seen_far_below_min_speed_is_undone(env):
+    """No deadline protects these jobs, only min_speed. H (misled) admits R50 next to VGG at
+    0.99; the window shows R50 at ~0.43, far below the 0.85 it was admitted under: undone. Had it
+    been seen at 0.84 (within MIN_SPEED_TOLERANCE), it would have stayed."""
+    for seen_r50, undone in ((None, True), (0.84, False)):
+        h = env.new_predictor()
+        h.record((R50, VGG), V100, (0.99, 0.99))
+        b = Board(env, 1, 1)
+        vgg = b.run(VGG, (0,))
+        new = b.job(R50)
+        policy = _policy(env, h)
+        assert policy.schedule(b.view(queue=[new]))[0] == Place(new.job_id, (0,))
+        b.state.place(new, (0,))
+        s_vgg, s_new = env.colocation.speeds((VGG, R50), V100)
+        s_new = s_new if seen_r50 is None else seen_r50
+        t = 100.0 / s_new
+        b.epochs_done = {vgg.job_id: t * s_vgg / 100.0, new.job_id: 1.0}
+        reports = [
+            EpochReport(vgg.job_id, 100.0 / s_vgg, 1, 100.0 / s_vgg, 1.0, s_vgg, (new.job_id,)),
+            EpochReport(new.job_id, t, 1, t, 1.0, s_new, (vgg.job_id,)),
+        ]
+        assert (policy.schedule(b.view(reports=reports, now=t)) == [Undo(new.job_id)]) is undone
+        assert policy.stats.undos_too_slow == int(undone)
+
+
 def test_a_gpu_set_undone_for_a_job_is_excluded_for_that_job_only(env):
     h = env.new_predictor()
     h.record((R50, VGG), V100, (0.99, 0.99))  # misleading: see the module docstring

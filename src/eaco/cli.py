@@ -105,6 +105,8 @@ def simulate(
     max_jobs_per_gpu: int = typer.Option(_EACO.max_jobs_per_gpu, "--max-jobs-per-gpu"),
     observation_epochs: int = typer.Option(_EACO.observation_epochs, "--observation-epochs", help="EaCO: epochs watched after a co-location"),
     confidence_z: float = typer.Option(_EACO.confidence_z, "--confidence-z", help="EaCO: deadline checks use estimate - z x uncertainty"),
+    unobserved_z: float = typer.Option(_EACO.unobserved_z, "--unobserved-z", help="EaCO: ... and this z for a job that ends within the observation window"),
+    max_candidates: int = typer.Option(_EACO.max_candidates, "--max-candidates", help="EaCO: feasible co-location options compared per job"),
     min_speed: float = typer.Option(_EACO.min_speed, "--min-speed", help="EaCO: least predicted speed a co-located job may keep"),
     urgent_slack: float = typer.Option(_EACO.urgent_slack, "--urgent-slack", help="EaCO: a job whose slack / remaining time is below this may share down to --urgent-min-speed (0: off)"),
     urgent_min_speed: float = typer.Option(_EACO.urgent_min_speed, "--urgent-min-speed", help="EaCO: least predicted speed for urgent jobs"),
@@ -138,7 +140,8 @@ def simulate(
         eaco_settings = EacoSettings(
             util_threshold=util_threshold, memory_threshold=memory_threshold, memory_margin_gb=memory_margin_gb,
             max_jobs_per_gpu=max_jobs_per_gpu, observation_epochs=observation_epochs, alpha=alpha,
-            confidence_z=confidence_z, min_speed=min_speed, urgent_slack=urgent_slack,
+            confidence_z=confidence_z, unobserved_z=unobserved_z, max_candidates=max_candidates,
+            min_speed=min_speed, urgent_slack=urgent_slack,
             urgent_min_speed=urgent_min_speed, late_jobs_best_effort=late_best_effort,
         )
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:

@@ -61,8 +61,9 @@ class EacoSettings:
     alpha: float = 0.75  # objective weight: 1 = energy only, 0 = time per epoch only
     confidence_z: float = 1.0  # deadline checks use speed estimate - z x uncertainty
     # ... and this z for a job that finishes within the observation window (e.g. a single-epoch
-    # job): no undo can save its deadline, so the plan alone must
-    unobserved_z: float = 2.0
+    # job): no undo can save its deadline, so the plan alone must. Off by default (= confidence_z):
+    # 2.0 bought nothing on the bundled workloads (docs/eaco.md)
+    unobserved_z: float = 1.0
     min_speed: float = 0.85  # a co-location is considered only if every member keeps at least this predicted speed
     max_candidates: int = 4  # feasible co-location options compared per job
     queue_window: int = 64  # queued jobs examined per scheduling pass (backfill depth)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -35,3 +36,33 @@ def kill_leftover_jobs(state: Path, info_file: str = WRAPPER_FILE) -> None:
                 os.killpg(info["pid"], signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+class InThreadDaemon:
+    """``serve`` in a thread of the test (so the test can reach its policy); up once its API file
+    exists, stopped by :meth:`close`, which fails on any error the daemon raised."""
+
+    def __init__(self, options: Any, policy_factory: Callable[..., Any] | None = None, *,
+                 name: str = "eaco-test-daemon", start_timeout_s: float = 30.0) -> None:
+        from eaco.runtime.daemon import serve
+
+        self.state = options.state_dir
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                serve(options, self.stop, policy_factory)
+            except BaseException as exc:  # surfaced by the test
+                self.errors.append(exc)
+
+        self.thread = threading.Thread(target=run, name=name, daemon=True)
+        self.thread.start()
+        wait_for(lambda: (self.state / "api.json").exists() or self.errors, start_timeout_s, "daemon API")
+        assert not self.errors, self.errors
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=20)
+        assert not self.thread.is_alive(), "daemon thread did not stop"
+        assert not self.errors, self.errors

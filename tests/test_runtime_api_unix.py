@@ -23,7 +23,7 @@ from eaco.runtime.daemon import ServeOptions, serve
 from eaco.runtime.errors import ApiError
 from eaco.runtime.gpus import declared_gpus
 from eaco.runtime.layout import StateLayout
-from runtime_helpers import kill_leftover_jobs, wait_for
+from runtime_helpers import InThreadDaemon, kill_leftover_jobs, wait_for
 from test_runtime import app, job_yaml, runner
 
 
@@ -37,30 +37,10 @@ def short_state() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-class UnixDaemon:
-    """``serve`` with ``api="unix"`` (or ``api``) in a thread of the test; stopped by :meth:`close`."""
-
-    def __init__(self, state: Path, api: str = "unix") -> None:
-        self.state = state
-        self.stop = threading.Event()
-        self.errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                serve(ServeOptions(state, declared_gpus("2xv100"), "fifo", tick_s=0.05, api=api), self.stop)
-            except BaseException as exc:  # surfaced by the test
-                self.errors.append(exc)
-
-        self.thread = threading.Thread(target=run, name="eaco-test-unix-daemon", daemon=True)
-        self.thread.start()
-        wait_for(lambda: (state / "api.json").exists() or self.errors, 30, "daemon API")
-        assert not self.errors, self.errors
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive(), "daemon thread did not stop"
-        assert not self.errors, self.errors
+def UnixDaemon(state: Path, api: str = "unix") -> InThreadDaemon:
+    """``serve`` with ``api="unix"`` (or ``api``) in a thread of the test; stopped by ``close``."""
+    options = ServeOptions(state, declared_gpus("2xv100"), "fifo", tick_s=0.05, api=api)
+    return InThreadDaemon(options, name="eaco-test-unix-daemon")
 
 
 def bind_dead_socket(path: Path) -> None:

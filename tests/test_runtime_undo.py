@@ -16,22 +16,20 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
 from pathlib import Path
 
-import pytest
 
 from eaco.policies.decisions import Place, Undo
 from eaco.policies.eaco import EacoPolicy
 from eaco.policies.registry import PolicyContext
 from eaco.runtime.client import RuntimeClient
 from eaco.runtime.control import EXIT_STOPPED
-from eaco.runtime.daemon import ServeOptions, build_runtime, serve
+from eaco.runtime.daemon import ServeOptions, build_runtime
 from eaco.runtime.gpus import declared_gpus
 from eaco.runtime.store import Store
 from functools import partial
 
+from runtime_helpers import InThreadDaemon
 from runtime_helpers import wait_for as _wait_for
 
 wait_for = partial(_wait_for, poll_s=0.02)
@@ -53,13 +51,10 @@ class RecordingEaco(EacoPolicy):
         return out
 
 
-class ThreadDaemon:
+class ThreadDaemon(InThreadDaemon):
     """``serve`` in a thread with a seeded EaCO; stopped (and its jobs killed) by the test."""
 
     def __init__(self, state: Path, seed: list[tuple[tuple[str, ...], tuple[float, ...]]]) -> None:
-        self.state = state
-        self.stop = threading.Event()
-        self.errors: list[BaseException] = []
         self.policy: RecordingEaco | None = None
 
         def factory(ctx: PolicyContext) -> RecordingEaco:
@@ -69,21 +64,7 @@ class ThreadDaemon:
             self.policy = RecordingEaco(h, ctx.catalog, ctx.energy, ctx.eaco_settings)
             return self.policy
 
-        def run() -> None:
-            try:
-                serve(ServeOptions(state, declared_gpus("2xv100"), "eaco", tick_s=0.05), self.stop, factory)
-            except BaseException as exc:  # surfaced by the test
-                self.errors.append(exc)
-
-        self.thread = threading.Thread(target=run, name="eaco-test-daemon", daemon=True)
-        self.thread.start()
-        wait_for(lambda: (state / "api.json").exists() or self.errors, 20, "daemon API")
-        assert not self.errors, self.errors
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive(), "daemon thread did not stop"
+        super().__init__(ServeOptions(state, declared_gpus("2xv100"), "eaco", tick_s=0.05), factory, start_timeout_s=20)
 
 
 B_EPOCHS = 7  # the undone job's epochs

@@ -194,7 +194,6 @@ class EacoPolicy(Policy):
         self._transitions: list[tuple[float, int]] = []  # (time, waiting job whose checks change then)
         self._wake_at_s = math.inf  # the wake-up asked for, if any
         self._noted: set[tuple[float, int]] = set()  # what _transitions holds
-        self._joined_key: dict[tuple[tuple[str, ...], str, str], tuple[tuple[str, ...], str]] = {}
         # GPU type -> node -> (eligible GPUs, all eligible), for nodes with an eligible GPU.
         # EaCO's belief about a GPU's utilisation is refreshed when its jobs change, when it is
         # locked or unlocked, and after every refit of H.
@@ -509,12 +508,7 @@ class EacoPolicy(Policy):
             for _node, eligible, _ in nodes:
                 chosen: list[int] = []
                 for _u, g, free, types in eligible:
-                    if free < need_gb:
-                        continue
-                    ok = may_join.get(types)  # qualifies(), inlined: the hot loop on large clusters
-                    if ok is None:
-                        ok = may_join[types] = self._joined_min_speed(types, job.job_type, gpu_type) >= min_speed
-                    if ok:
+                    if qualifies(free, types):
                         chosen.append(g)
                         if len(chosen) == n:
                             gpus = tuple(sorted(chosen))
@@ -522,16 +516,14 @@ class EacoPolicy(Policy):
                                 yield gpus
                             break
             return
-        whole_nodes: list[tuple[float, int, tuple[int, ...]]] = []
+        whole_nodes: list[tuple[float, int, tuple[int, ...]]] = []  # (-mean utilisation, node, GPUs)
         for node, eligible, all_eligible in nodes:
             if all_eligible and all(qualifies(free, types) for _, _, free, types in eligible):
                 whole_nodes.append((-sum(e[0] for e in eligible) / len(eligible), node, tuple(e[1] for e in eligible)))
         whole_nodes.sort()
         picked: list[int] = []
-        utils: list[float] = []
-        for neg_util, _node, gpus in whole_nodes:
+        for _, _node, gpus in whole_nodes:
             picked.extend(gpus)
-            utils.append(-neg_util)
             if len(picked) >= n:
                 cand = tuple(sorted(picked[:n]))
                 if cand not in excluded:
@@ -622,10 +614,7 @@ class EacoPolicy(Policy):
     def _joined_min_speed(self, types: tuple[str, ...], job_type: str, gpu_type: str) -> float:
         """H's predicted speed of the slowest member once ``job_type`` joins a GPU running
         ``types``: the first, cheap test of a candidate (against ``min_speed``)."""
-        jk = (types, job_type, gpu_type)
-        key = self._joined_key.get(jk)
-        if key is None:  # a pure function of its inputs: kept for good
-            key = self._joined_key[jk] = (tuple(sorted((*types, job_type))), gpu_type)
+        key = (tuple(sorted((*types, job_type))), gpu_type)
         got = self._set_min_speed.get(key)
         if got is None:
             got = min(e.speed for e in self.predictor.estimate(key[0], gpu_type))
@@ -644,18 +633,19 @@ class EacoPolicy(Policy):
         return remaining_epochs, remaining_epochs / rate
 
     def _remaining_s(self, view: SchedulerView, job: Job, gpu_type: str, speed: float) -> float:
-        remaining_epochs = max(0.0, job.num_epochs - view.progress(job.job_id).epochs_done)
-        rate = self.catalog.get(job.job_type).speed_on(gpu_type) / job.epoch_duration_s
-        return remaining_epochs / (rate * speed)
+        return self._left(view, job, gpu_type)[1] / speed
 
-    def _deadline_binds(self, view: SchedulerView, job: Job, gpu_type: str) -> bool:
+    def _deadline_binds(self, view: SchedulerView, job: Job, gpu_type: str, alone_s: float | None = None) -> bool:
         """Whether ``job``'s deadline constrains a decision: it has one, and (with
-        ``late_jobs_best_effort``) it could still meet it by running alone from now on."""
+        ``late_jobs_best_effort``) it could still meet it by running alone from now on
+        (``alone_s``: its remaining time alone, if already known)."""
         if not job.has_deadline:
             return False
         if not self.settings.late_jobs_best_effort:
             return True
-        return view.now_s + self._remaining_s(view, job, gpu_type, 1.0) <= job.deadline_s
+        if alone_s is None:
+            alone_s = self._remaining_s(view, job, gpu_type, 1.0)
+        return view.now_s + alone_s <= job.deadline_s
 
     def _min_speed(self, view: SchedulerView, job: Job, gpu_type: str) -> float:
         st = self.settings
@@ -677,9 +667,6 @@ class EacoPolicy(Policy):
 
         def z(j: int) -> float:
             return max(st.confidence_z, st.unobserved_z) if left[j][0] <= st.observation_epochs else st.confidence_z
-
-        def binds(j: Job, alone_s: float) -> bool:  # as _deadline_binds
-            return j.has_deadline and (not st.late_jobs_best_effort or now + alone_s <= j.deadline_s)
 
         new_speed = 1.0
         speeds: dict[int, float] = {}
@@ -708,7 +695,7 @@ class EacoPolicy(Policy):
             new_power_on[g] = p_new / (len(others) + 1) + host_w
         alone_new = left[job.job_id][1]
         t_new = alone_new / new_speed
-        if binds(job, alone_new) and now + t_new > job.deadline_s:
+        if self._deadline_binds(view, job, gpu_type, alone_new) and now + t_new > job.deadline_s:
             return _Option(gpus, True, math.inf, math.inf, False)
         extra_energy_j = delta_power_w * t_new
         slowdowns = [1.0 / new_speed]
@@ -717,7 +704,7 @@ class EacoPolicy(Policy):
             other = view.job(j)
             alone = left[j][1]
             t_other = alone / s_new
-            if binds(other, alone) and now + t_other > other.deadline_s:
+            if self._deadline_binds(view, other, gpu_type, alone) and now + t_other > other.deadline_s:
                 return _Option(gpus, True, math.inf, math.inf, False)
             t_before = alone / old_speeds[j]
             share_w = sum(new_power_on[g] for g in view.job_gpus(j) if g in new_power_on)

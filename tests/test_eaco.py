@@ -279,31 +279,6 @@ def test_a_speed_seen_in_the_window_counts_where_h_learns_nothing(env):
     assert h.estimate((VGG, R50), V100)[1].speed == before  # H learnt nothing about R50 here
 
 
-def test_a_job_without_deadline_seen_far_below_min_speed_is_undone(env):
-    """No deadline protects these jobs, only min_speed. H (misled) admits R50 next to VGG at
-    0.99; the window shows R50 at ~0.43, far below the 0.85 it was admitted under: undone. Had it
-    been seen at 0.84 (within MIN_SPEED_TOLERANCE), it would have stayed."""
-    for seen_r50, undone in ((None, True), (0.84, False)):
-        h = env.new_predictor()
-        h.record((R50, VGG), V100, (0.99, 0.99))
-        b = Board(env, 1, 1)
-        vgg = b.run(VGG, (0,))
-        new = b.job(R50)
-        policy = _policy(env, h)
-        assert policy.schedule(b.view(queue=[new]))[0] == Place(new.job_id, (0,))
-        b.state.place(new, (0,))
-        s_vgg, s_new = env.colocation.speeds((VGG, R50), V100)
-        s_new = s_new if seen_r50 is None else seen_r50
-        t = 100.0 / s_new
-        b.epochs_done = {vgg.job_id: t * s_vgg / 100.0, new.job_id: 1.0}
-        reports = [
-            EpochReport(vgg.job_id, 100.0 / s_vgg, 1, 100.0 / s_vgg, 1.0, s_vgg, (new.job_id,)),
-            EpochReport(new.job_id, t, 1, t, 1.0, s_new, (vgg.job_id,)),
-        ]
-        assert (policy.schedule(b.view(reports=reports, now=t)) == [Undo(new.job_id)]) is undone
-        assert policy.stats.undos_too_slow == int(undone)
-
-
 def test_a_gpu_set_undone_for_a_job_is_excluded_for_that_job_only(env):
     h = env.new_predictor()
     h.record((R50, VGG), V100, (0.99, 0.99))  # misleading: see the module docstring
@@ -434,12 +409,12 @@ def test_a_job_an_undo_cannot_save_is_planned_with_unobserved_z(env, h):
         b = Board(env, 1, 1)
         b.run(LM80, (0,))
         new = b.job(ALEX, epochs=epochs, epoch_s=100.0 / epochs, deadline=150.0)
-        decisions = _policy(env, h, unobserved_z=2.0).schedule(b.view(queue=[new]))
+        decisions = _policy(env, h).schedule(b.view(queue=[new]))
         assert (decisions[:1] == [Place(new.job_id, (0,))]) is shares
     b = Board(env, 1, 1)
     b.run(LM80, (0,))
     new = b.job(ALEX, epochs=1, epoch_s=100.0, deadline=150.0)
-    assert _policy(env, h).schedule(b.view(queue=[new]))[:1] == [Place(new.job_id, (0,))]  # default: off
+    assert _policy(env, h, unobserved_z=1.0).schedule(b.view(queue=[new]))[:1] == [Place(new.job_id, (0,))]
 
 
 def test_a_waiting_job_is_looked_at_again_when_it_becomes_urgent(env):
@@ -472,8 +447,8 @@ def test_alpha_moves_eaco_along_the_energy_time_trade_off(env):
 
     The objective is greedy, per decision, so on a single workload alpha's effect can go either
     way; summed over workloads, alpha=1 (energy only) uses less energy and alpha=0 (time only)
-    gives shorter runtimes. Measured when written: energy 13,861 vs 14,927 kWh, runtime
-    309,999 vs 305,012 s (alpha 1 vs 0, sums over the three workloads)."""
+    gives shorter runtimes. Measured when written: energy 13,817 vs 15,013 kWh, runtime
+    309,761 vs 305,277 s (alpha 1 vs 0, sums over the three workloads)."""
     from eaco.sim.runner import simulate
     from eaco.workloads import generate_workload
     from eaco.workloads.slo import assign_slos

@@ -231,7 +231,7 @@ def test_gpus_under_observation_are_locked_until_every_member_reports(env):
     h = env.new_predictor()
     b = Board(env, 1, 2)
     e0 = b.run(R32, (0,))
-    e1 = b.run(R32, (1,))
+    b.run(R32, (1,))
     n1 = b.job(R16)
     policy = _policy(env, h, alpha=1.0)
     decisions = policy.schedule(b.view(queue=[n1]))
@@ -277,6 +277,32 @@ def test_a_speed_seen_in_the_window_counts_where_h_learns_nothing(env):
     before = h.estimate((VGG, R50), V100)[1].speed
     assert policy.schedule(b.view(reports=reports, now=t)) == [Undo(new.job_id)]
     assert h.estimate((VGG, R50), V100)[1].speed == before  # H learnt nothing about R50 here
+
+
+def test_an_uncalibrated_speed_decides_the_undo_but_teaches_h_nothing(env):
+    """The live runtime knew no exclusive epoch time of the jobs (a default): their reports say
+    how fast they really go (the undo follows them) but not how much the co-location slowed them,
+    so H learns nothing. The same reports calibrated are learnt."""
+    for calibrated in (False, True):
+        h = env.new_predictor()
+        h.record((R50, VGG), V100, (0.99, 0.99))  # misleading: the co-location looks harmless
+        b = Board(env, 1, 1)
+        vgg = b.run(VGG, (0,))
+        new = b.job(R50, deadline=2000.0)
+        policy = _policy(env, h)
+        assert policy.schedule(b.view(queue=[new]))[0] == Place(new.job_id, (0,))
+        b.state.place(new, (0,))
+        s_vgg, s_new = env.colocation.speeds((VGG, R50), V100)
+        t = 100.0 / s_new
+        b.epochs_done = {vgg.job_id: 1.0, new.job_id: 1.0}
+        reports = [
+            EpochReport(vgg.job_id, 100.0 / s_vgg, 1, 100.0 / s_vgg, 1.0, s_vgg, (new.job_id,), speed_calibrated=calibrated),
+            EpochReport(new.job_id, t, 1, t, 1.0, s_new, (vgg.job_id,), speed_calibrated=calibrated),
+        ]
+        observations = h.observations
+        assert policy.schedule(b.view(reports=reports, now=t)) == [Undo(new.job_id)]
+        assert h.observations == observations + (2 if calibrated else 0), calibrated
+        assert policy.learned() if calibrated else not policy.learned()
 
 
 def test_a_gpu_set_undone_for_a_job_is_excluded_for_that_job_only(env):

@@ -22,7 +22,6 @@ from eaco.runtime.ray_backend import (
     RAY_ATTEMPT_FILE, RayBackend, RayRuntime, build_ray_runtime, discover, node_resources,
 )
 from eaco.runtime.spec import spec_from_yaml
-from eaco.runtime.store import Store
 from runtime_helpers import kill_leftover_jobs, wait_for
 
 OBJECT_STORE = 80 * 1024 * 1024

@@ -6,7 +6,8 @@ still counted (no other job is placed into it).
 The daemon runs in a thread of the test (``serve`` with a policy factory) so that EaCO's history H
 can be seeded with a misleading measurement, the way tests/test_eaco.py forces an undo: H is told
 that resnet50 + vgg16 share a V100 at full speed (0.99 each), so EaCO co-locates them. The vgg16
-job declares ``expected_epoch_s`` far below its real epoch time, so its observed speed (declared
+job declares ``expected_epoch_s`` far below its real epoch time and never runs alone before it is
+co-located (so the declaration is its baseline, docs/runtime.md), so its observed speed (declared
 exclusive epoch time / measured epoch time) is about 0.1: the real reports contradict H, the deadline
 check fails and EaCO undoes the co-location. The policy is EaCO itself; the subclass only records
 its decisions.

@@ -299,9 +299,10 @@ class EacoPolicy(Policy):
         expected = tuple(sorted({m for members in sets for m in members} - {report.job_id}))
         if report.co_located_with == expected:
             obs.observed[report.job_id] = report.observed_speed
-        if report.co_located_with != expected or len(sets) != 1:
+        if report.co_located_with != expected or len(sets) != 1 or not report.speed_calibrated:
             # the jobs around it changed during the window, or it met different jobs on its
-            # different GPUs (its speed is the slowest of them): not an observation of one set
+            # different GPUs (its speed is the slowest of them): not an observation of one set;
+            # or its exclusive epoch time is unknown (a default): not a speed H can learn from
             return
         g = next(g for g in obs.gpus if obs.gpu_sets[g] == sets[0])
         types = obs.gpu_set_types[g]

@@ -25,7 +25,10 @@ class EpochReport:
 
     ``observed_speed`` is its measured progress rate over the watch window divided by its
     exclusive rate on the same GPUs (1.0 = as fast as alone). ``co_located_with`` lists the jobs
-    that shared any of its GPUs at the end of the window.
+    that shared any of its GPUs at the end of the window. ``speed_calibrated`` is False when the
+    exclusive rate is only a default (the live runtime knows no epoch time of the job alone): the
+    speed then still gives the job's real rate with the job's declared epoch time, but says
+    nothing about the co-location, and no history should learn from it.
     """
 
     job_id: int
@@ -35,6 +38,7 @@ class EpochReport:
     window_epochs: float
     observed_speed: float
     co_located_with: tuple[int, ...]
+    speed_calibrated: bool = True
 
 
 class ReadOnlyQueue(Sequence[Job]):

@@ -4,7 +4,6 @@ again while something was placed or undone); the store is written before every a
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -21,7 +20,7 @@ from eaco.policies.base import Policy
 from eaco.policies.decisions import Place, WakeUp, Watch
 from eaco.policies.driver import drive_policy
 from eaco.policies.view import EpochReport, JobProgress, SchedulerView
-from eaco.profiler.epoch_report import REPORT_FILE_ENV
+from eaco.profiler.epoch_report import REPORT_FILE_ENV, EpochRecord
 from eaco.runtime.accounting import EnergyAccountant
 from eaco.runtime.backend import AttemptExit, Backend, LaunchRequest, ProcessHandle
 from eaco.runtime.control import (
@@ -30,7 +29,8 @@ from eaco.runtime.control import (
 from eaco.runtime.errors import RuntimeStateError
 from eaco.runtime.gpu_meter import GpuMeter
 from eaco.runtime.gpus import GpuInventory
-from eaco.runtime.jobs import exclusive_epoch_s, job_from_spec
+from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, AloneTracker, EpochBaseline, choose_baseline, workload_key
+from eaco.runtime.jobs import job_from_spec
 from eaco.runtime.layout import StateLayout
 from eaco.runtime.metrics import GpuSnapshot, RuntimeSnapshot
 from eaco.runtime.reports import ReportTail
@@ -44,6 +44,7 @@ log = logging.getLogger("eaco.runtime")
 MAX_POLICY_CALLS_PER_TICK = 1000
 MAX_ATTEMPTS = 5  # a job lost or crashed this many times fails
 OOM_MARKERS = ("out of memory", "outofmemoryerror")
+BASELINE_EVENT_CHANGE = 0.1  # a job's event log notes a baseline that moved by more than this share
 
 
 @dataclass(slots=True)
@@ -96,6 +97,11 @@ class Runtime:
         self.tails: dict[int, ReportTail] = {}
         self.watches: dict[int, _Watch] = {}
         self.epochs_done: dict[int, int] = {}
+        # each job's exclusive epoch time here (what observed speeds are relative to), its
+        # workload key, and when it had its GPUs to itself (eaco.runtime.baselines)
+        self.baselines: dict[int, EpochBaseline] = {}
+        self.workload_keys: dict[int, str] = {}
+        self.alone = AloneTracker()
         self.first_start: dict[int, float] = {}
         self.placed: dict[int, tuple[float, int]] = {}
         self.colocated_attempts: set[tuple[int, int]] = set()
@@ -117,7 +123,13 @@ class Runtime:
     def _load_job(self, job_id: int) -> Job:
         row = self.store.job(job_id)
         spec = JobSpec.model_validate_json(row.spec_json)
-        job = job_from_spec(job_id, spec, row.submit_unix - self.origin_unix, self.catalog, self.inventory, row.exclusive_only)
+        key = workload_key(spec, self.inventory.gpu_type)
+        baseline = choose_baseline(self.store.exclusive_epochs(job_id, MAX_BASELINE_EPOCHS),
+                                   self.store.workload_exclusive_epochs(key, MAX_BASELINE_EPOCHS, except_job=job_id), spec)
+        self.workload_keys[job_id] = key
+        self.baselines[job_id] = baseline
+        job = job_from_spec(job_id, spec, row.submit_unix - self.origin_unix, self.catalog, self.inventory, row.exclusive_only,
+                            epoch_s=baseline.epoch_s)
         self.jobs[job_id] = job
         self.specs[job_id] = spec
         self.epochs_done[job_id] = row.epochs_done
@@ -177,6 +189,7 @@ class Runtime:
             self.wake_at_unix = math.inf
         if queue or self.reports_pending or self.finished_pending or woken:
             self._call_policy()
+        self.alone.update(self.state, [j for j, s in self.status.items() if s == "running"], now_unix, time.time())
         if self._something_ended:
             self._something_ended = False
             self.write_summary()
@@ -236,6 +249,7 @@ class Runtime:
         self.draining.pop(job_id, None)
         self.watches.pop(job_id, None)
         self.live.pop(job_id, None)
+        self.alone.forget(job_id)
         self._something_ended = True
 
     # ========================================================== processes
@@ -313,7 +327,8 @@ class Runtime:
             reason = f"{outcome} while co-located; requeued to run exclusively"
             self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix, reason=reason, exclusive_only=True)
             leave_gpus()
-            self.jobs[job_id] = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory, True)
+            self.jobs[job_id] = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory, True,
+                                              epoch_s=self.baselines[job_id].epoch_s)
             self.status[job_id] = "queued"
             return
         if outcome == "lost":
@@ -396,8 +411,11 @@ class Runtime:
             if done != self.epochs_done.get(job_id):
                 self.epochs_done[job_id] = done
                 self.store.set_progress(job_id, done)
+            if self.status.get(job_id) != "running":
+                continue
+            self._measure_alone_epochs(job_id, records)
             watch = self.watches.get(job_id)
-            if watch is None or self.status.get(job_id) != "running":
+            if watch is None:
                 continue
             for r in records:
                 if r.end_time_s - r.duration_s >= watch.start_unix - 0.01:
@@ -407,12 +425,39 @@ class Runtime:
                 del self.watches[job_id]
                 mean_s = sum(watch.durations_s) / len(watch.durations_s)
                 neighbours = {j for g in self.state.job_gpus[job_id] for j in self.state.gpu_jobs[g]} - {job_id}
+                baseline = self.baselines[job_id]
                 self.reports_pending.append(EpochReport(
                     job_id=job_id, time_s=self.now_s(now_unix), epochs_done=done,
                     window_s=sum(watch.durations_s), window_epochs=float(len(watch.durations_s)),
-                    observed_speed=exclusive_epoch_s(self.specs[job_id]) / mean_s if mean_s > 0 else 1.0,
+                    observed_speed=baseline.epoch_s / mean_s if mean_s > 0 else 1.0,
                     co_located_with=tuple(sorted(neighbours)),
+                    speed_calibrated=baseline.calibrated,
                 ))
+
+    def _measure_alone_epochs(self, job_id: int, records: Sequence[EpochRecord]) -> None:
+        """Store the epochs the job ran alone on its GPUs (not the first of an attempt) and move
+        its baseline, and the exclusive epoch time the policy sees, to what they measure."""
+        placed = self.placed.get(job_id)
+        key = self.workload_keys[job_id]
+        added = False
+        for r in records:
+            if placed is None or r.epoch <= placed[1] or r.duration_s <= 0:
+                continue  # the attempt's first epoch (start-up) or one from before this attempt
+            if self.alone.was_alone(job_id, r.end_time_s - r.duration_s, r.end_time_s):
+                self.store.add_exclusive_epoch(job_id, key, r.epoch, r.duration_s, r.end_time_s)
+                added = True
+        if not added:
+            return
+        old = self.baselines[job_id]
+        new = choose_baseline(self.store.exclusive_epochs(job_id, MAX_BASELINE_EPOCHS), (), self.specs[job_id])
+        self.baselines[job_id] = new
+        if old.source != new.source or abs(new.epoch_s - old.epoch_s) > BASELINE_EVENT_CHANGE * old.epoch_s:
+            self.store.event(job_id, "baseline", f"exclusive epoch {new.epoch_s:.3g} s measured alone over {new.epochs} "
+                                                 f"epoch(s) (was {old.epoch_s:.3g} s, {old.source})")
+        kind = self.catalog.get(self.specs[job_id].job_type)
+        self.jobs[job_id] = replace(self.jobs[job_id], epoch_duration_s=new.epoch_s * kind.speed_on(self.inventory.gpu_type))
+        if job_id in self.state.job_gpus:
+            self.state.touch(job_id)  # cached predictions of its nodes' end times are stale
 
     # =============================================================== policy
     def _progress(self, job_id: int) -> JobProgress:

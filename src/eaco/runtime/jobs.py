@@ -2,10 +2,11 @@
 
 What the policy needs and where each value comes from (docs/runtime.md):
 
-- ``epoch_duration_s`` (exclusive epoch time on the reference GPU): the spec's
-  ``expected_epoch_s`` (exclusive, on this machine's GPUs) x the catalogue's relative speed of the
-  job type on this GPU type, so that the policy's exclusive rate here is 1 / ``expected_epoch_s``;
-  without it, :data:`~eaco.runtime.spec.DEFAULT_EXPECTED_EPOCH_S`.
+- ``epoch_duration_s`` (exclusive epoch time on the reference GPU): the job's exclusive epoch
+  time on this machine's GPUs (``epoch_s``: the runtime's baseline, :mod:`eaco.runtime.baselines`;
+  else the spec's ``expected_epoch_s``; else :data:`~eaco.runtime.spec.DEFAULT_EXPECTED_EPOCH_S`)
+  x the catalogue's relative speed of the job type on this GPU type, so that the policy's
+  exclusive rate here is 1 / that epoch time.
 - ``memory_gb``: the spec's estimate, else the catalogue's peak memory of the job type.
 - ``gpu_util``: the spec's, else the catalogue's exclusive utilisation on this GPU type.
 - ``deadline_s``: submit time + the spec's ``deadline_s`` (or ``(1 + slack) x epochs x
@@ -56,11 +57,15 @@ def job_from_spec(
     catalog: JobCatalog,
     inventory: GpuInventory,
     exclusive_only: bool = False,
+    epoch_s: float | None = None,
 ) -> Job:
     check_runnable(spec, catalog, inventory)
     kind = catalog.get(spec.job_type)
     gpu = inventory.gpu_type
-    expected_s = spec.expected_epoch_s if spec.expected_epoch_s is not None else DEFAULT_EXPECTED_EPOCH_S
+    if epoch_s is not None:
+        expected_s = epoch_s
+    else:
+        expected_s = spec.expected_epoch_s if spec.expected_epoch_s is not None else DEFAULT_EXPECTED_EPOCH_S
     memory_gb = spec.memory_gb if spec.memory_gb is not None else kind.memory_gb
     priority = spec.priority
     if exclusive_only:
@@ -81,7 +86,3 @@ def job_from_spec(
         priority=priority,
     )
 
-
-def exclusive_epoch_s(spec: JobSpec) -> float:
-    """The job's epoch time alone on this machine's GPUs (what observed speeds are relative to)."""
-    return spec.expected_epoch_s if spec.expected_epoch_s is not None else DEFAULT_EXPECTED_EPOCH_S

@@ -73,6 +73,16 @@ CREATE TABLE IF NOT EXISTS learned (
     member TEXT NOT NULL,
     speed REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS exclusive_epochs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL,
+    workload_key TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    duration_s REAL NOT NULL,
+    end_unix REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exclusive_epochs_job ON exclusive_epochs(job_id);
+CREATE INDEX IF NOT EXISTS exclusive_epochs_key ON exclusive_epochs(workload_key);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time_unix REAL NOT NULL,
@@ -242,6 +252,36 @@ class Store:
     def learned(self) -> list[LearnedSpeed]:
         rows = self._db.execute("SELECT job_types, gpu_type, member, speed FROM learned ORDER BY seq").fetchall()
         return [LearnedSpeed(tuple(json.loads(r[0])), r[1], r[2], float(r[3])) for r in rows]
+
+    def add_exclusive_epoch(self, job_id: int, workload_key: str, epoch: int, duration_s: float, end_unix: float) -> None:
+        """An epoch the job ran alone on all its GPUs (the runtime's own measure of its
+        exclusive epoch time, :mod:`eaco.runtime.baselines`)."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO exclusive_epochs(job_id, workload_key, epoch, duration_s, end_unix) VALUES (?, ?, ?, ?, ?)",
+                       (job_id, workload_key, epoch, duration_s, end_unix))
+
+    def exclusive_epochs(self, job_id: int, limit: int) -> list[float]:
+        """The job's last ``limit`` alone epoch durations (s), oldest first."""
+        rows = self._db.execute("SELECT duration_s FROM exclusive_epochs WHERE job_id = ? ORDER BY seq DESC LIMIT ?",
+                                (job_id, limit)).fetchall()
+        return [float(r[0]) for r in reversed(rows)]
+
+    def exclusive_epochs_by_job(self, limit: int) -> dict[int, list[float]]:
+        """Every job's last ``limit`` alone epoch durations (s), oldest first."""
+        out: dict[int, list[float]] = {}
+        for r in self._db.execute("SELECT job_id, duration_s FROM exclusive_epochs ORDER BY seq").fetchall():
+            got = out.setdefault(int(r[0]), [])
+            got.append(float(r[1]))
+            if len(got) > limit:
+                del got[0]
+        return out
+
+    def workload_exclusive_epochs(self, workload_key: str, limit: int, except_job: int | None = None) -> list[float]:
+        """The last ``limit`` alone epoch durations (s) of jobs of this workload, oldest first."""
+        rows = self._db.execute(
+            "SELECT duration_s FROM exclusive_epochs WHERE workload_key = ? AND job_id IS NOT ? ORDER BY seq DESC LIMIT ?",
+            (workload_key, except_job, limit)).fetchall()
+        return [float(r[0]) for r in reversed(rows)]
 
     def events(self, job_id: int | None = None) -> list[tuple[float, int | None, str, str]]:
         q = "SELECT time_unix, job_id, kind, detail FROM events"

@@ -1,6 +1,8 @@
 """Energy and JCT summary of a runtime's jobs (``summary.json`` and ``eaco status --summary``).
 
-JCT, runtime and waiting come from the store (wall-clock times the runtime recorded). GPU energy
+JCT, runtime and waiting come from the store (wall-clock times the runtime recorded);
+``exclusive_epoch_s`` is the median of the job's epochs measured alone on its GPUs
+(:mod:`eaco.runtime.baselines`), none when it never ran an epoch alone past its start-up. GPU energy
 is measured through NVML on real GPUs and modelled on declared ones; host energy is modelled from
 the measured CPU utilisation (see :mod:`eaco.runtime.accounting`). ``energy.label`` says which.
 """
@@ -9,16 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
 from eaco.runtime.accounting import EnergyTotals
+from eaco.runtime.baselines import MAX_BASELINE_EPOCHS
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.store import Store
 
 
 def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: GpuInventory | None = None) -> dict[str, Any]:
     jobs: list[dict[str, Any]] = []
+    alone = store.exclusive_epochs_by_job(MAX_BASELINE_EPOCHS)
     for row in store.jobs():
         jct_s = row.finish_unix - row.first_start_unix if row.finish_unix and row.first_start_unix else None
         total_s = row.finish_unix - row.submit_unix if row.finish_unix else None
@@ -28,6 +33,8 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
             "run_time_s": row.run_time_s, "colocated_s": row.colocated_s,
             "waiting_s": (total_s - row.run_time_s) if total_s is not None else None,
             "energy_j": row.energy_j, "exclusive_only": row.exclusive_only, "reason": row.reason,
+            "exclusive_epoch_s": statistics.median(alone[row.job_id]) if row.job_id in alone else None,
+            "alone_epochs_measured": len(alone.get(row.job_id, ())),
         })
     finished = [j for j in jobs if j["state"] == "finished"]
     jcts = [j["jct_s"] for j in finished if j["jct_s"] is not None]

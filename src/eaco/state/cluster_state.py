@@ -222,6 +222,14 @@ class ClusterState:
                     self._mark_solo(other)
         return gpus
 
+    def touch(self, job_id: int) -> None:
+        """The job's description changed, not its placement (the live runtime measured its
+        exclusive epoch time): bump the versions of its nodes so readers drop what they derived."""
+        self.version += 1
+        for node in dict.fromkeys(self.gpu_node[g] for g in self.job_gpus[job_id]):
+            self.node_version[node] += 1
+            self._log_node(node)
+
     def set_offline(self, gpus: Iterable[int], offline: bool) -> None:
         """Take idle GPUs out of use (``offline=True``: no free slot, no free memory, so no policy
         places anything there) or bring them back. Raise ValueError, changing nothing, for a GPU

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -430,6 +431,45 @@ def test_run_profile_with_an_injected_gpu_source(tmp_path: Path) -> None:
     assert load_colocation_model(profiles=result.store_path).source(("ncf",), "h100") == "profile"
 
 
+def test_an_interrupted_profile_resumes_where_it_stopped(tmp_path: Path) -> None:
+    """A time budget of 0 makes one run and stops (its outcome saved, its checkpoints gone); the
+    same experiment with resume keeps that run and makes only the other; a run saved with other
+    settings or on another GPU is not kept, and says why."""
+    from eaco.profiler.run_io import RUN_FILE, load_run, run_fingerprint
+
+    settings = JobSettings(**{**{f: getattr(TINY_JOBS, f) for f in TINY_JOBS.__dataclass_fields__}, "epochs": 2})
+    base = dict(models=("ncf", "lstm_lm"), sets=(), settings=settings, out_dir=tmp_path, sample_hz=20, command="test")
+    with pytest.raises(pipeline.ProfileIncomplete, match="1 of 2 runs done") as stopped:
+        pipeline.run_profile(pipeline.ProfileConfig(**base, time_budget_s=0.0), gpu_source_factory=lambda gpus: (ScriptedGpu(), ""))
+    assert (stopped.value.done, stopped.value.total) == (1, 2)
+    first = tmp_path / "runs" / "alone-ncf"
+    assert (first / RUN_FILE).exists() and not (first / "checkpoints").exists()
+    assert not (tmp_path / "runs" / "alone-lstm_lm").exists() and not (tmp_path / "profiles.json").exists()
+    saved = json.loads((first / RUN_FILE).read_text())
+
+    result = pipeline.run_profile(pipeline.ProfileConfig(**base, resume=True), gpu_source_factory=lambda gpus: (ScriptedGpu(), ""))
+    assert result.runs_kept == ("alone-ncf",)
+    assert json.loads((first / RUN_FILE).read_text()) == saved  # kept, not run again
+    kept_run = result.runs[0]
+    assert kept_run.start_time_s == saved["outcome"]["start_time_s"] and len(kept_run.gpu_samples) == len(saved["outcome"]["gpu_samples"])
+    store = read_profile_store(result.store_path)
+    assert [e.job_type for e in store.exclusive] == ["ncf", "lstm_lm"]
+    assert store.provenance.settings["runs_kept_from_an_earlier_command"] == ["alone-ncf"]
+    assert len(list((tmp_path / "timeseries").glob("*.csv"))) == 2
+
+    # what a run's result depends on decides whether it is kept
+    devices = ScriptedGpu().devices
+    fp = run_fingerprint(("ncf",), settings, devices, 20, HostPowerModel(), ())
+    outcome, why = load_run(first, fp)
+    assert outcome == kept_run and why == ""
+    other_steps = JobSettings(**{**asdict(settings), "steps_per_epoch": 6})
+    assert load_run(first, run_fingerprint(("ncf",), other_steps, devices, 20, HostPowerModel(), ()))[1] == "made with other settings"
+    other_gpu = (GpuDevice(0, "NVIDIA A100-SXM4-40GB", 40960.0),) + devices[1:]
+    assert "devices" in load_run(first, run_fingerprint(("ncf",), settings, other_gpu, 20, HostPowerModel(), ()))[1]
+    (first / RUN_FILE).write_text("{not json")
+    assert "unreadable" in load_run(first, fp)[1]
+
+
 def test_profile_command_without_nvml_runs_a_pair_and_writes_everything(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(pipeline, "open_nvml", lambda gpus: (None, "test: NVML switched off"))
     app = typer.Typer()
@@ -470,3 +510,5 @@ def test_profile_command_reports_bad_options(tmp_path: Path) -> None:
     app.command("other")(lambda: None)
     res = CliRunner().invoke(app, ["profile", "--models", "resnet18", "--sets", "pairs", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "sets: a set of 2" in res.output
+    res = CliRunner().invoke(app, ["profile", "--models", "ncf", "--sets", "none", "--time-budget-s", "-1", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "--time-budget-s" in res.output and "expected >= 0" in res.output

@@ -56,9 +56,13 @@ def profile_command(
     host_max_w: float = typer.Option(HostPowerModel().max_power_w, "--host-max-w", help="host power at 100% CPU (W)"),
     timeout_s: float = typer.Option(3600.0, "--timeout-s", help="time limit of one run (s)"),
     out: Path = typer.Option(Path("results/profile"), "--out", "-o", help="output folder"),
+    resume: bool = typer.Option(False, "--resume/--no-resume",
+                                help="keep the runs an earlier, interrupted command saved in --out with the same settings and GPUs"),
+    time_budget_s: Optional[float] = typer.Option(None, "--time-budget-s",
+                                                  help="start no new run after this many seconds (exit 3; --resume goes on)"),
 ) -> None:
     """Train zoo jobs alone and together; measure time, power, energy and utilisation; write profiles."""
-    from eaco.profiler.pipeline import ProfileConfig, run_profile
+    from eaco.profiler.pipeline import ProfileConfig, ProfileIncomplete, run_profile
 
     console = Console(stderr=True)
     try:
@@ -74,11 +78,16 @@ def profile_command(
             raise InputError("--device", f"expected auto, cpu or cuda, got {device!r}")
         if not sample_hz > 0:
             raise InputError("--sample-hz", f"expected > 0, got {sample_hz}")
+        if time_budget_s is not None and not time_budget_s >= 0:
+            raise InputError("--time-budget-s", f"expected >= 0, got {time_budget_s}")
         cfg = ProfileConfig(models=model_names, sets=set_list, settings=settings, out_dir=out, sample_hz=sample_hz,
                             gpus=_parse_gpus(gpus), gpu_type=gpu_type,
                             host_model=HostPowerModel(idle_power_w=host_idle_w, max_power_w=host_max_w),
-                            timeout_s=timeout_s)
+                            timeout_s=timeout_s, resume=resume, time_budget_s=time_budget_s)
         result = run_profile(cfg, console)
+    except ProfileIncomplete as exc:
+        console.print(f"[yellow]time budget spent:[/] {exc}")
+        raise typer.Exit(code=3) from None
     except (InputError, KeyError, ValueError, ProfilerError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=2) from None

@@ -1,8 +1,17 @@
 """The whole profiling experiment: every chosen job alone, then every chosen set together; then the
-profile store and the report. Used by ``eaco profile`` (:mod:`eaco.profiler.cli`)."""
+profile store and the report. Used by ``eaco profile`` (:mod:`eaco.profiler.cli`).
+
+Each finished run is saved (:mod:`eaco.profiler.run_io`) and its training checkpoints deleted
+(they are no result, and one of VGG-16 is about 1 GB). With ``resume`` the runs saved by an
+earlier, interrupted command with the same settings on the same GPUs are kept; with
+``time_budget_s`` no new run starts once that much time has passed (at least one run is made):
+:class:`ProfileIncomplete` then says how far it got, and the same command with ``resume`` goes on.
+"""
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,6 +24,7 @@ from eaco.energy.host_power import HostPowerModel
 from eaco.profiler.experiment import JobSettings, RunOutcome, run_together
 from eaco.profiler.provenance import collect_provenance
 from eaco.profiler.report import write_report
+from eaco.profiler.run_io import load_run, run_fingerprint, save_run
 from eaco.profiler.store import build_store
 from eaco.profiler.telemetry import GpuSource, open_nvml
 
@@ -33,6 +43,8 @@ class ProfileConfig:
     host_model: HostPowerModel = HostPowerModel()
     timeout_s: float = 3600.0  # per run
     command: str | None = None  # recorded in the provenance (default: this process's argv)
+    resume: bool = False  # keep runs an earlier command saved with the same fingerprint
+    time_budget_s: float | None = None  # start no new run after this long (None: no limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +54,17 @@ class ProfileResult:
     files: dict[str, Path]
     runs: tuple[RunOutcome, ...]
     telemetry_note: str  # "" with NVML, else why there is no GPU telemetry
+    runs_kept: tuple[str, ...] = ()  # run ids taken from an earlier command (resume)
+
+
+class ProfileIncomplete(RuntimeError):
+    """The time budget ran out before every run was made; the finished ones are saved."""
+
+    def __init__(self, done: int, total: int, out_dir: Path) -> None:
+        super().__init__(f"{done} of {total} runs done (saved under {out_dir / 'runs'}); "
+                         f"the same command with --resume goes on from there")
+        self.done = done
+        self.total = total
 
 
 def run_profile(
@@ -56,26 +79,51 @@ def run_profile(
         console.print(f"[yellow]no GPU telemetry:[/] {note}. Measuring timing, CPU utilisation and host power only.")
     driver = getattr(source, "driver_version", None)
     devices = source.devices if source is not None else ()
-    settings_record = {**asdict(cfg.settings), "models": list(cfg.models), "sets": ["+".join(s) for s in cfg.sets],
-                       "gpus": list(cfg.gpus), "host_model": asdict(cfg.host_model), "timeout_s": cfg.timeout_s}
-    provenance = collect_provenance(devices, driver, "nvml" if source is not None else f"none: {note}",
-                                    cfg.sample_hz, settings_record, cfg.gpu_type, cfg.command)
     visible = ",".join(str(i) for i in cfg.gpus) if cfg.gpus else None
     num_gpus = max(1, len(devices))
     plan = [(f"alone-{m}", (m,)) for m in cfg.models] + [(f"set-{'+'.join(s)}", s) for s in cfg.sets]
+    fingerprints = {run_id: run_fingerprint(members, cfg.settings, devices, cfg.sample_hz, cfg.host_model, cfg.gpus)
+                    for run_id, members in plan}
+    kept: dict[str, RunOutcome] = {}
+    if cfg.resume:
+        for run_id, _ in plan:
+            outcome, why = load_run(cfg.out_dir / "runs" / run_id, fingerprints[run_id])
+            if outcome is not None:
+                kept[run_id] = outcome
+            elif why != "not run yet":
+                console.print(f"[yellow]{run_id} runs again:[/] {why}")
+        console.print(f"resume: {len(kept)} of {len(plan)} runs kept from {cfg.out_dir / 'runs'}")
+    settings_record = {**asdict(cfg.settings), "models": list(cfg.models), "sets": ["+".join(s) for s in cfg.sets],
+                       "gpus": list(cfg.gpus), "host_model": asdict(cfg.host_model), "timeout_s": cfg.timeout_s,
+                       "runs_kept_from_an_earlier_command": list(kept)}
+    provenance = collect_provenance(devices, driver, "nvml" if source is not None else f"none: {note}",
+                                    cfg.sample_hz, settings_record, cfg.gpu_type, cfg.command)
     runs: list[RunOutcome] = []
+    started = time.monotonic()
+    made = 0
     try:
         with Progress(TextColumn("[bold]{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
             overall = progress.add_task("runs", total=len(plan), status="")
             for run_id, members in plan:
+                if run_id in kept:
+                    runs.append(kept[run_id])
+                    progress.update(overall, advance=1)
+                    continue
+                if cfg.time_budget_s is not None and made > 0 and time.monotonic() - started >= cfg.time_budget_s:
+                    raise ProfileIncomplete(len(runs), len(plan), cfg.out_dir)
                 task = progress.add_task(run_id[:34], total=cfg.settings.epochs * len(members), status="epochs")
 
                 def on_poll(done: int, total: int, task: int = task) -> None:
                     progress.update(task, completed=done)
 
-                runs.append(run_together(run_id, members, cfg.settings, cfg.out_dir / "runs" / run_id, source,
-                                         cfg.sample_hz, cfg.host_model, visible, cfg.timeout_s, on_poll))
+                run_dir = cfg.out_dir / "runs" / run_id
+                outcome = run_together(run_id, members, cfg.settings, run_dir, source,
+                                       cfg.sample_hz, cfg.host_model, visible, cfg.timeout_s, on_poll)
+                shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+                save_run(run_dir, outcome, fingerprints[run_id])
+                runs.append(outcome)
+                made += 1
                 progress.update(task, completed=cfg.settings.epochs * len(members))
                 progress.update(overall, advance=1)
     finally:
@@ -85,4 +133,4 @@ def run_profile(
     store = build_store(provenance, runs[:n_alone], runs[n_alone:], cfg.settings.batch_size, num_gpus)
     store_path = write_profile_store(store, cfg.out_dir / STORE_FILE)
     files = write_report(store, runs, cfg.out_dir)
-    return ProfileResult(store, store_path, files, tuple(runs), note)
+    return ProfileResult(store, store_path, files, tuple(runs), note, tuple(kept))

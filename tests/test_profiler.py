@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import time
@@ -358,6 +359,36 @@ def _store(gpu: str = "v100") -> ProfileStore:
     return ProfileStore(_prov(gpu), (a, r, t), (pair, tr))
 
 
+def test_a_profile_is_compared_with_the_papers_tables(tmp_path: Path) -> None:
+    from eaco.measurements.paper import load_paper_tables
+    from eaco.profiler.paper_compare import compare_with_paper
+    from eaco.profiler.report import markdown_report, write_comparison_csv
+
+    store = _store()
+    cmp = compare_with_paper(store, load_paper_tables())
+    # alone: the paper's J1 (AlexNet) and J3 (ResNet-50); transformer_lm is not the paper's
+    assert [(e.job, e.model) for e in cmp.exclusive] == [("J1", "alexnet"), ("J3", "resnet50")]
+    assert cmp.exclusive[0].paper_gpu_util == pytest.approx(0.0472) and cmp.exclusive[0].ours_gpu_util == 0.05
+    # the paper's J1+J3: 50.93 kWh together vs 24.73 + 47.87 alone; JCT 36.63 h vs (34.76 + 36.01) / 2
+    (pair,) = cmp.sets
+    assert pair.job_set == "J1+J3" and pair.models == ("alexnet", "resnet50")
+    assert pair.paper_energy_saved_frac == pytest.approx(1 - 50.93 / (24.73 + 47.87))
+    assert pair.paper_jct_vs_alone == pytest.approx(36.63 / ((34.76 + 36.01) / 2) - 1)
+    assert pair.ours_energy_saved_frac == pytest.approx(3000 / 17000)
+    assert pair.ours_jct_vs_alone == pytest.approx((45 + 80) / 2 / ((35 + 65) / 2) - 1)  # alone JCT = 3 x epoch + 5
+    assert pair.paper_gpu_util == pytest.approx(0.4025) and pair.ours_gpu_util == 0.5
+    assert cmp.paper_sets_not_profiled == ("J1+J4", "J2+J4", "J1+J2+J3", "J1+J2+J4", "J1+J2+J3+J4")
+    assert "the paper 1 of 1 sets (29.8 to 29.8 %), this profile 1 of 1 (17.6 to 17.6 %); same sign in 1 of 1" in cmp.summary()
+    md = markdown_report(store, cmp)
+    assert "## Compared with the paper" in md and "| J1+J3 | alexnet+resnet50 | 29.85 | 17.65 | +3.5 | +25.0 |" in md
+    rows = list(csv.DictReader(open(write_comparison_csv(cmp, tmp_path / "c.csv"))))
+    assert [r["name"] for r in rows] == ["J1", "J3", "J1+J3"] and float(rows[2]["paper_energy_saved_pct"]) == pytest.approx(29.848, abs=1e-3)
+    # nothing in common, or no paper tables: the report says so
+    assert "None of the paper's jobs" in markdown_report(ProfileStore(store.provenance, store.exclusive[2:], ()),
+                                                         compare_with_paper(ProfileStore(store.provenance, store.exclusive[2:], ()), load_paper_tables()))
+    assert "Not compared: no tables here" in markdown_report(store, None, "no tables here")
+
+
 def test_store_round_trips_through_json(tmp_path: Path) -> None:
     store = _store()
     path = write_profile_store(store, tmp_path / "p.json")
@@ -498,6 +529,16 @@ def test_profile_command_without_nvml_runs_a_pair_and_writes_everything(tmp_path
         assert (out / name).stat().st_size > 0, name
     assert "Table 3" in (out / "report.md").read_text()
     assert len(list((out / "timeseries").glob("*.csv"))) == 3
+    assert "## Compared with the paper" in (out / "report.md").read_text()
+    # the report is written again from the saved files alone (--report-only runs nothing)
+    for name in ("report.md", "paper_comparison.csv", "fig2_utilisation.png"):
+        (out / name).unlink()
+    res = CliRunner().invoke(app, ["profile", "--report-only", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "| J2 | resnet18 | 11.17 | n/a |" in (out / "report.md").read_text()  # the paper's ResNet-18; no GPU here
+    assert (out / "paper_comparison.csv").exists() and (out / "fig2_utilisation.png").stat().st_size > 0
+    res = CliRunner().invoke(app, ["profile", "--report-only", "--out", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and "profile store not found" in res.output
     # The simulator's loader accepts the store; CPU rows are kept but not used for GPU types.
     prof = load_profiles(out / "profiles.json")
     assert not prof.exclusive and len(prof.skipped) == 3

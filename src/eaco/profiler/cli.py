@@ -60,11 +60,22 @@ def profile_command(
                                 help="keep the runs an earlier, interrupted command saved in --out with the same settings and GPUs"),
     time_budget_s: Optional[float] = typer.Option(None, "--time-budget-s",
                                                   help="start no new run after this many seconds (exit 3; --resume goes on)"),
+    report_only: bool = typer.Option(False, "--report-only",
+                                     help="run nothing: write the report of the profile in --out again from its saved files"),
 ) -> None:
     """Train zoo jobs alone and together; measure time, power, energy and utilisation; write profiles."""
-    from eaco.profiler.pipeline import ProfileConfig, ProfileIncomplete, run_profile
+    from eaco.profiler.pipeline import ProfileConfig, ProfileIncomplete, rebuild_report, run_profile
 
     console = Console(stderr=True)
+    if report_only:
+        try:
+            files = rebuild_report(out)
+        except (InputError, ProfilerError, OSError) as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(code=2) from None
+        for name, path in files.items():
+            console.print(f"{name}: {path}")
+        return
     try:
         model_names = parse_models(models)
         set_list = parse_sets(sets, model_names)

@@ -19,12 +19,12 @@ from typing import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from eaco.colocation.profiles import ProfileStore, write_profile_store
+from eaco.colocation.profiles import ProfileStore, read_profile_store, write_profile_store
 from eaco.energy.host_power import HostPowerModel
 from eaco.profiler.experiment import JobSettings, RunOutcome, run_together
 from eaco.profiler.provenance import collect_provenance
 from eaco.profiler.report import write_report
-from eaco.profiler.run_io import load_run, run_fingerprint, save_run
+from eaco.profiler.run_io import load_run, read_run, run_fingerprint, save_run
 from eaco.profiler.store import build_store
 from eaco.profiler.telemetry import GpuSource, open_nvml
 
@@ -134,3 +134,14 @@ def run_profile(
     store_path = write_profile_store(store, cfg.out_dir / STORE_FILE)
     files = write_report(store, runs, cfg.out_dir)
     return ProfileResult(store, store_path, files, tuple(runs), note, tuple(kept))
+
+
+def rebuild_report(out_dir: Path) -> dict[str, Path]:
+    """Write the report of a finished profile again from its files (``profiles.json`` and the
+    saved runs), e.g. on another machine, where the paper's tables can be read to compare with."""
+    store = read_profile_store(out_dir / STORE_FILE)
+    settings = store.provenance.settings
+    run_ids = [f"alone-{m}" for m in settings.get("models", [e.model for e in store.exclusive])]
+    run_ids += [f"set-{s}" for s in settings.get("sets", [])]
+    runs = [read_run(out_dir / "runs" / run_id) for run_id in run_ids]
+    return write_report(store, runs, out_dir)

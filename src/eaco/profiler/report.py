@@ -6,6 +6,8 @@ Files written to the output folder:
   with the energy saved against the members alone, co-located utilisation) and the provenance.
 - ``exclusive.csv`` / ``colocated.csv``: the same columns as the paper's tables in
   ``shared/data/paper/eaco_v100_*.csv`` (kWh, hours, percent), for side-by-side comparison.
+- ``paper_comparison.csv``: the models and sets the paper measured too, next to its numbers
+  (:mod:`eaco.profiler.paper_compare`); the same as a section of ``report.md``.
 - ``fig2_utilisation.png``: GPU utilisation over time of every run (host CPU utilisation where
   no GPU was read), with each job's exit marked.
 - ``timeseries/<run>.csv``: every telemetry sample of every run.
@@ -19,7 +21,10 @@ from pathlib import Path
 from typing import Sequence
 
 from eaco.colocation.profiles import ColocatedProfile, ProfileStore
+from eaco.errors import InputError
+from eaco.measurements.paper import PaperTables, load_paper_tables
 from eaco.profiler.experiment import RunOutcome
+from eaco.profiler.paper_compare import PaperComparison, compare_with_paper
 
 J_PER_KWH = 3.6e6
 S_PER_H = 3600.0
@@ -52,7 +57,7 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     return out
 
 
-def markdown_report(store: ProfileStore) -> str:
+def markdown_report(store: ProfileStore, comparison: PaperComparison | None = None, no_paper_why: str = "") -> str:
     ids = job_ids(store)
     p = store.provenance
     alone = {e.job_type: e for e in store.exclusive}
@@ -111,7 +116,48 @@ def markdown_report(store: ProfileStore) -> str:
     )
     lines += ["", "Speeds: each member's exclusive epoch time / its epoch time while all members trained"
               " (docs/profiler.md). Figure: `fig2_utilisation.png`.", ""]
+    lines += _comparison_section(comparison, no_paper_why)
     return "\n".join(lines)
+
+
+def _comparison_section(comparison: PaperComparison | None, no_paper_why: str) -> list[str]:
+    lines = ["## Compared with the paper (8 x V100, Tables 1-4)", ""]
+    if comparison is None:
+        return lines + [f"Not compared: {no_paper_why or 'the paper tables were not read'}.", ""]
+    if not comparison.exclusive and not comparison.sets:
+        return lines + ["None of the paper's jobs (AlexNet, ResNet-18, ResNet-50, VGG-16) is in this profile.", ""]
+    lines += ["The paper's runs took about 35 h on a whole node, a profile minutes: only ratios and utilisation"
+              " are compared (`paper_comparison.csv`).", ""]
+    if comparison.exclusive:
+        lines += _md_table(["job", "model", "GPU util avg, paper (%)", "GPU util avg, ours (%)"],
+                           [[e.job, e.model, _pct(e.paper_gpu_util), _pct(e.ours_gpu_util)] for e in comparison.exclusive])
+        lines.append("")
+    if comparison.sets:
+        lines += _md_table(
+            ["set", "models", "energy saved, paper (%)", "energy saved, ours (%)", "JCT vs alone, paper (%)",
+             "JCT vs alone, ours (%)", "GPU util avg, paper (%)", "GPU util avg, ours (%)"],
+            [[c.job_set, "+".join(c.models), _pct(c.paper_energy_saved_frac), _pct(c.ours_energy_saved_frac),
+              f"{100 * c.paper_jct_vs_alone:+.1f}", f"{100 * c.ours_jct_vs_alone:+.1f}", _pct(c.paper_gpu_util),
+              _pct(c.ours_gpu_util)] for c in comparison.sets])
+        lines += ["", comparison.summary()]
+    if comparison.paper_sets_not_profiled:
+        lines += ["", f"Sets the paper measured that this profile has not: {', '.join(comparison.paper_sets_not_profiled)}."]
+    return lines + [""]
+
+
+def write_comparison_csv(comparison: PaperComparison, path: Path) -> Path:
+    """One row per compared job or set: ``kind`` (alone/set), names, paper and ours side by side."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["kind", "name", "models", "paper_energy_saved_pct", "ours_energy_saved_pct", "paper_jct_vs_alone_pct",
+                    "ours_jct_vs_alone_pct", "paper_gpu_util_avg_pct", "ours_gpu_util_avg_pct"])
+        for e in comparison.exclusive:
+            w.writerow(["alone", e.job, e.model, "", "", "", "", _csv_num(e.paper_gpu_util, 100), _csv_num(e.ours_gpu_util, 100)])
+        for c in comparison.sets:
+            w.writerow(["set", c.job_set, "+".join(c.models), _csv_num(c.paper_energy_saved_frac, 100),
+                        _csv_num(c.ours_energy_saved_frac, 100), _csv_num(c.paper_jct_vs_alone, 100),
+                        _csv_num(c.ours_jct_vs_alone, 100), _csv_num(c.paper_gpu_util, 100), _csv_num(c.ours_gpu_util, 100)])
+    return path
 
 
 def write_paper_csvs(store: ProfileStore, out_dir: Path) -> tuple[Path, Path]:
@@ -194,12 +240,25 @@ def plot_utilisation(runs: Sequence[RunOutcome], path: Path) -> Path:
     return path
 
 
-def write_report(store: ProfileStore, runs: Sequence[RunOutcome], out_dir: Path) -> dict[str, Path]:
+def write_report(store: ProfileStore, runs: Sequence[RunOutcome], out_dir: Path,
+                 paper: PaperTables | None = None) -> dict[str, Path]:
+    """``paper``: the paper's tables to compare with (default: read from the shared data folder;
+    without it the report says why and compares nothing)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    why = ""
+    if paper is None:
+        try:
+            paper = load_paper_tables()
+        except (OSError, InputError) as exc:
+            why = f"the paper's tables could not be read ({exc})"
+    comparison = compare_with_paper(store, paper) if paper is not None else None
     md = out_dir / "report.md"
-    md.write_text(markdown_report(store), encoding="utf-8")
+    md.write_text(markdown_report(store, comparison, why), encoding="utf-8")
     ex, co = write_paper_csvs(store, out_dir)
+    files: dict[str, Path] = {}
+    if comparison is not None:
+        files["paper_comparison_csv"] = write_comparison_csv(comparison, out_dir / "paper_comparison.csv")
     fig = plot_utilisation(runs, out_dir / "fig2_utilisation.png")
     for r in runs:
         write_timeseries(r, out_dir / "timeseries")
-    return {"report": md, "exclusive_csv": ex, "colocated_csv": co, "figure": fig, "timeseries": out_dir / "timeseries"}
+    return {"report": md, "exclusive_csv": ex, "colocated_csv": co, **files, "figure": fig, "timeseries": out_dir / "timeseries"}

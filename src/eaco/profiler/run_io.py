@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from eaco.energy.host_power import HostPowerModel
 from eaco.profiler.epoch_report import EpochRecord
-from eaco.profiler.experiment import JobOutcome, JobSettings, RunOutcome
+from eaco.profiler.experiment import JobOutcome, JobSettings, ProfilerError, RunOutcome
 from eaco.profiler.summary import TelemetrySummary
 from eaco.profiler.telemetry import GpuDevice, GpuReading, GpuSample, HostSample
 
@@ -118,3 +118,13 @@ def load_run(run_dir: Path, fingerprint: dict[str, Any]) -> tuple[RunOutcome | N
         return outcome_from_json(data["outcome"]), ""
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return None, f"{path}: unreadable ({type(exc).__name__}: {exc})"
+
+
+def read_run(run_dir: Path) -> RunOutcome:
+    """The run saved in ``run_dir``, whatever made it (rebuilding a report); ProfilerError naming
+    the file when it is missing or unreadable."""
+    path = run_dir / RUN_FILE
+    try:
+        return outcome_from_json(json.loads(path.read_text(encoding="utf-8"))["outcome"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ProfilerError(f"{path}: cannot read the saved run ({type(exc).__name__}: {exc})") from None

@@ -91,9 +91,16 @@ def test_two_jobs_share_one_gpu_exact_jct_and_energy(env):
     p_shared = _node_power(env, [a, b], u_ab, [a, b])
     p_alone = _node_power(env, [a], a.gpu_util, [a])
     assert res.energy.total_j == pytest.approx(p_shared * t_b + p_alone * (t_a - t_b))
-    # the shared GPU's power is split equally, host power split per job slot
-    assert recs[1].energy_j == pytest.approx(p_shared * t_b / 2)
-    assert recs[0].energy_j == pytest.approx(p_shared * t_b / 2 + p_alone * (t_a - t_b))
+    # host power split per job slot; the shared GPU's idle power split equally and the power its
+    # work adds in proportion to each job's work there (exclusive utilisation x speed)
+    gpu = env.energy.gpu("v100")
+    p_gpu, p_idle = gpu.power_w(u_ab), gpu.power_w(0.0)
+    share_b = b.gpu_util * s_b / (a.gpu_util * s_a + b.gpu_util * s_b)
+    host_shared = p_shared - p_gpu
+    e_b = (host_shared / 2 + p_idle / 2 + (p_gpu - p_idle) * share_b) * t_b
+    assert recs[1].energy_j == pytest.approx(e_b)
+    assert recs[0].energy_j == pytest.approx(p_shared * t_b - e_b + p_alone * (t_a - t_b))
+    assert a.gpu_util < b.gpu_util and e_b > p_shared * t_b / 2  # resnet50 does more of the work than alexnet
     assert res.max_work_residual < 1e-9
 
 

@@ -41,6 +41,33 @@ class ScriptedSource:
         self.closed = True
 
 
+def test_a_shared_gpus_energy_is_split_by_work_with_the_idle_part_equal() -> None:
+    from eaco.runtime.accounting import EnergyAccountant, gpu_energy_split
+    from eaco.model.job import Job
+    from eaco.state.cluster_state import ClusterState
+
+    assert gpu_energy_split(100.0, 40.0, [0.5]) == [100.0]
+    assert gpu_energy_split(100.0, 40.0, [0.1, 0.3]) == [pytest.approx(20 + 15), pytest.approx(20 + 45)]
+    assert gpu_energy_split(100.0, 40.0, [0.0, 0.0]) == [pytest.approx(50.0)] * 2
+    # a GPU that used less than the model's idle energy: nobody gets a negative share
+    assert gpu_energy_split(30.0, 40.0, [0.1, 0.9]) == [pytest.approx(15.0)] * 2
+
+    env = load_environment()
+    inventory = declared_gpus("1xv100")
+    state = ClusterState(inventory.cluster())
+    jobs = {i: Job(i, 0.0, 1, "resnet18", 5, 10.0, 4.0, u) for i, u in ((0, 0.1), (1, 0.3))}
+    for job in jobs.values():
+        state.place(job, (0,))
+    acc = EnergyAccountant(env.energy, env.catalog, cpu_util=lambda: 0.0)
+    out = acc.step(state, jobs, 2.0)
+    gpu = env.energy.gpu("v100")
+    gpu_j, idle_j = gpu.power_w(0.4) * 2.0, gpu.power_w(0.0) * 2.0
+    host_j = (env.energy.host.power_w(0.0) + env.energy.node_baseline_w) * 2.0
+    assert out[0][2] == pytest.approx(idle_j / 2 + (gpu_j - idle_j) * 0.25 + host_j / 2)
+    assert out[1][2] == pytest.approx(idle_j / 2 + (gpu_j - idle_j) * 0.75 + host_j / 2)
+    assert out[0][2] + out[1][2] == pytest.approx(acc.totals.total_j)
+
+
 def test_meter_uses_the_counter_then_power_and_reports_gaps() -> None:
     source = ScriptedSource([
         {0: (100.0, 1000.0), 3: (50.0, None)},

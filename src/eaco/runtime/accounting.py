@@ -8,8 +8,11 @@ an interval a GPU could not be read, GPU energy is **modelled**: the calibrated 
 capped at 1). The modelled figure is always kept beside the measured one, so a run on real GPUs
 also reports how far the energy model is from the meter. Host power is the host model at the CPU
 utilisation measured with psutil when available (else modelled from the catalogue's CPU share per
-GPU); nothing here measures wall power. Attribution follows the simulator: a GPU's energy split
-equally among its jobs, host energy among (job, GPU) slots.
+GPU); nothing here measures wall power. Attribution follows the simulator: a shared GPU's idle
+energy (the model at utilisation 0, at most what the GPU used) is split equally among its jobs
+and the rest in proportion to their exclusive utilisation (the runtime knows no speeds: the
+simulator also weighs each job's speed); a job alone gets its GPU's whole energy. Host energy is
+split among (job, GPU) slots.
 """
 
 from __future__ import annotations
@@ -67,6 +70,18 @@ def measured_cpu_util() -> Callable[[], float] | None:
     return lambda: psutil.cpu_percent(None) / 100.0
 
 
+def gpu_energy_split(energy_j: float, idle_j: float, utils: list[float]) -> list[float]:
+    """A GPU's energy over an interval, split among its jobs: ``idle_j`` (at most ``energy_j``)
+    equally, the rest in proportion to ``utils`` (equally when they are all 0)."""
+    n = len(utils)
+    if n == 1:
+        return [energy_j]
+    idle = min(idle_j, energy_j)
+    total = sum(utils)
+    weights = [u / total for u in utils] if total > 0 else [1.0 / n] * n
+    return [idle / n + (energy_j - idle) * w for w in weights]
+
+
 class EnergyAccountant:
     def __init__(self, energy: EnergyModel, catalog: JobCatalog, cpu_util: Callable[[], float] | None,
                  gpu_meter: GpuMeter | None = None) -> None:
@@ -116,10 +131,9 @@ class EnergyAccountant:
                 continue
             t.gpu_busy_j += energy_j
             t.model_gpu_busy_j += model_j
-            share = energy_j / len(on_gpu)
-            for j in on_gpu:
+            for j, part_j in zip(on_gpu, gpu_energy_split(energy_j, model.power_w(0.0) * dt_s, [jobs[j].gpu_util for j in on_gpu])):
                 run_s, coloc_s, e = out.get(j, (0.0, 0.0, 0.0))
-                out[j] = (run_s, coloc_s, e + share)
+                out[j] = (run_s, coloc_s, e + part_j)
                 slots.append(j)
                 modelled_cpu += self.catalog.get(jobs[j].job_type).cpu_util_per_gpu
         cpu = self.cpu_util() if self.cpu_util is not None else min(1.0, modelled_cpu)

@@ -30,6 +30,17 @@ class GroundTruth:
             return (1.0,)
         return self.colocation.speeds(tuple(j.job_type for j in jobs), gpu_type)
 
+    def util_shares(self, jobs: list[Job], gpu_type: str) -> tuple[float, ...]:
+        """Each job's share of a shared GPU's work (sums to 1): its exclusive utilisation times its
+        speed there, normalised; equal shares when none does any work."""
+        if len(jobs) == 1:
+            return (1.0,)
+        work = [j.gpu_util * s for j, s in zip(jobs, self.speeds(jobs, gpu_type))]
+        total = sum(work)
+        if total <= 0:
+            return tuple(1.0 / len(jobs) for _ in jobs)
+        return tuple(w / total for w in work)
+
     def gpu_util(self, jobs: list[Job], gpu_type: str) -> float:
         """Utilisation (0..1) of a GPU running these jobs."""
         if not jobs:

@@ -114,7 +114,7 @@ def simulate(
 ) -> None:
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
     from eaco.report.files import write_jobs, write_metrics, write_timeseries
-    from eaco.report.tables import metrics_table, speed_table
+    from eaco.report.tables import idle_cluster_note, metrics_table, speed_table
     from eaco.sim.runner import SLEEP_MODES
     from eaco.sim.runner import simulate as run_one
     from eaco.policies.registry import policy_names
@@ -171,6 +171,9 @@ def simulate(
     metrics = [m for _, m in results]
     console.print(metrics_table(metrics, title=f"{wl.name} on {spec.describe()}"))
     console.print(speed_table(metrics))
+    note = idle_cluster_note(metrics, spec.num_nodes, sleep)
+    if note:
+        err_console.print(f"[yellow]{note}[/]")
     meta = {
         "eaco_version": __version__,
         "command": " ".join(["eaco", *sys.argv[1:]]),

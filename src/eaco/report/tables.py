@@ -32,7 +32,7 @@ def metrics_table(rows: list[Metrics], title: str = "") -> Table:
         ("total time p95 / p99 (h)", lambda m: f"{m.total_time_s.p95 / H:,.1f} / {m.total_time_s.p99 / H:,.1f}"),
         ("makespan (h)", lambda m: f"{m.makespan_s / H:,.1f}"),
         ("avg active nodes", lambda m: f"{m.avg_active_nodes:,.1f}"),
-        ("avg GPU util", lambda m: f"{m.avg_gpu_util:.1%}"),
+        ("avg GPU util (all / busy)", lambda m: f"{m.avg_gpu_util:.1%} / {m.avg_busy_gpu_util:.1%}"),
         ("co-located jobs", lambda m: f"{m.colocated_jobs:,}"),
         ("deadline misses", lambda m: f"{m.deadline_misses:,} of {m.jobs_with_deadline:,}"),
         ("  caused by sharing", lambda m: f"{m.deadline_misses_colocation:,}"),
@@ -57,3 +57,22 @@ def speed_table(rows: list[Metrics]) -> Table:
             f"{m.num_jobs / m.wall_s:,.0f}" if m.wall_s > 0 else "-",
         )
     return table
+
+
+IDLE_CLUSTER_SHARE = 0.25  # below this share of nodes active on average, say what dominates energy
+
+
+def idle_cluster_note(rows: list[Metrics], num_nodes: int, sleep: str) -> str | None:
+    """A warning when most of the cluster had no job under every policy and some policy kept its
+    empty nodes awake: the energy gap then mostly measures idle nodes, not placement."""
+    if not rows or num_nodes <= 0 or sleep != "policy":
+        return None
+    busiest = max(m.avg_active_nodes for m in rows)
+    awake = [m for m in rows if m.sleep_kwh == 0 and m.energy_kwh > 0]
+    if busiest >= IDLE_CLUSTER_SHARE * num_nodes or not awake:
+        return None
+    worst = max(awake, key=lambda m: (m.gpu_idle_kwh) / m.energy_kwh)
+    return (f"note: on average at most {busiest:,.1f} of {num_nodes:,} nodes had a job; {', '.join(m.policy for m in awake)} "
+            f"keep empty nodes awake (as published), so idle GPUs alone are {worst.gpu_idle_kwh / worst.energy_kwh:.0%} of "
+            f"{worst.policy}'s energy. --sleep all lets empty nodes sleep under every policy, to compare placement alone; "
+            f"or size the cluster to the workload.")

@@ -44,6 +44,18 @@ def test_simulate_csv_trace_and_bad_row_errors(tmp_path):
     assert "1 bad rows skipped" in res.output
 
 
+def test_simulate_says_when_idle_nodes_dominate_energy(tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("submit_time_s,duration_s,num_gpus,job_type\n0,3600,1,resnet50\n60,7200,2,vgg16\n")
+    base = ["simulate", "-w", f"csv:{trace}", "-p", "fifo,eaco", "--no-plots"]
+    res = runner.invoke(app, base + ["-c", "8x4xv100", "-o", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert "nodes had a job; fifo keep empty nodes awake" in " ".join(res.output.split())
+    for extra in (["-c", "8x4xv100", "--sleep", "all"], ["-c", "1x4xv100"]):  # all sleep; or a busy cluster
+        res = runner.invoke(app, base + extra + ["-o", str(tmp_path / "b")])
+        assert res.exit_code == 0 and "keep empty nodes awake" not in res.output, extra
+
+
 def test_simulate_rejects_unknown_policy_and_cluster(tmp_path):
     res = runner.invoke(app, ["simulate", "-p", "fifo,nope", "-o", str(tmp_path)])
     assert res.exit_code == 2 and "nope" in res.output

@@ -42,15 +42,16 @@ class ScriptedSource:
 
 
 def test_a_shared_gpus_energy_is_split_by_work_with_the_idle_part_equal() -> None:
-    from eaco.runtime.accounting import EnergyAccountant, gpu_energy_split
+    from eaco.energy.attribution import split_gpu_energy
+    from eaco.runtime.accounting import EnergyAccountant
     from eaco.model.job import Job
     from eaco.state.cluster_state import ClusterState
 
-    assert gpu_energy_split(100.0, 40.0, [0.5]) == [100.0]
-    assert gpu_energy_split(100.0, 40.0, [0.1, 0.3]) == [pytest.approx(20 + 15), pytest.approx(20 + 45)]
-    assert gpu_energy_split(100.0, 40.0, [0.0, 0.0]) == [pytest.approx(50.0)] * 2
+    assert split_gpu_energy(100.0, 40.0, [0.5]) == [100.0]
+    assert split_gpu_energy(100.0, 40.0, [0.1, 0.3]) == [pytest.approx(20 + 15), pytest.approx(20 + 45)]
+    assert split_gpu_energy(100.0, 40.0, [0.0, 0.0]) == [pytest.approx(50.0)] * 2
     # a GPU that used less than the model's idle energy: nobody gets a negative share
-    assert gpu_energy_split(30.0, 40.0, [0.1, 0.9]) == [pytest.approx(15.0)] * 2
+    assert split_gpu_energy(30.0, 40.0, [0.1, 0.9]) == [pytest.approx(15.0)] * 2
 
     env = load_environment()
     inventory = declared_gpus("1xv100")

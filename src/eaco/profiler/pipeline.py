@@ -14,7 +14,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -67,6 +67,11 @@ class ProfileIncomplete(RuntimeError):
         self.total = total
 
 
+def run_plan(models: Sequence[str], sets: Sequence[tuple[str, ...]]) -> list[tuple[str, tuple[str, ...]]]:
+    """The runs of an experiment in order, as (run id, members): every model alone, then every set."""
+    return [(f"alone-{m}", (m,)) for m in models] + [(f"set-{'+'.join(s)}", tuple(s)) for s in sets]
+
+
 def run_profile(
     cfg: ProfileConfig,
     console: Console | None = None,
@@ -81,7 +86,7 @@ def run_profile(
     devices = source.devices if source is not None else ()
     visible = ",".join(str(i) for i in cfg.gpus) if cfg.gpus else None
     num_gpus = max(1, len(devices))
-    plan = [(f"alone-{m}", (m,)) for m in cfg.models] + [(f"set-{'+'.join(s)}", s) for s in cfg.sets]
+    plan = run_plan(cfg.models, cfg.sets)
     fingerprints = {run_id: run_fingerprint(members, cfg.settings, devices, cfg.sample_hz, cfg.host_model, cfg.gpus)
                     for run_id, members in plan}
     kept: dict[str, RunOutcome] = {}
@@ -141,7 +146,7 @@ def rebuild_report(out_dir: Path) -> dict[str, Path]:
     saved runs), e.g. on another machine, where the paper's tables can be read to compare with."""
     store = read_profile_store(out_dir / STORE_FILE)
     settings = store.provenance.settings
-    run_ids = [f"alone-{m}" for m in settings.get("models", [e.model for e in store.exclusive])]
-    run_ids += [f"set-{s}" for s in settings.get("sets", [])]
-    runs = [read_run(out_dir / "runs" / run_id) for run_id in run_ids]
+    plan = run_plan(settings.get("models", [e.model for e in store.exclusive]),
+                    [tuple(s.split("+")) for s in settings.get("sets", [])])
+    runs = [read_run(out_dir / "runs" / run_id) for run_id, _ in plan]
     return write_report(store, runs, out_dir)

@@ -106,25 +106,29 @@ def save_run(run_dir: Path, outcome: RunOutcome, fingerprint: dict[str, Any]) ->
 
 def load_run(run_dir: Path, fingerprint: dict[str, Any]) -> tuple[RunOutcome | None, str]:
     """The run saved in ``run_dir`` if it was made as ``fingerprint`` says, else (None, why)."""
-    path = run_dir / RUN_FILE
-    if not path.exists():
+    if not (run_dir / RUN_FILE).exists():
         return None, "not run yet"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        saved = data["fingerprint"]
-        if saved != fingerprint:
-            changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
-            return None, f"made with other {', '.join(changed)}"
-        return outcome_from_json(data["outcome"]), ""
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return None, f"{path}: unreadable ({type(exc).__name__}: {exc})"
+        saved, outcome = _read(run_dir)
+    except ProfilerError as exc:
+        return None, str(exc)
+    if saved != fingerprint:
+        changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
+        return None, f"made with other {', '.join(changed)}"
+    return outcome, ""
 
 
 def read_run(run_dir: Path) -> RunOutcome:
     """The run saved in ``run_dir``, whatever made it (rebuilding a report); ProfilerError naming
     the file when it is missing or unreadable."""
+    return _read(run_dir)[1]
+
+
+def _read(run_dir: Path) -> tuple[dict[str, Any], RunOutcome]:
+    """The saved fingerprint and run; ProfilerError naming the file when it cannot be read."""
     path = run_dir / RUN_FILE
     try:
-        return outcome_from_json(json.loads(path.read_text(encoding="utf-8"))["outcome"])
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data["fingerprint"], outcome_from_json(data["outcome"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ProfilerError(f"{path}: cannot read the saved run ({type(exc).__name__}: {exc})") from None
+        raise ProfilerError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None

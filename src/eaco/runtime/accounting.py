@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from eaco.colocation.catalog import JobCatalog
+from eaco.energy.attribution import split_gpu_energy
 from eaco.energy.node_power import EnergyModel
 from eaco.model.job import Job
 from eaco.runtime.gpu_meter import GpuInterval, GpuMeter
@@ -68,18 +69,6 @@ def measured_cpu_util() -> Callable[[], float] | None:
         return None
     psutil.cpu_percent(None)
     return lambda: psutil.cpu_percent(None) / 100.0
-
-
-def gpu_energy_split(energy_j: float, idle_j: float, utils: list[float]) -> list[float]:
-    """A GPU's energy over an interval, split among its jobs: ``idle_j`` (at most ``energy_j``)
-    equally, the rest in proportion to ``utils`` (equally when they are all 0)."""
-    n = len(utils)
-    if n == 1:
-        return [energy_j]
-    idle = min(idle_j, energy_j)
-    total = sum(utils)
-    weights = [u / total for u in utils] if total > 0 else [1.0 / n] * n
-    return [idle / n + (energy_j - idle) * w for w in weights]
 
 
 class EnergyAccountant:
@@ -131,7 +120,7 @@ class EnergyAccountant:
                 continue
             t.gpu_busy_j += energy_j
             t.model_gpu_busy_j += model_j
-            for j, part_j in zip(on_gpu, gpu_energy_split(energy_j, model.power_w(0.0) * dt_s, [jobs[j].gpu_util for j in on_gpu])):
+            for j, part_j in zip(on_gpu, split_gpu_energy(energy_j, model.power_w(0.0) * dt_s, [jobs[j].gpu_util for j in on_gpu])):
                 run_s, coloc_s, e = out.get(j, (0.0, 0.0, 0.0))
                 out[j] = (run_s, coloc_s, e + part_j)
                 slots.append(j)

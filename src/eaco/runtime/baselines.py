@@ -56,14 +56,19 @@ def workload_key(spec: JobSpec, gpu_type: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
+def measured_epoch_s(durations_s: Sequence[float]) -> tuple[float, int]:
+    """The exclusive epoch time that alone epochs measure (median of the last
+    :data:`MAX_BASELINE_EPOCHS`), and how many it rests on."""
+    recent = list(durations_s)[-MAX_BASELINE_EPOCHS:]
+    return statistics.median(recent), len(recent)
+
+
 def choose_baseline(own_s: Sequence[float], history_s: Sequence[float], spec: JobSpec) -> EpochBaseline:
     """The best baseline from this job's alone epochs, earlier jobs' ones and the spec."""
-    if own_s:
-        recent = list(own_s)[-MAX_BASELINE_EPOCHS:]
-        return EpochBaseline(statistics.median(recent), "measured", len(recent))
-    if history_s:
-        recent = list(history_s)[-MAX_BASELINE_EPOCHS:]
-        return EpochBaseline(statistics.median(recent), "history", len(recent))
+    for durations_s, source in ((own_s, "measured"), (history_s, "history")):
+        if durations_s:
+            epoch_s, epochs = measured_epoch_s(durations_s)
+            return EpochBaseline(epoch_s, source, epochs)
     if spec.expected_epoch_s is not None:
         return EpochBaseline(spec.expected_epoch_s, "declared", 0)
     return EpochBaseline(DEFAULT_EXPECTED_EPOCH_S, "default", 0)

@@ -30,7 +30,7 @@ from eaco.runtime.errors import RuntimeStateError
 from eaco.runtime.gpu_meter import GpuMeter
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, AloneTracker, EpochBaseline, choose_baseline, workload_key
-from eaco.runtime.jobs import job_from_spec
+from eaco.runtime.jobs import job_from_spec, reference_epoch_s
 from eaco.runtime.layout import StateLayout
 from eaco.runtime.metrics import GpuSnapshot, RuntimeSnapshot
 from eaco.runtime.reports import ReportTail
@@ -128,8 +128,8 @@ class Runtime:
                                    self.store.workload_exclusive_epochs(key, MAX_BASELINE_EPOCHS, except_job=job_id), spec)
         self.workload_keys[job_id] = key
         self.baselines[job_id] = baseline
-        job = job_from_spec(job_id, spec, row.submit_unix - self.origin_unix, self.catalog, self.inventory, row.exclusive_only,
-                            epoch_s=baseline.epoch_s)
+        job = job_from_spec(job_id, spec, row.submit_unix - self.origin_unix, self.catalog, self.inventory, baseline.epoch_s,
+                            row.exclusive_only)
         self.jobs[job_id] = job
         self.specs[job_id] = spec
         self.epochs_done[job_id] = row.epochs_done
@@ -327,8 +327,8 @@ class Runtime:
             reason = f"{outcome} while co-located; requeued to run exclusively"
             self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix, reason=reason, exclusive_only=True)
             leave_gpus()
-            self.jobs[job_id] = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory, True,
-                                              epoch_s=self.baselines[job_id].epoch_s)
+            self.jobs[job_id] = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory,
+                                              self.baselines[job_id].epoch_s, exclusive_only=True)
             self.status[job_id] = "queued"
             return
         if outcome == "lost":
@@ -454,8 +454,8 @@ class Runtime:
         if old.source != new.source or abs(new.epoch_s - old.epoch_s) > BASELINE_EVENT_CHANGE * old.epoch_s:
             self.store.event(job_id, "baseline", f"exclusive epoch {new.epoch_s:.3g} s measured alone over {new.epochs} "
                                                  f"epoch(s) (was {old.epoch_s:.3g} s, {old.source})")
-        kind = self.catalog.get(self.specs[job_id].job_type)
-        self.jobs[job_id] = replace(self.jobs[job_id], epoch_duration_s=new.epoch_s * kind.speed_on(self.inventory.gpu_type))
+        self.jobs[job_id] = replace(self.jobs[job_id],
+                                    epoch_duration_s=reference_epoch_s(new.epoch_s, self.specs[job_id], self.catalog, self.inventory))
         if job_id in self.state.job_gpus:
             self.state.touch(job_id)  # cached predictions of its nodes' end times are stale
 

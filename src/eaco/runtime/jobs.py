@@ -3,10 +3,10 @@
 What the policy needs and where each value comes from (docs/runtime.md):
 
 - ``epoch_duration_s`` (exclusive epoch time on the reference GPU): the job's exclusive epoch
-  time on this machine's GPUs (``epoch_s``: the runtime's baseline, :mod:`eaco.runtime.baselines`;
-  else the spec's ``expected_epoch_s``; else :data:`~eaco.runtime.spec.DEFAULT_EXPECTED_EPOCH_S`)
-  x the catalogue's relative speed of the job type on this GPU type, so that the policy's
-  exclusive rate here is 1 / that epoch time.
+  time on this machine's GPUs (``epoch_s``: the runtime's baseline, measured, else declared,
+  else a default, :mod:`eaco.runtime.baselines`) x the catalogue's relative speed of the job type
+  on this GPU type (:func:`reference_epoch_s`), so that the policy's exclusive rate here is
+  1 / that epoch time.
 - ``memory_gb``: the spec's estimate, else the catalogue's peak memory of the job type.
 - ``gpu_util``: the spec's, else the catalogue's exclusive utilisation on this GPU type.
 - ``deadline_s``: submit time + the spec's ``deadline_s`` (or ``(1 + slack) x epochs x
@@ -24,7 +24,7 @@ from eaco.errors import InputError
 from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.model.job import Job
 from eaco.runtime.gpus import GpuInventory
-from eaco.runtime.spec import DEFAULT_EXPECTED_EPOCH_S, JobSpec
+from eaco.runtime.spec import JobSpec
 
 
 def largest_node_gpus(inventory: GpuInventory) -> int:
@@ -50,22 +50,24 @@ def check_runnable(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory, 
         raise InputError(source, f"{memory_gb:g} GB does not fit a {inventory.gpu_type} ({gpu_memory_gb:g} GB)", field="memory_gb")
 
 
+def reference_epoch_s(epoch_s: float, spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory) -> float:
+    """A job's exclusive epoch time on this runtime's GPUs, as the epoch time on the reference GPU
+    that policies plan with (x the catalogue's relative speed of its type on this GPU type)."""
+    return epoch_s * catalog.get(spec.job_type).speed_on(inventory.gpu_type)
+
+
 def job_from_spec(
     job_id: int,
     spec: JobSpec,
     submit_time_s: float,
     catalog: JobCatalog,
     inventory: GpuInventory,
+    epoch_s: float,
     exclusive_only: bool = False,
-    epoch_s: float | None = None,
 ) -> Job:
     check_runnable(spec, catalog, inventory)
     kind = catalog.get(spec.job_type)
     gpu = inventory.gpu_type
-    if epoch_s is not None:
-        expected_s = epoch_s
-    else:
-        expected_s = spec.expected_epoch_s if spec.expected_epoch_s is not None else DEFAULT_EXPECTED_EPOCH_S
     memory_gb = spec.memory_gb if spec.memory_gb is not None else kind.memory_gb
     priority = spec.priority
     if exclusive_only:
@@ -78,7 +80,7 @@ def job_from_spec(
         num_gpus=spec.num_gpus,
         job_type=spec.job_type,
         num_epochs=spec.epochs,
-        epoch_duration_s=expected_s * kind.speed_on(gpu),
+        epoch_duration_s=reference_epoch_s(epoch_s, spec, catalog, inventory),
         memory_gb=memory_gb,
         gpu_util=spec.gpu_util if spec.gpu_util is not None else kind.util_on(gpu),
         gpu_type=spec.gpu_type,

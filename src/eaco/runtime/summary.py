@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from pathlib import Path
 from typing import Any
 
 from eaco.runtime.accounting import EnergyTotals
-from eaco.runtime.baselines import MAX_BASELINE_EPOCHS
+from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, measured_epoch_s
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.store import Store
 
@@ -33,7 +32,7 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
             "run_time_s": row.run_time_s, "colocated_s": row.colocated_s,
             "waiting_s": (total_s - row.run_time_s) if total_s is not None else None,
             "energy_j": row.energy_j, "exclusive_only": row.exclusive_only, "reason": row.reason,
-            "exclusive_epoch_s": statistics.median(alone[row.job_id]) if row.job_id in alone else None,
+            "exclusive_epoch_s": measured_epoch_s(alone[row.job_id])[0] if row.job_id in alone else None,
             "alone_epochs_measured": len(alone.get(row.job_id, ())),
         })
     finished = [j for j in jobs if j["state"] == "finished"]

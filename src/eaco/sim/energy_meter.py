@@ -15,8 +15,9 @@ Split of cluster energy:
 Attribution to jobs (the paper's "job power = server power + its GPUs' power"): a busy GPU's
 idle power (the model at utilisation 0) is split equally among the jobs on it and the rest, the
 power their work adds, in proportion to each job's share of that work (its exclusive utilisation
-x its speed there, :meth:`GroundTruth.util_shares`), so a light job sharing with a heavy one is
-not charged half of the heavy one's power; alone, a job gets its GPU's whole power. Each awake
+x its speed there, :meth:`GroundTruth.work_weights`; :mod:`eaco.energy.attribution`), so a light
+job sharing with a heavy one is not charged half of the heavy one's power; alone, a job gets its
+GPU's whole power. Each awake
 node's host power is split among its (job, GPU) slots. Idle GPUs and sleeping nodes are attributed
 to no job.
 """
@@ -27,6 +28,7 @@ from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
+from eaco.energy.attribution import split_gpu_energy
 from eaco.model.job import Job
 
 from eaco.sim.ground_truth import GroundTruth
@@ -83,7 +85,7 @@ class EnergyMeter:
         self.gpu_util = [0.0] * n_gpus
         self.gpu_power_w = [m.power_w(0.0) for m in self._gpu_models]
         self._gpu_idle_w = list(self.gpu_power_w)
-        self.gpu_shares: list[dict[int, float]] = [{} for _ in range(n_gpus)]  # job -> share of the GPU's work
+        self.gpu_job_power_w: list[dict[int, float]] = [{} for _ in range(n_gpus)]  # job -> its part of the GPU's power
         self.node_busy_w = [0.0] * n_nodes
         self.node_idle_w = [0.0] * n_nodes
         self.node_host_w = [0.0] * n_nodes
@@ -159,15 +161,12 @@ class EnergyMeter:
         nodes: dict[int, None] = {}
         for g in gpus:
             members = state.gpu_jobs[g]
-            if members:
-                on_gpu = [self.jobs[j] for j in members]
-                util = truth.gpu_util(on_gpu, state.gpu_type[g])
-                self.gpu_shares[g] = dict(zip(members, truth.util_shares(on_gpu, state.gpu_type[g])))
-            else:
-                util = 0.0
-                self.gpu_shares[g] = {}
+            on_gpu = [self.jobs[j] for j in members]
+            util = truth.gpu_util(on_gpu, state.gpu_type[g]) if members else 0.0
             self.gpu_util[g] = util
-            self.gpu_power_w[g] = self._gpu_models[g].power_w(util)
+            self.gpu_power_w[g] = power = self._gpu_models[g].power_w(util)
+            self.gpu_job_power_w[g] = dict(zip(members, split_gpu_energy(
+                power, self._gpu_idle_w[g], truth.work_weights(on_gpu, state.gpu_type[g])))) if members else {}
             nodes[state.gpu_node[g]] = None
         jobs: dict[int, None] = {}
         for node in nodes:
@@ -215,12 +214,7 @@ class EnergyMeter:
         power = 0.0
         slots_on_node: dict[int, int] = {}
         for g in state.job_gpus[job_id]:
-            n = len(state.gpu_jobs[g])
-            if n == 1:
-                power += self.gpu_power_w[g]
-            else:
-                idle = min(self._gpu_idle_w[g], self.gpu_power_w[g])
-                power += idle / n + (self.gpu_power_w[g] - idle) * self.gpu_shares[g][job_id]
+            power += self.gpu_job_power_w[g][job_id]
             node = state.gpu_node[g]
             slots_on_node[node] = slots_on_node.get(node, 0) + 1
         for node, slots in slots_on_node.items():

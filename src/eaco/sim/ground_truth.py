@@ -30,16 +30,10 @@ class GroundTruth:
             return (1.0,)
         return self.colocation.speeds(tuple(j.job_type for j in jobs), gpu_type)
 
-    def util_shares(self, jobs: list[Job], gpu_type: str) -> tuple[float, ...]:
-        """Each job's share of a shared GPU's work (sums to 1): its exclusive utilisation times its
-        speed there, normalised; equal shares when none does any work."""
-        if len(jobs) == 1:
-            return (1.0,)
-        work = [j.gpu_util * s for j, s in zip(jobs, self.speeds(jobs, gpu_type))]
-        total = sum(work)
-        if total <= 0:
-            return tuple(1.0 / len(jobs) for _ in jobs)
-        return tuple(w / total for w in work)
+    def work_weights(self, jobs: list[Job], gpu_type: str) -> list[float]:
+        """Each job's work on a GPU it shares with ``jobs``: its exclusive utilisation times its
+        speed there (what its energy share is weighed by, :mod:`eaco.energy.attribution`)."""
+        return [j.gpu_util * s for j, s in zip(jobs, self.speeds(jobs, gpu_type))]
 
     def gpu_util(self, jobs: list[Job], gpu_type: str) -> float:
         """Utilisation (0..1) of a GPU running these jobs."""

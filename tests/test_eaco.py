@@ -387,6 +387,36 @@ def test_nobody_is_co_located_onto_a_high_priority_job(env):
     assert recs[0].colocated_time_s == 0
 
 
+# ================================================== clusters of several GPU types
+T4 = "t4"
+T4_THEN_V100 = "1x2xt4,1x1xv100"  # the slower type first in the cluster's order: GPUs 0-1 T4, GPU 2 V100
+
+
+def test_options_on_a_slower_gpu_type_count_its_slowdown(env):
+    # vgg16 alone on a T4 takes 1/0.61 of its V100 time: with time only in the objective the free
+    # V100 wins, though the T4 comes first in the cluster (both options are exclusive, slowdown 1.0
+    # each if the type were ignored)
+    assert env.catalog.get(VGG).speed_on(T4) < 0.7
+    job = _job(env, 0, VGG, 10, 100.0)
+    recs, _, policy = _run(env, [job], ClusterSpec.parse(T4_THEN_V100), alpha=0.0)
+    assert policy.places(0) == [(0.0, (2,))]
+    # a high-priority job takes the fastest type with free GPUs too
+    recs, _, policy = _run(env, [replace(job, priority=1)], ClusterSpec.parse(T4_THEN_V100))
+    assert policy.places(0) == [(0.0, (2,))]
+
+
+def test_a_deadline_met_only_on_the_fast_type_is_not_given_up_on_the_slow_one(env):
+    # job 0 pins the T4 node awake for long; job 1 (any type) meets its deadline alone on the V100
+    # (10 + 1000 s <= 1300 s) but not on a T4 (1000 / 0.61 s). Judged late on the T4 alone, it
+    # would go there best-effort (the cheapest option: no node to wake); judged on its fastest
+    # type it is not late, so it goes to the V100 and meets the deadline.
+    jobs = [replace(_job(env, 0, R32, 50, 100.0), gpu_type=T4),
+            _job(env, 1, VGG, 10, 100.0, submit=10.0, deadline=1300.0)]
+    recs, _, policy = _run(env, jobs, ClusterSpec.parse(T4_THEN_V100), alpha=1.0)
+    assert policy.places(1) == [(10.0, (2,))]
+    assert not recs[1].missed_deadline
+
+
 # ================================================== beyond the paper: late and urgent jobs
 def test_a_job_whose_deadline_is_lost_is_placed_best_effort(env):
     # job 1 cannot meet its deadline even alone (10 + 500 s > 400 s): under the paper's rules it

@@ -373,21 +373,34 @@ class EacoPolicy(Policy):
         return []
 
     def _place(self, view: SchedulerView, job: Job) -> list[Decision]:
+        types = self._types_fastest_first(view, job)
         if job.is_high_priority:
-            for t in candidate_gpu_types(view, job):
+            for t in types:
                 gpus = find_free_gpus(view, job.num_gpus, t)
                 if gpus is not None:
                     self.stats.exclusive_placements += 1
                     self._blocked.clear()
                     return [Place(job.job_id, gpus)]
             return []
+        if not types:
+            return []
+        # Options on different GPU types are compared on one scale: energy over the job's energy
+        # alone on its fastest type, time per epoch over its time per epoch there (a slower type
+        # costs time even when the job runs alone on it).
+        jt = self.catalog.get(job.job_type)
+        fastest_speed = jt.speed_on(types[0])
+        norm_j = self._reference_energy_j(view, job, types[0])
+        # late (its deadline lost even alone) is judged on the fastest type: on a slower type
+        # every deadline looks lost, which would let the job go there best-effort
+        binds = self._deadline_binds(view, job, types[0])
         options: list[_Option] = []
         fallback: _Option | None = None
-        for t in candidate_gpu_types(view, job):
+        for t in types:
+            type_factor = fastest_speed / jt.speed_on(t)
             found = 0
             min_speed = self._min_speed(view, job, t)
             for gpus in self._candidates(view, job, t, min_speed):
-                opt = self._evaluate_colocation(view, job, gpus, t, min_speed)
+                opt = self._evaluate_colocation(view, job, gpus, t, min_speed, norm_j, type_factor, binds)
                 if opt.feasible:
                     options.append(opt)
                     found += 1
@@ -395,11 +408,11 @@ class EacoPolicy(Policy):
                         break
             free = find_free_gpus(view, job.num_gpus, t)
             if free is not None:
-                opt = self._evaluate_exclusive(view, job, free, t)
+                opt = self._evaluate_exclusive(view, job, free, t, norm_j, type_factor, binds)
                 if opt.feasible:
                     options.append(opt)
                 elif fallback is None:
-                    fallback = opt
+                    fallback = opt  # the fastest type with free GPUs: the deadline is missed least there
         if not options:
             if fallback is None:
                 return []
@@ -411,6 +424,11 @@ class EacoPolicy(Policy):
             self._blocked.clear()  # newly busy GPUs are new co-location candidates
             return [Place(job.job_id, best.gpus)]
         return self._colocate(view, job, best.gpus)
+
+    def _types_fastest_first(self, view: SchedulerView, job: Job) -> list[str]:
+        """The GPU types ``job`` may run on, fastest for its job type first (ties: the cluster's order)."""
+        jt = self.catalog.get(job.job_type)
+        return sorted(candidate_gpu_types(view, job), key=lambda t: -jt.speed_on(t))
 
     def _colocate(self, view: SchedulerView, job: Job, gpus: tuple[int, ...]) -> list[Decision]:
         members: dict[int, None] = {}
@@ -639,8 +657,14 @@ class EacoPolicy(Policy):
         return min(st.min_speed, st.urgent_min_speed) if slack < st.urgent_slack else st.min_speed
 
     def _evaluate_colocation(
-        self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str, min_speed: float | None = None
+        self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str, min_speed: float | None = None,
+        norm_j: float | None = None, type_factor: float = 1.0, binds: bool | None = None,
     ) -> _Option:
+        """Co-locating ``job`` on ``gpus``: feasible if every finite deadline holds; its energy is
+        the extra energy it causes over ``norm_j`` (default: the job's energy alone on this type),
+        its time the mean slowdown of the affected jobs, the new job's times ``type_factor`` (its
+        time per epoch alone on ``gpu_type`` over that on its fastest type). ``binds``: whether
+        the new job's deadline constrains the choice (default: judged on ``gpu_type``)."""
         st = self.settings
         now = view.now_s
         gpu_model = self.energy.gpu(gpu_type)
@@ -678,10 +702,12 @@ class EacoPolicy(Policy):
             new_power_on[g] = p_new / (len(others) + 1) + host_w
         alone_new = left[job.job_id][1]
         t_new = alone_new / new_speed
-        if self._deadline_binds(view, job, gpu_type, alone_new) and now + t_new > job.deadline_s:
+        if binds is None:
+            binds = self._deadline_binds(view, job, gpu_type, alone_new)
+        if binds and now + t_new > job.deadline_s:
             return _Option(gpus, True, math.inf, math.inf, False)
         extra_energy_j = delta_power_w * t_new
-        slowdowns = [1.0 / new_speed]
+        slowdowns = [type_factor / new_speed]
         node_end = {view.gpu_node(g): now + t_new for g in gpus}
         for j, s_new in speeds.items():
             other = view.job(j)
@@ -698,18 +724,26 @@ class EacoPolicy(Policy):
                 if node in node_end:
                     node_end[node] = max(node_end[node], now + t_other)
         extra_energy_j += self._awake_extension_j(view, node_end, gpu_type)
-        return _Option(
-            gpus, True, extra_energy_j / self._reference_energy_j(view, job, gpu_type), sum(slowdowns) / len(slowdowns), True
-        )
+        if norm_j is None:
+            norm_j = self._reference_energy_j(view, job, gpu_type)
+        return _Option(gpus, True, extra_energy_j / norm_j, sum(slowdowns) / len(slowdowns), True)
 
-    def _evaluate_exclusive(self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str) -> _Option:
+    def _evaluate_exclusive(
+        self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str,
+        norm_j: float | None = None, type_factor: float = 1.0, binds: bool | None = None,
+    ) -> _Option:
+        """``job`` alone on the free ``gpus``, on the scale of :meth:`_evaluate_colocation`."""
         gpu_model = self.energy.gpu(gpu_type)
         t = self._remaining_s(view, job, gpu_type, 1.0)
-        feasible = not self._deadline_binds(view, job, gpu_type) or view.now_s + t <= job.deadline_s
+        if binds is None:
+            binds = self._deadline_binds(view, job, gpu_type)
+        feasible = not binds or view.now_s + t <= job.deadline_s
         util = self.catalog.get(job.job_type).util_on(gpu_type)
         energy_j = len(gpus) * (gpu_model.power_w(util) - gpu_model.idle_power_w) * t
         energy_j += self._awake_extension_j(view, {view.gpu_node(g): view.now_s + t for g in gpus}, gpu_type)
-        return _Option(gpus, False, energy_j / self._reference_energy_j(view, job, gpu_type), 1.0, feasible)
+        if norm_j is None:
+            norm_j = self._reference_energy_j(view, job, gpu_type)
+        return _Option(gpus, False, energy_j / norm_j, type_factor, feasible)
 
     def _awake_extension_j(self, view: SchedulerView, new_end_s: dict[int, float], gpu_type: str) -> float:
         """Energy of keeping nodes awake past the time their current jobs would end (waking a

@@ -32,9 +32,11 @@ class ProcessHandle:
 
 @dataclass(frozen=True, slots=True)
 class AttemptExit:
-    """How an attempt ended. ``exit_code`` None: the process vanished without saying (killed)."""
+    """How an attempt ended. ``exit_code`` None: the process vanished without saying (killed);
+    ``detail``: what the backend saw, for the job's events (e.g. which node was lost)."""
 
     exit_code: int | None
+    detail: str = ""
 
     @property
     def lost(self) -> bool:

@@ -332,7 +332,9 @@ class Runtime:
             self.status[job_id] = "queued"
             return
         if outcome == "lost":
-            self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix, reason="process lost; requeued to resume from its checkpoint")
+            lost_why = f" ({ended.detail})" if ended.detail else ""
+            self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix,
+                                   reason=f"process lost{lost_why}; requeued to resume from its checkpoint")
             leave_gpus()
             self.status[job_id] = "queued"
             return

@@ -388,22 +388,36 @@ class RayBackend:
             try:
                 code = self._ray.get(entry.wait_ref)["exit_code"]
             except Exception as exc:  # the actor died: node lost, killed, or could not start
-                log.info("attempt %s: actor ended without a result (%s)", attempt_dir, type(exc).__name__)
-                if entry.terminate_at is None and entry.node:
-                    self._suspect[entry.node] = time.monotonic() + self.suspect_s
-                    self.refresh_nodes(force=True)
-                return self._finish(entry, self._from_exit_file(attempt_dir))
-            return self._finish(entry, AttemptExit(code if isinstance(code, int) else None))
+                why = f"the attempt's Ray actor on node {entry.node or '?'} died ({type(exc).__name__})"
+                log.info("attempt %s: %s", attempt_dir, why)
+                self._suspect_node(entry)
+                return self._finish(entry, self._from_exit_file(attempt_dir, why))
+            if isinstance(code, int):
+                return self._finish(entry, AttemptExit(code))
+            # the job vanished without its exit code (its worker killed it when its actor went,
+            # or it was killed): on a failing node this often comes before the actor's death
+            self._suspect_node(entry)
+            return self._finish(entry, AttemptExit(None, f"the job on node {entry.node or '?'} ended without writing its exit code"))
         if entry.node in self.lost_nodes():
-            return self._finish(entry, self._from_exit_file(attempt_dir))
+            return self._finish(entry, self._from_exit_file(attempt_dir, f"node {entry.node} is lost"))
         if entry.terminate_at is not None and time.monotonic() >= entry.terminate_at:
-            return self._finish(entry, self._from_exit_file(attempt_dir))
+            return self._finish(entry, self._from_exit_file(attempt_dir, "no answer to a stop request"))
         return None
 
-    def _from_exit_file(self, attempt_dir: Path) -> AttemptExit:
+    def _suspect_node(self, entry: _Attempt) -> None:
+        """An attempt ended unasked and without an exit code: count its node as lost for
+        ``suspect_s`` (Ray often notices a dead node only later), so that the requeued job does
+        not go right back there."""
+        if entry.terminate_at is None and entry.node:
+            self._suspect[entry.node] = time.monotonic() + self.suspect_s
+            self.refresh_nodes(force=True)
+
+    def _from_exit_file(self, attempt_dir: Path, why: str = "") -> AttemptExit:
         info = _read_json(Path(attempt_dir) / EXIT_FILE)
         code = info.get("exit_code") if info else None
-        return AttemptExit(int(code) if isinstance(code, int) else None)
+        if isinstance(code, int):
+            return AttemptExit(int(code))
+        return AttemptExit(None, why or "its actor is gone and it left no exit code")
 
     def _finish(self, entry: _Attempt, ended: AttemptExit) -> AttemptExit:
         self._attempts.pop(entry.key, None)

@@ -3,6 +3,8 @@
 import csv
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from eaco.cli import app
@@ -20,6 +22,11 @@ def test_simulate_generated_writes_table_json_csv_and_plots(tmp_path):
     assert all(p["num_jobs"] == 40 and p["energy_kwh"] > 0 for p in data["policies"])
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert len(rows) == 4 and float(rows[0]["total_time_s_p99"]) >= float(rows[0]["total_time_s_p50"])
+    # every policy's energy also to the same end: the latest makespan
+    last = max(rows, key=lambda r: float(r["makespan_s"]))
+    assert float(last["energy_common_end_kwh"]) == pytest.approx(float(last["energy_kwh"]))
+    assert all(float(r["energy_common_end_kwh"]) >= float(r["energy_kwh"]) for r in rows)
+    assert "energy to " in res.output
     jobs = list(csv.DictReader(open(out / "jobs_fifo.csv")))
     assert len(jobs) == 40
     ts = list(csv.DictReader(open(out / "timeseries_gandiva.csv")))

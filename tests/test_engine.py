@@ -200,3 +200,19 @@ def test_metrics_of_a_hand_built_run(env):
     assert m.total_time_s.mean == pytest.approx((200.0 + 350.0) / 2)
     assert m.avg_active_nodes == pytest.approx(1.0)
     assert m.avg_gpu_util == pytest.approx(a.gpu_util)
+
+
+def test_policies_that_end_at_different_times_are_compared_to_the_same_end(env, env_awake):
+    from eaco.sim.metrics import with_common_end
+
+    # one run ends at 300 s (nodes asleep after), the other at 200 s with its node awake
+    slow = compute_metrics(_sim(env, [_job(env, 0, "resnet50", 3, 100.0)], ScriptedPolicy({0: (0,)})).run())
+    fast = compute_metrics(_sim(env_awake, [_job(env, 0, "resnet50", 2, 100.0)], ScriptedPolicy({0: (0,)})).run())
+    assert slow.empty_cluster_power_w == pytest.approx(env.energy.host.low_power_w)
+    assert fast.empty_cluster_power_w == pytest.approx(env_awake.energy.awake_idle_node_power_w("v100", 1))
+    assert slow.energy_common_end_kwh is None
+    a, b = with_common_end([slow, fast])
+    assert a.energy_common_end_kwh == pytest.approx(slow.energy_kwh)  # it ends last
+    extra_kwh = 100.0 * fast.empty_cluster_power_w / 3.6e6
+    assert b.energy_common_end_kwh == pytest.approx(fast.energy_kwh + extra_kwh)
+    assert with_common_end([slow]) == [slow]

@@ -212,13 +212,53 @@ def test_daemon_sigkill_and_restart_loses_nothing_runs_nothing_twice(state_dir: 
     events = store.events()
     store.close()
     assert sorted(rows) == ids and all(r.state == "finished" for r in rows.values())
-    for job_id in running_before:  # re-attached: still its first and only attempt
-        assert [a.outcome for a in attempts if a.job_id == job_id] == ["finished"], job_id
+    for job_id in running_before:
+        outcomes = [a.outcome for a in attempts if a.job_id == job_id]
+        if outcomes != ["finished"]:  # re-attached: still its first and only attempt ...
+            # ... unless the daemon died before its process was on record: then that attempt was
+            # given up (its wrapper, if it started at all, did not run the job) and requeued
+            assert outcomes == ["lost", "finished"], (job_id, outcomes)
+            assert any(j == job_id and kind == "recover" and "left no process" in detail for _, j, kind, detail in events)
     assert any(kind == "recover" and "watching it again" in detail for _, _, kind, detail in events)
     # never two attempts of one job at the same time
     for job_id in ids:
         mine = sorted((a.start_unix, a.end_unix or 0.0) for a in attempts if a.job_id == job_id)
         assert all(prev[1] <= nxt[0] for prev, nxt in zip(mine, mine[1:]))
+
+
+def test_an_attempt_given_up_on_restart_never_starts_its_job(tmp_path: Path) -> None:
+    """The handshake of eaco.runtime.wrapper: a daemon killed before a new attempt's process was on
+    record lets the next one give it up; a wrapper starting late must then not run the job, and
+    one that started before the give-up is watched, not duplicated."""
+    import subprocess
+    import sys
+
+    from eaco.runtime.local_backend import LocalBackend
+    from eaco.runtime.wrapper import ABANDONED_FILE, EXIT_ABANDONED, EXIT_FILE, WRAPPER_FILE
+
+    late = tmp_path / "late"
+    late.mkdir()
+    (late / ABANDONED_FILE).touch()  # given up before the wrapper got going
+    marker = tmp_path / "ran"
+    proc = subprocess.run([sys.executable, "-m", "eaco.runtime.wrapper", str(late), "--",
+                           sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"], timeout=60)
+    assert proc.returncode == EXIT_ABANDONED
+    assert not marker.exists() and (late / WRAPPER_FILE).exists() and not (late / EXIT_FILE).exists()
+
+    # the give-up itself (Runtime._abandon_or_find): mark, then look again
+    from eaco.runtime.engine import Runtime
+
+    class _Stub:
+        backend = LocalBackend()
+
+    nothing = tmp_path / "nothing"
+    assert Runtime._abandon_or_find(_Stub(), nothing) is None  # type: ignore[arg-type]
+    assert (nothing / ABANDONED_FILE).exists()
+    started = tmp_path / "started"
+    started.mkdir()
+    (started / WRAPPER_FILE).write_text('{"pid": 12345, "start_ticks": 7}')  # its wrapper won the race
+    handle = Runtime._abandon_or_find(_Stub(), started)  # type: ignore[arg-type]
+    assert handle is not None and handle.pid == 12345 and handle.start_ticks == 7
 
 
 def test_example_specs_are_valid_and_runnable_here() -> None:

@@ -115,6 +115,7 @@ def simulate(
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
     from eaco.report.files import write_jobs, write_metrics, write_timeseries
     from eaco.report.tables import idle_cluster_note, metrics_table, speed_table
+    from eaco.sim.metrics import with_common_end
     from eaco.sim.runner import SLEEP_MODES
     from eaco.sim.runner import simulate as run_one
     from eaco.policies.registry import policy_names
@@ -168,7 +169,7 @@ def simulate(
                 )
             except (PolicyError, ValueError) as exc:
                 _fail(f"policy {name}: {exc}")
-    metrics = [m for _, m in results]
+    metrics = with_common_end([m for _, m in results])
     console.print(metrics_table(metrics, title=f"{wl.name} on {spec.describe()}"))
     console.print(speed_table(metrics))
     note = idle_cluster_note(metrics, spec.num_nodes, sleep)

@@ -22,6 +22,8 @@ METRIC_COLUMNS = (
     "host_kwh",
     "sleep_kwh",
     "attributed_to_jobs_kwh",
+    "energy_common_end_kwh",
+    "empty_cluster_power_w",
     "makespan_s",
     "avg_active_nodes",
     "avg_gpu_util",

@@ -38,6 +38,10 @@ def metrics_table(rows: list[Metrics], title: str = "") -> Table:
         ("  caused by sharing", lambda m: f"{m.deadline_misses_colocation:,}"),
         ("undone co-locations", lambda m: f"{m.undos:,}"),
     ]
+    if any(m.energy_common_end_kwh is not None for m in rows):
+        ends = max(m.makespan_s for m in rows) / H
+        lines.insert(6, (f"energy to {ends:,.0f} h (kWh)", lambda m: (
+            f"{m.energy_common_end_kwh:,.0f}" if m.energy_common_end_kwh is not None else "-")))
     for label, fmt in lines:
         table.add_row(label, *(fmt(m) for m in rows))
     return table

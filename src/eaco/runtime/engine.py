@@ -37,6 +37,7 @@ from eaco.runtime.reports import ReportTail
 from eaco.runtime.spec import JobSpec
 from eaco.runtime.store import ACTIVE_STATES, Store
 from eaco.runtime.summary import write_summary
+from eaco.runtime.wrapper import ABANDONED_FILE
 from eaco.state.cluster_state import ClusterState
 
 log = logging.getLogger("eaco.runtime")
@@ -151,6 +152,8 @@ class Runtime:
             handle = self.backend.find(attempt_dir)
             if handle is None and attempt.pid is not None:
                 handle = ProcessHandle(attempt.pid, attempt.start_ticks)
+            if handle is None:
+                handle = self._abandon_or_find(attempt_dir)
             self.status[row.job_id] = row.state
             if row.state == "running":
                 self.state.place(job, row.gpus or ())
@@ -170,6 +173,16 @@ class Runtime:
                 self.colocated_attempts.add((row.job_id, row.attempts))
             self.store.event(row.job_id, "recover", f"attempt {row.attempts} pid {handle.pid}: watching it again")
         self._mark_colocations()
+
+    def _abandon_or_find(self, attempt_dir: Path) -> ProcessHandle | None:
+        """An attempt with no process on record: give it up, unless its wrapper started meanwhile
+        (the handshake of :mod:`eaco.runtime.wrapper`: mark it abandoned, then look again)."""
+        try:
+            attempt_dir.mkdir(parents=True, exist_ok=True)
+            (attempt_dir / ABANDONED_FILE).touch()
+        except OSError as exc:
+            log.warning("cannot mark %s abandoned: %s", attempt_dir, exc)
+        return self.backend.find(attempt_dir)
 
     # ============================================================== the tick
     def tick(self) -> None:

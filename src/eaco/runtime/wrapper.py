@@ -4,6 +4,14 @@
 new session): writes ``ATTEMPT_DIR/wrapper.json`` (its pid and start time) before starting the
 command, and ``ATTEMPT_DIR/exit.json`` (the command's exit code) atomically when it ends. A
 SIGTERM is passed on to the command. Standard library only.
+
+A daemon killed between starting the wrapper and the wrapper writing ``wrapper.json`` leaves an
+attempt with no process on record; the next daemon gives it up and requeues the job. So that the
+job never runs twice, giving up and starting are a handshake on two files: the daemon creates
+``ATTEMPT_DIR/abandoned`` and then looks for ``wrapper.json`` again (found: it watches that
+process after all); the wrapper writes ``wrapper.json`` and then looks for ``abandoned`` (found:
+it exits without starting the command). Whatever the interleaving, either the daemon watches the
+wrapper or the wrapper does not run the job.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from pathlib import Path
 
 WRAPPER_FILE = "wrapper.json"
 EXIT_FILE = "exit.json"
+ABANDONED_FILE = "abandoned"
+EXIT_ABANDONED = 75  # the wrapper's exit status when it found its attempt given up (no exit.json)
 
 
 def write_json_atomic(path: Path, payload: dict[str, object]) -> None:
@@ -40,6 +50,9 @@ def start_attempt(
         attempt_dir / WRAPPER_FILE,
         {"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid()), **(extra or {})},
     )
+    if (attempt_dir / ABANDONED_FILE).exists():
+        print("eaco runtime: this attempt was given up by a restarted daemon; not starting it", file=sys.stderr, flush=True)
+        return attempt_dir, None, EXIT_ABANDONED
     try:
         child = subprocess.Popen(argv[2:])
     except OSError as exc:

@@ -52,6 +52,7 @@ class EnergyTotals:
     active_node_time_integral: float  # active nodes x seconds
     busy_gpu_time_integral: float
     duration_s: float
+    end_power_w: float = 0.0  # the cluster's power when the last job has finished (every node empty)
 
     @property
     def total_kwh(self) -> float:
@@ -248,6 +249,7 @@ class EnergyMeter:
             active_node_time_integral=self.active_integral,
             busy_gpu_time_integral=self.busy_gpu_integral,
             duration_s=self.last_t - self.t0,
+            end_power_w=self.power_w,
         )
 
     def timeseries(self) -> TimeSeries:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -54,6 +54,16 @@ class Metrics:
     events: int
     policy_calls: int
     wall_s: float
+    # the cluster's power once every job is done (nodes asleep, or awake and idle)
+    empty_cluster_power_w: float = 0.0
+    # energy until the latest makespan of the policies compared in the same run (see
+    # :func:`with_common_end`); None for a run compared with nothing
+    energy_common_end_kwh: float | None = None
+
+    def energy_until_kwh(self, end_s: float) -> float:
+        """Energy until ``end_s`` (simulated time, at or after the makespan): the run's energy plus
+        the empty cluster's power from the makespan to ``end_s``."""
+        return self.energy_kwh + max(0.0, end_s - self.makespan_s) * self.empty_cluster_power_w / J_PER_KWH
 
     @property
     def events_per_s(self) -> float:
@@ -104,4 +114,15 @@ def compute_metrics(result: SimulationResult) -> Metrics:
         events=result.events,
         policy_calls=result.policy_calls,
         wall_s=result.wall_s,
+        empty_cluster_power_w=e.end_power_w,
     )
+
+
+def with_common_end(rows: list[Metrics]) -> list[Metrics]:
+    """Policies that finish the same workload at different times are compared over the same
+    period: each run's energy until the latest makespan among ``rows`` (the cluster does not stop
+    existing when one policy is done; it draws its empty power for the rest)."""
+    if len(rows) < 2:
+        return list(rows)
+    end_s = max(m.makespan_s for m in rows)
+    return [replace(m, energy_common_end_kwh=m.energy_until_kwh(end_s)) for m in rows]

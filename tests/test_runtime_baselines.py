@@ -110,9 +110,10 @@ def _write_epoch(path: Path, epoch: int, duration_s: float, end_unix: float) -> 
 
 
 def test_engine_measures_alone_epochs_and_observes_speeds_against_them(tmp_path: Path) -> None:
-    """A job that declares no epoch time (default 60 s) runs 2 s epochs alone: the baseline moves
-    to what it measured (the attempt's first epoch left out), the job EaCO sees follows, and a
-    co-located epoch of 4 s is a calibrated speed of 0.5 (not 60 / 4)."""
+    """A job that declares no epoch time (default 60 s) asks for its whole GPU until it has
+    measured one; it runs 2 s epochs alone: the baseline moves to what it measured (the attempt's
+    first epoch left out), the job EaCO sees follows and asks for its declared memory again, and
+    a co-located epoch of 4 s is a calibrated speed of 0.5 (not 60 / 4)."""
     runtime, _ = build_runtime(ServeOptions(tmp_path / "state", declared_gpus("1xv100"), "eaco"))
     try:
         store, layout = runtime.store, runtime.layout
@@ -123,6 +124,9 @@ def test_engine_measures_alone_epochs_and_observes_speeds_against_them(tmp_path:
         runtime._load_job(b)
         assert runtime.baselines[a] == EpochBaseline(DEFAULT_EXPECTED_EPOCH_S, "default", 0)
         assert runtime.jobs[a].epoch_duration_s == pytest.approx(DEFAULT_EXPECTED_EPOCH_S)  # resnet18: speed 1 on a V100
+        whole_gb = runtime.state.gpu_memory_gb[0]
+        assert runtime.unmeasured == {a} and runtime.jobs[a].memory_gb == whole_gb and runtime.jobs[b].memory_gb == 4
+        assert any(kind == "baseline" and "runs alone until" in detail for _, _, kind, detail in store.events(a))
         t0 = time.time() - 100.0
         runtime.state.place(runtime.jobs[a], (0,))
         runtime.status[a] = "running"
@@ -138,6 +142,10 @@ def test_engine_measures_alone_epochs_and_observes_speeds_against_them(tmp_path:
         assert runtime.baselines[a] == EpochBaseline(2.0, "measured", 3)
         assert runtime.jobs[a].epoch_duration_s == pytest.approx(2.0)
         assert runtime.state.node_version[0] > version  # caches of the node's end time are dropped
+        # measured: it may share its GPU now
+        assert runtime.unmeasured == set() and runtime.jobs[a].memory_gb == 4
+        assert runtime.state.gpu_memory_used_gb[0] == pytest.approx(4.0)
+        assert any(kind == "baseline" and "others may now share" in detail for _, _, kind, detail in store.events(a))
         assert any(kind == "baseline" and "was 60 s, default" in detail for _, j, kind, detail in store.events(a))
         # b joins a's GPU; a is watched for one epoch: 4 s next to b is half its measured speed
         t1 = t0 + 20.0
@@ -162,7 +170,8 @@ def test_engine_measures_alone_epochs_and_observes_speeds_against_them(tmp_path:
 
 
 def test_a_default_baseline_gives_an_uncalibrated_speed(tmp_path: Path) -> None:
-    runtime, _ = build_runtime(ServeOptions(tmp_path / "state", declared_gpus("1xv100"), "eaco"))
+    # --share-unmeasured: jobs that know no epoch time share at once (their speeds mean nothing)
+    runtime, _ = build_runtime(ServeOptions(tmp_path / "state", declared_gpus("1xv100"), "eaco", alone_first=False))
     try:
         a = runtime.store.submit("a", spec_from_yaml(spec_text()).model_dump_json())
         b = runtime.store.submit("b", spec_from_yaml(spec_text("b")).model_dump_json())
@@ -180,6 +189,29 @@ def test_a_default_baseline_gives_an_uncalibrated_speed(tmp_path: Path) -> None:
         runtime._read_reports(t + 5.0, only=a)
         (got,) = runtime.reports_pending
         assert got.observed_speed == pytest.approx(DEFAULT_EXPECTED_EPOCH_S / 3.0) and not got.speed_calibrated
+    finally:
+        runtime.store.close()
+
+
+@pytest.mark.parametrize("alone_first", [True, False])
+def test_a_job_with_no_known_epoch_time_is_not_co_located_until_measured(tmp_path: Path, alone_first: bool) -> None:
+    """EaCO, one V100 running a job that declares its epoch time: a job that declares none waits
+    for a GPU of its own (--alone-first, the default) or joins the busy one (--share-unmeasured)."""
+    from eaco.policies.decisions import Place
+    from eaco.policies.view import SchedulerView
+
+    runtime, _ = build_runtime(ServeOptions(tmp_path / "state", declared_gpus("1xv100"), "eaco", alone_first=alone_first))
+    try:
+        b = runtime.store.submit("b", spec_from_yaml(spec_text("b", extra="expected_epoch_s: 1\n")).model_dump_json())
+        a = runtime.store.submit("a", spec_from_yaml(spec_text("a")).model_dump_json())
+        runtime._load_job(b)
+        runtime._load_job(a)
+        runtime.state.place(runtime.jobs[b], (0,))
+        runtime.status[b] = "running"
+        runtime.status[a] = "queued"
+        view = SchedulerView(runtime.now_s(), runtime.state, runtime._queue(), runtime.jobs, runtime._progress, [], [])
+        placed = [d for d in runtime.policy.schedule(view) if isinstance(d, Place)]
+        assert placed == ([] if alone_first else [Place(a, (0,))])
     finally:
         runtime.store.close()
 

@@ -45,6 +45,10 @@ def serve_command(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join ('auto' or host:port); default: start a local one with the --gpus GPUs"),
     ray_gpu_type: str = typer.Option("v100", "--ray-gpu-type", help="GPU type of the Ray cluster's nodes"),
     api: str = typer.Option("tcp", "--api", help="API transport: 'tcp' (127.0.0.1, a free port) or 'unix' (<state>/api.sock, mode 0600)"),
+    alone_first: bool = typer.Option(
+        True, "--alone-first/--share-unmeasured",
+        help="a job whose exclusive epoch time is unknown (none declared, none measured for its workload) runs alone until it has measured one (default), or may share at once",
+    ),
 ) -> None:
     """Run the runtime daemon (API on 127.0.0.1 or a Unix socket, with a token; state in SQLite)."""
     from eaco.policies.registry import policy_names
@@ -73,7 +77,7 @@ def serve_command(
         typer.echo(f"eaco serve: Ray cluster {ray_address}, policy {policy}, state {state_dir}", err=True)
     try:
         serve(ServeOptions(state_dir, inventory, policy.strip().lower(), tick_s, exit_when_idle, metrics_port,
-                           backend, ray_address, ray_gpu_type, api))
+                           backend, ray_address, ray_gpu_type, api, alone_first))
     except InputError as exc:
         _fail(str(exc))
 

@@ -37,6 +37,7 @@ class ServeOptions:
     ray_address: str | None = None  # Ray cluster to join ("auto", "host:port"); None starts a local one
     ray_gpu_type: str = "v100"  # GPU type of the Ray cluster's nodes
     api: str = "tcp"  # API transport: "tcp" (127.0.0.1, random port) or "unix" (<state>/api.sock)
+    alone_first: bool = True  # a job with no known exclusive epoch time runs alone until it measured one
 
 
 def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext], Policy] | None = None) -> tuple[Runtime, "object"]:
@@ -47,7 +48,8 @@ def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext
 
         return build_ray_runtime(options.state_dir, options.policy_name, options.tick_s,
                                  options.ray_address, options.ray_gpu_type, policy_factory,
-                                 local_gpus=options.inventory if options.ray_address is None else None)
+                                 local_gpus=options.inventory if options.ray_address is None else None,
+                                 alone_first=options.alone_first)
     if options.backend != "local":
         raise InputError("--backend", f"expected 'local' or 'ray', got {options.backend!r}")
     if options.inventory is None:
@@ -63,7 +65,7 @@ def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext
     if meter is None:
         log.info("GPU energy is modelled: %s", why)
     runtime = Runtime(layout, store, LocalBackend(), policy, options.inventory, env.catalog, env.energy,
-                      cpu_util=measured_cpu_util(), tick_s=options.tick_s, gpu_meter=meter)
+                      cpu_util=measured_cpu_util(), tick_s=options.tick_s, gpu_meter=meter, alone_first=options.alone_first)
     return runtime, env
 
 

@@ -77,6 +77,7 @@ class Runtime:
         cpu_util: Callable[[], float] | None = None,
         tick_s: float = 0.2,
         gpu_meter: GpuMeter | None = None,
+        alone_first: bool = True,
     ) -> None:
         self.layout = layout
         self.store = store
@@ -85,6 +86,11 @@ class Runtime:
         self.inventory = inventory
         self.catalog = catalog
         self.tick_s = tick_s
+        # a job whose exclusive epoch time nobody knows (none declared, none measured for its
+        # workload) asks for whole GPUs until it has measured one alone: its observed speeds are
+        # then calibrated, and H learns from every co-location it is part of
+        self.alone_first = alone_first
+        self.unmeasured: set[int] = set()
         self.state = ClusterState(inventory.cluster())
         self.origin_unix = store.clock_origin_unix
         self.jobs: dict[int, Job] = {}
@@ -129,8 +135,14 @@ class Runtime:
                                    self.store.workload_exclusive_epochs(key, MAX_BASELINE_EPOCHS, except_job=job_id), spec)
         self.workload_keys[job_id] = key
         self.baselines[job_id] = baseline
+        alone_first = self.alone_first and not baseline.calibrated and not row.exclusive_only
+        if alone_first and job_id not in self.unmeasured:
+            self.unmeasured.add(job_id)
+            if row.state == "queued" and row.attempts == 0:
+                self.store.event(job_id, "baseline", "no exclusive epoch time declared or measured for this workload: "
+                                                     "it runs alone until it has measured one")
         job = job_from_spec(job_id, spec, row.submit_unix - self.origin_unix, self.catalog, self.inventory, baseline.epoch_s,
-                            row.exclusive_only)
+                            row.exclusive_only, alone_first=alone_first)
         self.jobs[job_id] = job
         self.specs[job_id] = spec
         self.epochs_done[job_id] = row.epochs_done
@@ -263,6 +275,7 @@ class Runtime:
         self.watches.pop(job_id, None)
         self.live.pop(job_id, None)
         self.alone.forget(job_id)
+        self.unmeasured.discard(job_id)
         self._something_ended = True
 
     # ========================================================== processes
@@ -471,8 +484,27 @@ class Runtime:
                                                  f"epoch(s) (was {old.epoch_s:.3g} s, {old.source})")
         self.jobs[job_id] = replace(self.jobs[job_id],
                                     epoch_duration_s=reference_epoch_s(new.epoch_s, self.specs[job_id], self.catalog, self.inventory))
+        if job_id in self.unmeasured and new.calibrated:
+            self._may_share_now(job_id)
         if job_id in self.state.job_gpus:
             self.state.touch(job_id)  # cached predictions of its nodes' end times are stale
+
+    def _may_share_now(self, job_id: int) -> None:
+        """A job that ran alone to measure its epoch time has: from now on it asks for its
+        declared memory, so the policy may co-locate others onto its GPUs (and it onto others
+        if it is requeued)."""
+        self.unmeasured.discard(job_id)
+        row = self.store.job(job_id)
+        shared = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory,
+                               self.baselines[job_id].epoch_s, row.exclusive_only)
+        if job_id in self.state.job_gpus:
+            try:
+                self.state.set_job_memory(job_id, shared.memory_gb)
+            except PolicyError as exc:  # cannot happen when it asked for more before; keep it whole
+                log.warning("job %d keeps its GPUs to itself: %s", job_id, exc)
+                return
+        self.jobs[job_id] = shared
+        self.store.event(job_id, "baseline", f"measured alone: others may now share its GPUs (memory {shared.memory_gb:.3g} GB)")
 
     # =============================================================== policy
     def _progress(self, job_id: int) -> JobProgress:

@@ -64,14 +64,20 @@ def job_from_spec(
     inventory: GpuInventory,
     epoch_s: float,
     exclusive_only: bool = False,
+    alone_first: bool = False,
 ) -> Job:
+    """The job the policy sees. ``exclusive_only``: it asks for whole GPUs and high priority
+    (after a crash while co-located). ``alone_first``: it asks for whole GPUs, so that it is
+    neither placed onto busy GPUs nor joined on its own, until the runtime has measured its
+    exclusive epoch time (its priority and queue place are unchanged)."""
     check_runnable(spec, catalog, inventory)
     kind = catalog.get(spec.job_type)
     gpu = inventory.gpu_type
     memory_gb = spec.memory_gb if spec.memory_gb is not None else kind.memory_gb
     priority = spec.priority
-    if exclusive_only:
+    if exclusive_only or alone_first:
         memory_gb = lookup_gpu_type(gpu).memory_gb
+    if exclusive_only:
         priority = max(1, priority)
     relative = spec.relative_deadline_s()
     return Job(

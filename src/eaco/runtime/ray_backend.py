@@ -508,7 +508,7 @@ def start_local_ray(gpus: GpuInventory) -> None:
 def build_ray_runtime(
     state_dir: Path, policy_name: str = "eaco", tick_s: float = 0.2, address: str | None = None,
     gpu_type: str = "v100", policy_factory: Callable[[Any], Any] | None = None, node_check_s: float = 1.0,
-    local_gpus: GpuInventory | None = None, measure_gpus: bool = True,
+    local_gpus: GpuInventory | None = None, measure_gpus: bool = True, alone_first: bool = True,
 ) -> tuple[RayRuntime, Any]:
     """What ``eaco serve --backend ray`` builds: connect, discover (keeping the GPU numbering of
     this state folder's earlier daemons), and the runtime with the Ray backend."""
@@ -550,5 +550,5 @@ def build_ray_runtime(
         if meter is None:
             log.info("GPU energy is modelled: %s", why)
     runtime = RayRuntime(layout, store, backend, policy, inventory, env.catalog, env.energy,
-                         cpu_util=measured_cpu_util(), tick_s=tick_s, gpu_meter=meter)
+                         cpu_util=measured_cpu_util(), tick_s=tick_s, gpu_meter=meter, alone_first=alone_first)
     return runtime, env

@@ -230,6 +230,20 @@ class ClusterState:
             self.node_version[node] += 1
             self._log_node(node)
 
+    def set_job_memory(self, job_id: int, memory_gb: float) -> None:
+        """A placed job's memory estimate changed (the live runtime lets a job that ran alone to
+        measure its epoch time share its GPUs from then on). Raise PolicyError, changing nothing,
+        if a GPU of the job would hold more than it has."""
+        old = self.job_memory_gb[job_id]
+        gpus = self.job_gpus[job_id]
+        for g in gpus:
+            if self.gpu_memory_used_gb[g] - old + memory_gb > self.gpu_memory_gb[g] + MEMORY_EPS_GB:
+                raise PolicyError(f"job {job_id}: {memory_gb:.1f} GB does not fit on GPU {g}")
+        for g in gpus:
+            self.gpu_memory_used_gb[g] += memory_gb - old
+        self.job_memory_gb[job_id] = memory_gb
+        self.touch(job_id)
+
     def set_offline(self, gpus: Iterable[int], offline: bool) -> None:
         """Take idle GPUs out of use (``offline=True``: no free slot, no free memory, so no policy
         places anything there) or bring them back. Raise ValueError, changing nothing, for a GPU

@@ -6,6 +6,7 @@ speeds H must not learn from. The real-process test runs a tiny job that declare
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -21,8 +22,10 @@ from eaco.runtime.client import RuntimeClient
 from eaco.runtime.daemon import ServeOptions, build_runtime
 from eaco.runtime.engine import _Watch
 from eaco.runtime.gpus import declared_gpus
+from eaco.runtime.procs import process_start_ticks
 from eaco.runtime.spec import DEFAULT_EXPECTED_EPOCH_S, spec_from_yaml
 from eaco.runtime.store import Store
+from eaco.runtime.wrapper import WRAPPER_FILE
 from eaco.state.cluster_state import ClusterState
 from runtime_helpers import InThreadDaemon, kill_leftover_jobs, wait_for
 
@@ -212,6 +215,32 @@ def test_a_job_with_no_known_epoch_time_is_not_co_located_until_measured(tmp_pat
         view = SchedulerView(runtime.now_s(), runtime.state, runtime._queue(), runtime.jobs, runtime._progress, [], [])
         placed = [d for d in runtime.policy.schedule(view) if isinstance(d, Place)]
         assert placed == ([] if alone_first else [Place(a, (0,))])
+    finally:
+        runtime.store.close()
+
+
+def test_recovery_keeps_jobs_that_already_share_a_gpu_sharing(tmp_path: Path) -> None:
+    """A state folder where a job with no known epoch time already shares its GPU (run with
+    --share-unmeasured, or by an older daemon): a daemon with --alone-first re-attaches both
+    instead of refusing to put the whole-GPU job next to the other."""
+    state = tmp_path / "state"
+    first, _ = build_runtime(ServeOptions(state, declared_gpus("1xv100"), "eaco", alone_first=False))
+    try:
+        a = first.store.submit("a", spec_from_yaml(spec_text("a")).model_dump_json())
+        b = first.store.submit("b", spec_from_yaml(spec_text("b")).model_dump_json())
+        for j in (a, b):
+            attempt = first.store.begin_attempt(j, (0,), True, time.time())
+            # their processes are alive (this one stands in for both)
+            wrapper = first.layout.attempt_dir(j, attempt) / WRAPPER_FILE
+            wrapper.parent.mkdir(parents=True, exist_ok=True)
+            wrapper.write_text(json.dumps({"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid())}))
+    finally:
+        first.store.close()
+    runtime, _ = build_runtime(ServeOptions(state, declared_gpus("1xv100"), "eaco"))
+    try:
+        runtime.recover()
+        assert set(runtime.live) == {a, b} and runtime.state.gpu_jobs[0] == [a, b]
+        assert runtime.unmeasured == set() and runtime.jobs[a].memory_gb == 4
     finally:
         runtime.store.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -127,7 +128,9 @@ class Runtime:
         return (time.time() if now_unix is None else now_unix) - self.origin_unix
 
     # ============================================================= startup
-    def _load_job(self, job_id: int) -> Job:
+    def _load_job(self, job_id: int, shares_gpus: bool = False) -> Job:
+        """The job the policy sees, from the store. ``shares_gpus``: it holds GPUs with other jobs
+        already (a daemon restarted on such a state folder), so it cannot ask for them whole."""
         row = self.store.job(job_id)
         spec = JobSpec.model_validate_json(row.spec_json)
         key = workload_key(spec, self.inventory.gpu_type)
@@ -135,7 +138,7 @@ class Runtime:
                                    self.store.workload_exclusive_epochs(key, MAX_BASELINE_EPOCHS, except_job=job_id), spec)
         self.workload_keys[job_id] = key
         self.baselines[job_id] = baseline
-        alone_first = self.alone_first and not baseline.calibrated and not row.exclusive_only
+        alone_first = self.alone_first and not baseline.calibrated and not row.exclusive_only and not shares_gpus
         if alone_first and job_id not in self.unmeasured:
             self.unmeasured.add(job_id)
             if row.state == "queued" and row.attempts == 0:
@@ -154,8 +157,11 @@ class Runtime:
     def recover(self) -> None:
         """Find every job the store knows: queued ones queue, running ones are re-attached when
         their process is still the one recorded, otherwise their end is handled (requeued)."""
-        for row in self.store.jobs(ACTIVE_STATES):
-            job = self._load_job(row.job_id)
+        rows = self.store.jobs(ACTIVE_STATES)
+        holders = Counter(g for r in rows if r.state != "queued" for g in r.gpus or ())
+        for row in rows:
+            shares = row.state != "queued" and any(holders[g] > 1 for g in row.gpus or ())
+            job = self._load_job(row.job_id, shares_gpus=shares)
             if row.state == "queued":
                 self.status[row.job_id] = "queued"
                 continue

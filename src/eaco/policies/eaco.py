@@ -657,14 +657,14 @@ class EacoPolicy(Policy):
         return min(st.min_speed, st.urgent_min_speed) if slack < st.urgent_slack else st.min_speed
 
     def _evaluate_colocation(
-        self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str, min_speed: float | None = None,
-        norm_j: float | None = None, type_factor: float = 1.0, binds: bool | None = None,
+        self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str, min_speed: float,
+        norm_j: float, type_factor: float, binds: bool,
     ) -> _Option:
-        """Co-locating ``job`` on ``gpus``: feasible if every finite deadline holds; its energy is
-        the extra energy it causes over ``norm_j`` (default: the job's energy alone on this type),
-        its time the mean slowdown of the affected jobs, the new job's times ``type_factor`` (its
-        time per epoch alone on ``gpu_type`` over that on its fastest type). ``binds``: whether
-        the new job's deadline constrains the choice (default: judged on ``gpu_type``)."""
+        """Co-locating ``job`` on ``gpus``: feasible if every member keeps ``min_speed`` and every
+        finite deadline holds; its energy is the extra energy it causes over ``norm_j``, its time
+        the mean slowdown of the affected jobs, the new job's times ``type_factor`` (its time per
+        epoch alone on ``gpu_type`` over that on its fastest type). ``binds``: whether the new
+        job's deadline constrains the choice (see :meth:`_place`)."""
         st = self.settings
         now = view.now_s
         gpu_model = self.energy.gpu(gpu_type)
@@ -680,8 +680,6 @@ class EacoPolicy(Policy):
         old_speeds: dict[int, float] = {}
         delta_power_w = 0.0
         new_power_on: dict[int, float] = {}
-        if min_speed is None:
-            min_speed = self._min_speed(view, job, gpu_type)
         for g in gpus:
             others = view.gpu_jobs(g)
             types = tuple(view.job(j).job_type for j in others)
@@ -702,8 +700,6 @@ class EacoPolicy(Policy):
             new_power_on[g] = p_new / (len(others) + 1) + host_w
         alone_new = left[job.job_id][1]
         t_new = alone_new / new_speed
-        if binds is None:
-            binds = self._deadline_binds(view, job, gpu_type, alone_new)
         if binds and now + t_new > job.deadline_s:
             return _Option(gpus, True, math.inf, math.inf, False)
         extra_energy_j = delta_power_w * t_new
@@ -724,25 +720,19 @@ class EacoPolicy(Policy):
                 if node in node_end:
                     node_end[node] = max(node_end[node], now + t_other)
         extra_energy_j += self._awake_extension_j(view, node_end, gpu_type)
-        if norm_j is None:
-            norm_j = self._reference_energy_j(view, job, gpu_type)
         return _Option(gpus, True, extra_energy_j / norm_j, sum(slowdowns) / len(slowdowns), True)
 
     def _evaluate_exclusive(
         self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str,
-        norm_j: float | None = None, type_factor: float = 1.0, binds: bool | None = None,
+        norm_j: float, type_factor: float, binds: bool,
     ) -> _Option:
         """``job`` alone on the free ``gpus``, on the scale of :meth:`_evaluate_colocation`."""
         gpu_model = self.energy.gpu(gpu_type)
         t = self._remaining_s(view, job, gpu_type, 1.0)
-        if binds is None:
-            binds = self._deadline_binds(view, job, gpu_type)
         feasible = not binds or view.now_s + t <= job.deadline_s
         util = self.catalog.get(job.job_type).util_on(gpu_type)
         energy_j = len(gpus) * (gpu_model.power_w(util) - gpu_model.idle_power_w) * t
         energy_j += self._awake_extension_j(view, {view.gpu_node(g): view.now_s + t for g in gpus}, gpu_type)
-        if norm_j is None:
-            norm_j = self._reference_energy_j(view, job, gpu_type)
         return _Option(gpus, False, energy_j / norm_j, type_factor, feasible)
 
     def _awake_extension_j(self, view: SchedulerView, new_end_s: dict[int, float], gpu_type: str) -> float:

@@ -40,7 +40,8 @@ def metrics_table(rows: list[Metrics], title: str = "") -> Table:
     ]
     if any(m.energy_common_end_kwh is not None for m in rows):
         ends = max(m.makespan_s for m in rows) / H
-        lines.insert(6, (f"energy to {ends:,.0f} h (kWh)", lambda m: (
+        after_split = next(i for i, (label, _) in enumerate(lines) if label == "  sleep (kWh)") + 1
+        lines.insert(after_split, (f"energy to {ends:,.0f} h (kWh)", lambda m: (
             f"{m.energy_common_end_kwh:,.0f}" if m.energy_common_end_kwh is not None else "-")))
     for label, fmt in lines:
         table.add_row(label, *(fmt(m) for m in rows))

@@ -96,6 +96,19 @@ def test_reproduce_quick_writes_report_with_paper_columns_and_targets(tmp_path):
         assert (out / png).stat().st_size > 1000
     runs = list(csv.DictReader(open(out / "runs.csv")))
     assert len(runs) == len(data["runs"])
+    # energy to the common end: each policy until the latest makespan of the 28-node group, from the JSON
+    main28 = {r["metrics"]["policy"]: r["metrics"] for r in data["runs"] if r["group"] == "main" and r["nodes"] == 28}
+    end_s = max(m["makespan_s"] for m in main28.values())
+
+    def until(m):
+        return m["energy_kwh"] + (end_s - m["makespan_s"]) * m["empty_cluster_power_w"] / 3.6e6
+
+    ratio = until(main28["eaco"]) / until(main28["fifo"])
+    section = report.split("## 28 nodes x 8 V100")[1].split("\n\n")[1]  # the section's first table
+    header, _, *rows = section.splitlines()
+    col = [c.strip() for c in header.split("|")].index("energy to common end /FIFO")
+    cells = {cs[1]: cs[col] for cs in ([c.strip() for c in row.split("|")] for row in rows)}
+    assert cells["fifo"] == "1.00" and cells["eaco"] == f"{ratio:.2f}"
 
 
 def test_missing_profile_store_is_a_clear_error(tmp_path):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +45,10 @@ class EpochRecord:
     throughput_samples_per_s: float  # samples / duration_s
     end_time_s: float  # time.time() at the end of the epoch (Unix seconds)
     peak_memory_mib: float | None = None  # the job's own peak memory (CUDA reserved, else host RSS)
+    # the most GPU memory the job's process reserved on one of its GPUs (PyTorch's caching
+    # allocator, the CUDA context not included); None without a GPU. The runtime sizes the job's
+    # share of a GPU from it (eaco.runtime.memory)
+    peak_gpu_memory_mib: float | None = None
     loss: float | None = None  # last observed training loss (a sanity check that training happens)
     checkpoint: str | None = None  # path of the checkpoint written at the end of the epoch
 
@@ -107,7 +112,22 @@ class EpochTick:
     samples: int = 0
     loss: float | None = None
     peak_memory_mib: float | None = None
+    peak_gpu_memory_mib: float | None = None  # left None: filled from PyTorch when it uses CUDA
     checkpoint: str | None = None
+
+
+def torch_peak_gpu_memory_mib() -> float | None:
+    """The most memory PyTorch's allocator has reserved on one visible GPU in this process (MiB),
+    or None when the process has not imported torch or not used CUDA. Never imports torch."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        if not torch.cuda.is_initialized():
+            return None
+        return max(torch.cuda.max_memory_reserved(i) for i in range(torch.cuda.device_count())) / 2**20
+    except (RuntimeError, ValueError):
+        return None
 
 
 def timed_epochs(reporter: EpochReporter, epochs: Iterable[int]) -> Iterator[tuple[int, EpochTick]]:
@@ -117,6 +137,7 @@ def timed_epochs(reporter: EpochReporter, epochs: Iterable[int]) -> Iterator[tup
         t0 = time.perf_counter()
         yield epoch, tick
         duration_s = time.perf_counter() - t0
+        gpu_mib = tick.peak_gpu_memory_mib if tick.peak_gpu_memory_mib is not None else torch_peak_gpu_memory_mib()
         reporter.epoch(
             EpochRecord(
                 job=reporter.job,
@@ -127,6 +148,7 @@ def timed_epochs(reporter: EpochReporter, epochs: Iterable[int]) -> Iterator[tup
                 throughput_samples_per_s=tick.samples / duration_s if duration_s > 0 else 0.0,
                 end_time_s=time.time(),
                 peak_memory_mib=tick.peak_memory_mib,
+                peak_gpu_memory_mib=gpu_mib,
                 loss=tick.loss,
                 checkpoint=tick.checkpoint,
             )

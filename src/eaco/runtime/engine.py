@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
 from eaco.errors import PolicyError
+from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.model.job import Job
 from eaco.policies.base import Policy
 from eaco.policies.decisions import Place, WakeUp, Watch
@@ -33,6 +34,7 @@ from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, AloneTracker, EpochBaseline, choose_baseline, workload_key
 from eaco.runtime.jobs import job_from_spec, reference_epoch_s
 from eaco.runtime.layout import StateLayout
+from eaco.runtime.memory import MemoryEstimate, choose_memory, peak_to_gb
 from eaco.runtime.metrics import GpuSnapshot, RuntimeSnapshot
 from eaco.runtime.reports import ReportTail
 from eaco.runtime.spec import JobSpec
@@ -109,6 +111,9 @@ class Runtime:
         # workload key, and when it had its GPUs to itself (eaco.runtime.baselines)
         self.baselines: dict[int, EpochBaseline] = {}
         self.workload_keys: dict[int, str] = {}
+        # the memory each job holds per GPU when it shares, and where the figure comes from
+        # (measured from its epoch reports, else earlier jobs', else declared, eaco.runtime.memory)
+        self.memory: dict[int, MemoryEstimate] = {}
         self.alone = AloneTracker()
         self.first_start: dict[int, float] = {}
         self.placed: dict[int, tuple[float, int]] = {}
@@ -138,6 +143,7 @@ class Runtime:
                                    self.store.workload_exclusive_epochs(key, MAX_BASELINE_EPOCHS, except_job=job_id), spec)
         self.workload_keys[job_id] = key
         self.baselines[job_id] = baseline
+        self.memory[job_id] = self._memory_estimate(job_id, spec)
         alone_first = self.alone_first and not baseline.calibrated and not row.exclusive_only and not shares_gpus
         if alone_first and job_id not in self.unmeasured:
             self.unmeasured.add(job_id)
@@ -145,7 +151,7 @@ class Runtime:
                 self.store.event(job_id, "baseline", "no exclusive epoch time declared or measured for this workload: "
                                                      "it runs alone until it has measured one")
         job = job_from_spec(job_id, spec, row.submit_unix - self.origin_unix, self.catalog, self.inventory, baseline.epoch_s,
-                            row.exclusive_only, alone_first=alone_first)
+                            row.exclusive_only, alone_first=alone_first, memory_gb=self.memory[job_id].memory_gb)
         self.jobs[job_id] = job
         self.specs[job_id] = spec
         self.epochs_done[job_id] = row.epochs_done
@@ -174,7 +180,7 @@ class Runtime:
                 handle = self._abandon_or_find(attempt_dir)
             self.status[row.job_id] = row.state
             if row.state == "running":
-                self.state.place(job, row.gpus or ())
+                self.state.place(self._fitting(job, row.gpus or ()), row.gpus or ())
                 self.placed[row.job_id] = (row.placed_unix or time.time(), row.epochs_at_placement)
             else:  # stopping: its old process holds its old GPUs until it has stopped
                 if row.next_gpus is not None:  # written by an older runtime that pre-placed it
@@ -360,7 +366,8 @@ class Runtime:
             self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix, reason=reason, exclusive_only=True)
             leave_gpus()
             self.jobs[job_id] = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory,
-                                              self.baselines[job_id].epoch_s, exclusive_only=True)
+                                              self.baselines[job_id].epoch_s, exclusive_only=True,
+                                              memory_gb=self.memory[job_id].memory_gb)
             self.status[job_id] = "queued"
             return
         if outcome == "lost":
@@ -445,6 +452,7 @@ class Runtime:
             if done != self.epochs_done.get(job_id):
                 self.epochs_done[job_id] = done
                 self.store.set_progress(job_id, done)
+            self._measure_memory(job_id, records)
             if self.status.get(job_id) != "running":
                 continue
             self._measure_alone_epochs(job_id, records)
@@ -495,6 +503,47 @@ class Runtime:
         if job_id in self.state.job_gpus:
             self.state.touch(job_id)  # cached predictions of its nodes' end times are stale
 
+    def _memory_estimate(self, job_id: int, spec: JobSpec) -> MemoryEstimate:
+        return choose_memory(spec, self.catalog.get(spec.job_type).memory_gb, self.store.memory_peak_gb(job_id),
+                             self.store.workload_memory_peak_gb(self.workload_keys[job_id], except_job=job_id))
+
+    def _measure_memory(self, job_id: int, records: Sequence[EpochRecord]) -> None:
+        """Store a new largest GPU memory peak the job reported, and let the memory it holds
+        follow (:mod:`eaco.runtime.memory`): the policy sees the new figure for its GPUs now and
+        wherever it is placed later."""
+        peaks = [r.peak_gpu_memory_mib for r in records if r.peak_gpu_memory_mib is not None and r.peak_gpu_memory_mib > 0]
+        if not peaks or job_id not in self.specs:
+            return
+        peak_gb = peak_to_gb(max(peaks))
+        if not self.store.add_memory_peak(job_id, self.workload_keys[job_id], peak_gb):
+            return
+        old = self.memory[job_id]
+        new = self._memory_estimate(job_id, self.specs[job_id])
+        self.memory[job_id] = new
+        if abs(new.memory_gb - old.memory_gb) < 1e-9:
+            return
+        note = f"peak GPU memory {peak_gb:.3g} GB per GPU measured: it holds {new.memory_gb:.3g} GB ({new.source}; was {old.memory_gb:.3g} GB, {old.source})"
+        job = self.jobs[job_id]
+        if job_id in self.unmeasured or self.store.job(job_id).exclusive_only:
+            self.store.event(job_id, "memory", note + "; it keeps its GPUs to itself for now")
+            return
+        memory_gb = min(new.memory_gb, lookup_gpu_type(self.inventory.gpu_type).memory_gb)
+        self.jobs[job_id] = replace(job, memory_gb=memory_gb)
+        if job_id in self.draining:  # the job as it really is, once its old process has stopped
+            self.draining[job_id] = replace(self.draining[job_id], memory_gb=memory_gb)
+        if self.status.get(job_id) != "running" or job_id not in self.state.job_gpus:
+            self.store.event(job_id, "memory", note)
+            return
+        # its GPUs: the new figure, or what is left next to its neighbours (the GPU is then full
+        # for the policy: the memory really is in use, whatever the others declared)
+        held = self.state.job_memory_gb[job_id]
+        room = min(self.state.gpu_memory_gb[g] - self.state.gpu_memory_used_gb[g] + held for g in self.state.job_gpus[job_id])
+        granted = min(new.memory_gb, room)
+        self.state.set_job_memory(job_id, granted)
+        if granted < new.memory_gb - 1e-9:
+            note += f"; only {granted:.3g} GB is left next to its neighbours: its GPUs are full for the policy"
+        self.store.event(job_id, "memory", note)
+
     def _may_share_now(self, job_id: int) -> None:
         """A job that ran alone to measure its epoch time has: from now on it asks for its
         declared memory, so the policy may co-locate others onto its GPUs (and it onto others
@@ -502,7 +551,7 @@ class Runtime:
         self.unmeasured.discard(job_id)
         row = self.store.job(job_id)
         shared = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory,
-                               self.baselines[job_id].epoch_s, row.exclusive_only)
+                               self.baselines[job_id].epoch_s, row.exclusive_only, memory_gb=self.memory[job_id].memory_gb)
         if job_id in self.state.job_gpus:
             try:
                 self.state.set_job_memory(job_id, shared.memory_gb)
@@ -607,7 +656,17 @@ class Runtime:
         if job_id in self.state.job_gpus:
             self.state.remove(job_id)
         if gpus:
-            self.state.place(shown, gpus, shareable=False)  # no packing policy pairs a job with it
+            self.state.place(self._fitting(shown, gpus), gpus, shareable=False)  # no packing policy pairs a job with it
+
+    def _fitting(self, job: Job, gpus: tuple[int, ...]) -> Job:
+        """The job with its memory cut to what is left on ``gpus``, to re-attach a process that
+        already runs there (its memory is in use, whatever the figures of its neighbours say;
+        the GPUs are then full for the policy). Estimates can outgrow the GPU between two runs of
+        the daemon when a job measured a larger peak than it held."""
+        if not gpus:
+            return job
+        room = min(self.state.gpu_memory_gb[g] - self.state.gpu_memory_used_gb[g] for g in gpus)
+        return job if job.memory_gb <= room else replace(job, memory_gb=max(0.0, room))
 
     # ================================================================= loop
     def run(self, stop: threading.Event, exit_when_idle: bool = False) -> None:

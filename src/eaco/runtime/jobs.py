@@ -7,7 +7,8 @@ What the policy needs and where each value comes from (docs/runtime.md):
   else a default, :mod:`eaco.runtime.baselines`) x the catalogue's relative speed of the job type
   on this GPU type (:func:`reference_epoch_s`), so that the policy's exclusive rate here is
   1 / that epoch time.
-- ``memory_gb``: the spec's estimate, else the catalogue's peak memory of the job type.
+- ``memory_gb``: what the runtime measured the job (or its workload) to use, else the spec's
+  estimate, else the catalogue's peak memory of the job type (:mod:`eaco.runtime.memory`).
 - ``gpu_util``: the spec's, else the catalogue's exclusive utilisation on this GPU type.
 - ``deadline_s``: submit time + the spec's ``deadline_s`` (or ``(1 + slack) x epochs x
   expected_epoch_s``); none: no SLO.
@@ -65,15 +66,20 @@ def job_from_spec(
     epoch_s: float,
     exclusive_only: bool = False,
     alone_first: bool = False,
+    memory_gb: float | None = None,
 ) -> Job:
     """The job the policy sees. ``exclusive_only``: it asks for whole GPUs and high priority
     (after a crash while co-located). ``alone_first``: it asks for whole GPUs, so that it is
     neither placed onto busy GPUs nor joined on its own, until the runtime has measured its
-    exclusive epoch time (its priority and queue place are unchanged)."""
+    exclusive epoch time (its priority and queue place are unchanged). ``memory_gb``: the memory
+    it holds per GPU when it shares (the runtime's :class:`~eaco.runtime.memory.MemoryEstimate`);
+    None: the spec's, else the catalogue's."""
     check_runnable(spec, catalog, inventory)
     kind = catalog.get(spec.job_type)
     gpu = inventory.gpu_type
-    memory_gb = spec.memory_gb if spec.memory_gb is not None else kind.memory_gb
+    if memory_gb is None:
+        memory_gb = spec.memory_gb if spec.memory_gb is not None else kind.memory_gb
+    memory_gb = min(memory_gb, lookup_gpu_type(gpu).memory_gb)
     priority = spec.priority
     if exclusive_only or alone_first:
         memory_gb = lookup_gpu_type(gpu).memory_gb

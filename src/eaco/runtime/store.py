@@ -83,6 +83,13 @@ CREATE TABLE IF NOT EXISTS exclusive_epochs (
 );
 CREATE INDEX IF NOT EXISTS exclusive_epochs_job ON exclusive_epochs(job_id);
 CREATE INDEX IF NOT EXISTS exclusive_epochs_key ON exclusive_epochs(workload_key);
+CREATE TABLE IF NOT EXISTS memory_peaks (
+    job_id INTEGER PRIMARY KEY,
+    workload_key TEXT NOT NULL,
+    memory_gb REAL NOT NULL,
+    time_unix REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memory_peaks_key ON memory_peaks(workload_key);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time_unix REAL NOT NULL,
@@ -282,6 +289,27 @@ class Store:
             "SELECT duration_s FROM exclusive_epochs WHERE workload_key = ? AND job_id IS NOT ? ORDER BY seq DESC LIMIT ?",
             (workload_key, except_job, limit)).fetchall()
         return [float(r[0]) for r in reversed(rows)]
+
+    def add_memory_peak(self, job_id: int, workload_key: str, memory_gb: float, now_unix: float | None = None) -> bool:
+        """A GPU memory peak the job reported (GB per GPU, CUDA context included,
+        :mod:`eaco.runtime.memory`); the job's largest is kept. Returns whether it is a new largest."""
+        with self.transaction() as db:
+            row = db.execute("SELECT memory_gb FROM memory_peaks WHERE job_id = ?", (job_id,)).fetchone()
+            if row is not None and float(row[0]) >= memory_gb:
+                return False
+            db.execute("INSERT OR REPLACE INTO memory_peaks(job_id, workload_key, memory_gb, time_unix) VALUES (?, ?, ?, ?)",
+                       (job_id, workload_key, memory_gb, time.time() if now_unix is None else now_unix))
+            return True
+
+    def memory_peak_gb(self, job_id: int) -> float | None:
+        row = self._db.execute("SELECT memory_gb FROM memory_peaks WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else float(row[0])
+
+    def workload_memory_peak_gb(self, workload_key: str, except_job: int | None = None) -> float | None:
+        """The largest peak any job of this workload reported (``except_job`` left out)."""
+        row = self._db.execute("SELECT MAX(memory_gb) FROM memory_peaks WHERE workload_key = ? AND job_id IS NOT ?",
+                               (workload_key, except_job)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def events(self, job_id: int | None = None) -> list[tuple[float, int | None, str, str]]:
         q = "SELECT time_unix, job_id, kind, detail FROM events"

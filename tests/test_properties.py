@@ -77,6 +77,8 @@ def test_invariants_hold(raw, policy):
     assert e.total_j <= CLUSTER.num_nodes * max_node_w * e.duration_s * (1 + 1e-9)
     assert math.isclose(e.total_j, e.gpu_busy_j + e.gpu_idle_j + e.host_j + e.sleep_j, rel_tol=1e-9)
     assert e.attributed_to_jobs_j <= e.total_j * (1 + 1e-9)
+    # the hourly energy (what prices and carbon intensities apply to) adds up to the total
+    assert math.isclose(sum(res.timeseries.energy_per_hour_j), e.total_j, rel_tol=1e-9, abs_tol=1e-6)
     # exclusive FIFO never co-locates
     if policy == "fifo":
         assert all(r.colocated_time_s == 0 for r in res.jobs)

@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from eaco import __version__
 from eaco.errors import InputError, PolicyError
 from eaco.policies.eaco import EacoSettings
 from eaco.workloads.slo import SloSettings, assign_slos
+
+if TYPE_CHECKING:
+    from eaco.energy.grid import GridSettings
 
 app = typer.Typer(
     add_completion=False,
@@ -93,6 +96,15 @@ def simulate(
     profiles: list[Path] = typer.Option(
         [], "--profiles", help="profile store(s) from 'eaco profile': refine co-location data and seed EaCO's history"
     ),
+    price_per_kwh: Optional[float] = typer.Option(None, "--price-per-kwh", help="electricity price (in --currency per kWh): report each policy's cost"),
+    carbon_g_per_kwh: Optional[float] = typer.Option(None, "--carbon-g-per-kwh", help="grid carbon intensity (g CO2e per kWh): report each policy's emissions"),
+    grid: Optional[Path] = typer.Option(
+        None, "--grid", help="CSV of hourly prices/intensities: hour, price_per_kwh and/or carbon_g_per_kwh (docs/energy.md)"
+    ),
+    grid_offset_h: int = typer.Option(0, "--grid-offset-h", help="--grid: simulated hour at which the CSV's hour 0 applies"),
+    grid_repeat: bool = typer.Option(True, "--grid-repeat/--grid-hold", help="--grid: past its last hour the series repeats, or holds its last value"),
+    pue: float = typer.Option(1.0, "--pue", help="power usage effectiveness: cost and carbon apply to energy x PUE"),
+    currency: str = typer.Option("USD", "--currency", help="currency of --price-per-kwh (a label)"),
     slos: bool = typer.Option(True, "--slos/--no-slos", help="give jobs without an SLO one by the rule below"),
     slack_min: float = typer.Option(0.5, "--slack-min", help="deadline = submit + (1 + slack) x exclusive runtime, slack ~ U[min, max]"),
     slack_max: float = typer.Option(2.0, "--slack-max"),
@@ -115,6 +127,8 @@ def simulate(
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
     from eaco.report.files import write_jobs, write_metrics, write_timeseries
     from eaco.report.tables import idle_cluster_note, metrics_table, speed_table
+    from eaco.report.files import write_hourly_energy
+    from eaco.sim.cost import with_costs
     from eaco.sim.metrics import with_common_end
     from eaco.sim.runner import SLEEP_MODES
     from eaco.sim.runner import simulate as run_one
@@ -145,6 +159,7 @@ def simulate(
             min_speed=min_speed, urgent_slack=urgent_slack,
             urgent_min_speed=urgent_min_speed, late_jobs_best_effort=late_best_effort,
         )
+        grid_settings = _grid_settings(price_per_kwh, carbon_g_per_kwh, grid, grid_offset_h, grid_repeat, pue, currency)
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
         _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
     if env.profiles is not None and env.profiles.skipped:
@@ -169,8 +184,8 @@ def simulate(
                 )
             except (PolicyError, ValueError) as exc:
                 _fail(f"policy {name}: {exc}")
-    metrics = with_common_end([m for _, m in results])
-    console.print(metrics_table(metrics, title=f"{wl.name} on {spec.describe()}"))
+    metrics = with_costs([r for r, _ in results], with_common_end([m for _, m in results]), grid_settings)
+    console.print(metrics_table(metrics, title=f"{wl.name} on {spec.describe()}", currency=currency))
     console.print(speed_table(metrics))
     note = idle_cluster_note(metrics, spec.num_nodes, sleep)
     if note:
@@ -187,18 +202,41 @@ def simulate(
         "slos": slo_settings.describe() if slos else "as in the trace",
         "eaco_settings": repr(eaco_settings),
         "sleep_power_w": env.energy.host.low_power_w,
+        "grid": grid_settings.describe() if grid_settings.active else "none (energy only)",
         "python": platform.python_version(),
     }
     written = write_metrics(out, metrics, meta)
     for result, _ in results:
         written.append(write_jobs(out, result))
         written.append(write_timeseries(out, result))
+        written.append(write_hourly_energy(out, result))
     if plots:
         from eaco.report.plots import plot_active_nodes, plot_energy_and_time
 
         written.append(plot_active_nodes(out / "active_nodes.png", [r for r, _ in results], spec.num_nodes))
         written.append(plot_energy_and_time(out / "energy_time.png", metrics))
     console.print(f"wrote {len(written)} files to [bold]{out}[/]: " + ", ".join(p.name for p in written[:4]) + ", ...")
+
+
+def _grid_settings(price_per_kwh: float | None, carbon_g_per_kwh: float | None, grid: Path | None,
+                   offset_h: int, repeat: bool, pue: float, currency: str) -> GridSettings:
+    """The cost and carbon settings from the command line: a CSV, or constants (not both for the
+    same quantity)."""
+    from eaco.energy.grid import GridSettings, HourlySignal, load_grid_csv
+
+    price = None if price_per_kwh is None else HourlySignal.constant(price_per_kwh)
+    carbon = None if carbon_g_per_kwh is None else HourlySignal.constant(carbon_g_per_kwh)
+    if carbon_g_per_kwh is not None and not carbon_g_per_kwh >= 0:
+        raise InputError("--carbon-g-per-kwh", f"expected a number >= 0, got {carbon_g_per_kwh}")
+    source = "constant" if price or carbon else ""
+    if grid is not None:
+        from_csv = load_grid_csv(grid, repeat=repeat, offset_h=offset_h)
+        for name, (given, got) in {"--price-per-kwh": (price, from_csv[0]), "--carbon-g-per-kwh": (carbon, from_csv[1])}.items():
+            if given is not None and got is not None:
+                raise InputError(name, f"given as well as in {grid}; give one or the other")
+        price, carbon = price or from_csv[0], carbon or from_csv[1]
+        source = str(grid)
+    return GridSettings(pue=pue, price_per_kwh=price, carbon_g_per_kwh=carbon, currency=currency, source=source)
 
 
 @app.command()

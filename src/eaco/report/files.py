@@ -24,6 +24,11 @@ METRIC_COLUMNS = (
     "attributed_to_jobs_kwh",
     "energy_common_end_kwh",
     "empty_cluster_power_w",
+    "facility_energy_kwh",
+    "electricity_cost",
+    "electricity_cost_common_end",
+    "carbon_kg",
+    "carbon_kg_common_end",
     "makespan_s",
     "avg_active_nodes",
     "avg_gpu_util",
@@ -98,4 +103,16 @@ def write_timeseries(out_dir: Path, result: SimulationResult) -> Path:
         writer.writerow(["time_s", "active_nodes", "busy_gpus", "power_w"])
         for row in zip(ts.time_s, ts.active_nodes, ts.busy_gpus, ts.power_w):
             writer.writerow((f"{row[0]:.3f}", row[1], row[2], f"{row[3]:.1f}"))
+    return path
+
+
+def write_hourly_energy(out_dir: Path, result: SimulationResult) -> Path:
+    """The run's exact energy per hour of simulated time (what hourly prices and carbon
+    intensities apply to)."""
+    path = out_dir / f"energy_hourly_{result.policy}.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["hour", "energy_kwh"])
+        for hour, energy_j in enumerate(result.timeseries.energy_per_hour_j):
+            writer.writerow((hour, f"{energy_j / 3.6e6:.6f}"))
     return path

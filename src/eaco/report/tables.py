@@ -11,8 +11,13 @@ from eaco.sim.metrics import Metrics
 H = 3600.0
 
 
-def metrics_table(rows: list[Metrics], title: str = "") -> Table:
-    """One column per policy, one row per metric (fits a narrow terminal)."""
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+
+def metrics_table(rows: list[Metrics], title: str = "", currency: str = "USD") -> Table:
+    """One column per policy, one row per metric (fits a narrow terminal). Cost and carbon rows
+    appear when the rows carry them (``eaco simulate --price-per-kwh/--carbon-g-per-kwh/--grid``)."""
     table = Table(title=title or None)
     table.add_column("metric", justify="left")
     for m in rows:
@@ -43,9 +48,27 @@ def metrics_table(rows: list[Metrics], title: str = "") -> Table:
         after_split = next(i for i, (label, _) in enumerate(lines) if label == "  sleep (kWh)") + 1
         lines.insert(after_split, (f"energy to {ends:,.0f} h (kWh)", lambda m: (
             f"{m.energy_common_end_kwh:,.0f}" if m.energy_common_end_kwh is not None else "-")))
+    lines.extend(_cost_lines(rows, currency))
     for label, fmt in lines:
         table.add_row(label, *(fmt(m) for m in rows))
     return table
+
+
+def _cost_lines(rows: list[Metrics], currency: str) -> list[tuple[str, Callable[[Metrics], str]]]:
+    """Facility energy (when PUE > 1), electricity cost and carbon, each also to the common end."""
+    out: list[tuple[str, Callable[[Metrics], str]]] = []
+    ends = max((m.makespan_s for m in rows), default=0.0) / H
+    if any(m.facility_energy_kwh is not None and abs(m.facility_energy_kwh - m.energy_kwh) > 1e-9 for m in rows):
+        out.append(("facility energy, x PUE (kWh)", lambda m: _money(m.facility_energy_kwh)))
+    if any(m.electricity_cost is not None for m in rows):
+        out.append((f"electricity cost ({currency})", lambda m: _money(m.electricity_cost)))
+        if any(m.electricity_cost_common_end is not None for m in rows):
+            out.append((f"  to {ends:,.0f} h ({currency})", lambda m: _money(m.electricity_cost_common_end)))
+    if any(m.carbon_kg is not None for m in rows):
+        out.append(("carbon (kg CO2e)", lambda m: _money(m.carbon_kg)))
+        if any(m.carbon_kg_common_end is not None for m in rows):
+            out.append((f"  to {ends:,.0f} h (kg CO2e)", lambda m: _money(m.carbon_kg_common_end)))
+    return out
 
 
 def speed_table(rows: list[Metrics]) -> Table:

@@ -25,7 +25,7 @@ to no job.
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
 from eaco.energy.attribution import split_gpu_energy
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from eaco.energy.node_power import EnergyModel
 
 J_PER_KWH = 3.6e6
+HOUR_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,9 @@ class TimeSeries:
     active_nodes: array
     busy_gpus: array
     power_w: array
+    # the cluster's energy in each hour of simulated time, [k] = from k h to k + 1 h (exact: power
+    # is constant between events); what hourly prices and carbon intensities apply to
+    energy_per_hour_j: array = field(default_factory=lambda: array("d"))
 
 
 class EnergyMeter:
@@ -113,6 +117,7 @@ class EnergyMeter:
         self._ts_nodes = array("i")
         self._ts_gpus = array("i")
         self._ts_power = array("d")
+        self._hourly_j = array("d")
         for node in range(n_nodes):
             self._recompute_node(node)
 
@@ -131,7 +136,23 @@ class EnergyMeter:
         self.util_integral += self.total_util * dt
         self.active_integral += self.state.active_nodes * dt
         self.busy_gpu_integral += self.state.busy_gpus * dt
+        self._add_hourly(self.power_w, self.last_t, t)
         self.last_t = t
+
+    def _add_hourly(self, power_w: float, start: float, end: float) -> None:
+        """Spread ``power_w`` from ``start`` to ``end`` over the hours it spans."""
+        hourly = self._hourly_j
+        hour = int(start // HOUR_S)
+        while True:
+            if hour >= len(hourly):
+                hourly.extend([0.0] * (hour + 1 - len(hourly)))
+            edge = (hour + 1) * HOUR_S
+            if end <= edge:
+                hourly[hour] += power_w * (end - start)
+                return
+            hourly[hour] += power_w * (edge - start)
+            start = edge
+            hour += 1
 
     def finish(self, t: float) -> None:
         self.advance(t)
@@ -253,6 +274,6 @@ class EnergyMeter:
         )
 
     def timeseries(self) -> TimeSeries:
-        return TimeSeries(self._ts_t, self._ts_nodes, self._ts_gpus, self._ts_power)
+        return TimeSeries(self._ts_t, self._ts_nodes, self._ts_gpus, self._ts_power, self._hourly_j)
 
 

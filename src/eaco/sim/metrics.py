@@ -59,6 +59,13 @@ class Metrics:
     # energy until the latest makespan of the policies compared in the same run (see
     # :func:`with_common_end`); None for a run compared with nothing
     energy_common_end_kwh: float | None = None
+    # with grid settings (eaco.energy.grid, eaco.sim.cost): energy x PUE, its electricity cost in
+    # the settings' currency and its carbon (kg CO2e), over the run and until the common end
+    facility_energy_kwh: float | None = None
+    electricity_cost: float | None = None
+    carbon_kg: float | None = None
+    electricity_cost_common_end: float | None = None
+    carbon_kg_common_end: float | None = None
 
     def energy_until_kwh(self, end_s: float) -> float:
         """Energy until ``end_s`` (simulated time, at or after the makespan): the run's energy plus

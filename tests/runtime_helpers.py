@@ -24,6 +24,19 @@ def wait_for(cond: Callable[[], Any], timeout_s: float, what: str, poll_s: float
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def attach_this_process(store: Any, layout: Any, job_id: int, gpus: tuple[int, ...]) -> int:
+    """Record a co-located attempt of ``job_id`` on ``gpus`` whose process is alive: this test
+    process stands in for it (its wrapper file names our pid), so a restarted daemon re-attaches
+    it. Returns the attempt number."""
+    from eaco.runtime.procs import process_start_ticks
+
+    attempt = store.begin_attempt(job_id, gpus, True, time.time())
+    wrapper = layout.attempt_dir(job_id, attempt) / WRAPPER_FILE
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(json.dumps({"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid())}))
+    return attempt
+
+
 def kill_leftover_jobs(state: Path, info_file: str = WRAPPER_FILE) -> None:
     """Safety net: SIGKILL the process group of every attempt still alive (tests must not leak).
     ``info_file``: the attempt file holding the pid and start time (the Ray worker writes its own)."""

@@ -6,7 +6,6 @@ speeds H must not learn from. The real-process test runs a tiny job that declare
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import time
@@ -22,12 +21,10 @@ from eaco.runtime.client import RuntimeClient
 from eaco.runtime.daemon import ServeOptions, build_runtime
 from eaco.runtime.engine import _Watch
 from eaco.runtime.gpus import declared_gpus
-from eaco.runtime.procs import process_start_ticks
 from eaco.runtime.spec import DEFAULT_EXPECTED_EPOCH_S, spec_from_yaml
 from eaco.runtime.store import Store
-from eaco.runtime.wrapper import WRAPPER_FILE
 from eaco.state.cluster_state import ClusterState
-from runtime_helpers import InThreadDaemon, kill_leftover_jobs, wait_for
+from runtime_helpers import InThreadDaemon, attach_this_process, kill_leftover_jobs, wait_for
 
 
 def spec_text(name: str = "a", epochs: int = 4, steps: int = 40, extra: str = "") -> str:
@@ -229,11 +226,7 @@ def test_recovery_keeps_jobs_that_already_share_a_gpu_sharing(tmp_path: Path) ->
         a = first.store.submit("a", spec_from_yaml(spec_text("a")).model_dump_json())
         b = first.store.submit("b", spec_from_yaml(spec_text("b")).model_dump_json())
         for j in (a, b):
-            attempt = first.store.begin_attempt(j, (0,), True, time.time())
-            # their processes are alive (this one stands in for both)
-            wrapper = first.layout.attempt_dir(j, attempt) / WRAPPER_FILE
-            wrapper.parent.mkdir(parents=True, exist_ok=True)
-            wrapper.write_text(json.dumps({"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid())}))
+            attach_this_process(first.store, first.layout, j, (0,))  # their processes are alive
     finally:
         first.store.close()
     runtime, _ = build_runtime(ServeOptions(state, declared_gpus("1xv100"), "eaco"))

@@ -5,8 +5,6 @@ refuse to re-attach jobs that already run together."""
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 import types
@@ -18,10 +16,9 @@ from eaco.profiler.epoch_report import EpochRecord, EpochReporter, read_report, 
 from eaco.runtime.daemon import ServeOptions, build_runtime
 from eaco.runtime.gpus import declared_gpus
 from eaco.runtime.memory import CUDA_CONTEXT_GB, MemoryEstimate, choose_memory, peak_to_gb
-from eaco.runtime.procs import process_start_ticks
 from eaco.runtime.spec import spec_from_yaml
 from eaco.runtime.store import Store
-from eaco.runtime.wrapper import WRAPPER_FILE
+from runtime_helpers import attach_this_process
 
 GIB_MIB = 1024.0
 
@@ -147,11 +144,8 @@ def test_recovery_reattaches_jobs_whose_peaks_outgrew_their_gpu(tmp_path: Path) 
     try:
         ids = [first.store.submit(n, spec_from_yaml(spec_text(n)).model_dump_json()) for n in ("a", "b")]
         for j in ids:
-            attempt = first.store.begin_attempt(j, (0,), True, time.time())
+            attach_this_process(first.store, first.layout, j, (0,))
             first.store.add_memory_peak(j, "whatever", 20.0)
-            wrapper = first.layout.attempt_dir(j, attempt) / WRAPPER_FILE
-            wrapper.parent.mkdir(parents=True, exist_ok=True)
-            wrapper.write_text(json.dumps({"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid())}))
     finally:
         first.store.close()
     runtime, _ = build_runtime(ServeOptions(state_dir, declared_gpus("1xv100"), "eaco"))

@@ -125,9 +125,8 @@ def simulate(
     late_best_effort: bool = typer.Option(_EACO.late_jobs_best_effort, "--late-best-effort/--no-late-best-effort", help="EaCO: a job that can no longer meet its deadline is placed best-effort"),
 ) -> None:
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
-    from eaco.report.files import write_jobs, write_metrics, write_timeseries
+    from eaco.report.files import write_hourly_energy, write_jobs, write_metrics, write_timeseries
     from eaco.report.tables import idle_cluster_note, metrics_table, speed_table
-    from eaco.report.files import write_hourly_energy
     from eaco.sim.cost import with_costs
     from eaco.sim.metrics import with_common_end
     from eaco.sim.runner import SLEEP_MODES

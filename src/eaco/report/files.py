@@ -8,6 +8,7 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
+from eaco.sim.energy_meter import J_PER_KWH
 from eaco.sim.metrics import Metrics
 from eaco.sim.result import SimulationResult
 
@@ -114,5 +115,5 @@ def write_hourly_energy(out_dir: Path, result: SimulationResult) -> Path:
         writer = csv.writer(fh)
         writer.writerow(["hour", "energy_kwh"])
         for hour, energy_j in enumerate(result.timeseries.energy_per_hour_j):
-            writer.writerow((hour, f"{energy_j / 3.6e6:.6f}"))
+            writer.writerow((hour, f"{energy_j / J_PER_KWH:.6f}"))
     return path

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from eaco.report.files import _clean, metrics_row
 from eaco.report.plots import _step_downsample
+from eaco.sim.metrics import Metrics, with_common_end
 from eaco.study.paper_numbers import PaperNumber, load_paper_numbers
 from eaco.study.reproduce import PAPER_RULES_LABEL, POLICIES, StudyResult, tradeoff_points
 
@@ -34,24 +35,27 @@ def _paper(numbers: dict[tuple[str, int, str], PaperNumber], metric: str, nodes:
     return f"{prefix}{n.value:.2f}"
 
 
+def _to_common_end(study: StudyResult, group: str, nodes: int) -> dict[str, Metrics]:
+    """The group's runs, each with its energy until the latest makespan of the group (a policy
+    done early leaves the cluster empty, drawing its idle or sleep power, not nothing)."""
+    return dict(zip(POLICIES, with_common_end([study.find(group, nodes, p).metrics for p in POLICIES])))
+
+
 def comparison_rows(study: StudyResult, group: str, nodes: int) -> list[dict[str, str]]:
     """One row per policy: ours vs the paper, normalised to FIFO."""
     numbers = load_paper_numbers()
-    fifo = study.find(group, nodes, "fifo").metrics
-    # the same period for every policy: each run's energy until the latest makespan of the group
-    # (a policy done early leaves the cluster empty, drawing its idle or sleep power, not nothing)
-    end_s = max(study.find(group, nodes, p).metrics.makespan_s for p in POLICIES)
-    fifo_common_kwh = fifo.energy_until_kwh(end_s)
+    runs = _to_common_end(study, group, nodes)
+    fifo = runs["fifo"]
     rows = []
     for policy in POLICIES:
-        m = study.find(group, nodes, policy).metrics
+        m = runs[policy]
         show_paper = group == "main"
         rows.append({
             "policy": policy,
             "energy_kwh": f"{m.energy_kwh:,.0f}",
             "energy": f"{_ratio(m.energy_kwh, fifo.energy_kwh):.2f}",
             "energy_paper": _paper(numbers, "energy_vs_fifo", nodes, policy) if show_paper else "",
-            "energy_common_end": f"{_ratio(m.energy_until_kwh(end_s), fifo_common_kwh):.2f}",
+            "energy_common_end": f"{_ratio(m.energy_common_end_kwh, fifo.energy_common_end_kwh):.2f}",
             "runtime": f"{_ratio(m.run_time_s.mean, fifo.run_time_s.mean):.3f}",
             "runtime_paper": _paper(numbers, "runtime_vs_fifo", nodes, policy) if show_paper else "",
             "total_time": f"{_ratio(m.total_time_s.mean, fifo.total_time_s.mean):.2f}",
@@ -379,14 +383,14 @@ def _differences(study: StudyResult) -> list[str]:
         "that ground truth, so it sometimes undoes a co-location after observing it.",
     ]
     if 28 in study.config.node_counts:
-        fifo = study.find("main", 28, "fifo").metrics
-        eaco = study.find("main", 28, "eaco").metrics
-        end_s = max(study.find("main", 28, p).metrics.makespan_s for p in POLICIES)
+        runs = _to_common_end(study, "main", 28)
+        fifo, eaco = runs["fifo"], runs["eaco"]
+        end_s = max(m.makespan_s for m in runs.values())
         out.append(
             "- 'energy /FIFO' counts each policy's energy until its own last completion, as the paper "
             "appears to; 'energy to common end' counts every policy until the latest last completion "
             f"({end_s / 3600:.1f} h at 28 nodes), the early finisher's empty cluster drawing its idle or "
-            f"sleep power meanwhile: EaCO {eaco.energy_until_kwh(end_s) / fifo.energy_until_kwh(end_s):.2f}x "
+            f"sleep power meanwhile: EaCO {eaco.energy_common_end_kwh / fifo.energy_common_end_kwh:.2f}x "
             f"FIFO on that measure vs {eaco.energy_kwh / fifo.energy_kwh:.2f}x on the first."
         )
     if study.group("beyond-paper"):

@@ -536,8 +536,7 @@ class Runtime:
             return
         # its GPUs: the new figure, or what is left next to its neighbours (the GPU is then full
         # for the policy: the memory really is in use, whatever the others declared)
-        held = self.state.job_memory_gb[job_id]
-        room = min(self.state.gpu_memory_gb[g] - self.state.gpu_memory_used_gb[g] + held for g in self.state.job_gpus[job_id])
+        room = self._room_gb(self.state.job_gpus[job_id], self.state.job_memory_gb[job_id])
         granted = min(new.memory_gb, room)
         self.state.set_job_memory(job_id, granted)
         if granted < new.memory_gb - 1e-9:
@@ -665,8 +664,13 @@ class Runtime:
         the daemon when a job measured a larger peak than it held."""
         if not gpus:
             return job
-        room = min(self.state.gpu_memory_gb[g] - self.state.gpu_memory_used_gb[g] for g in gpus)
+        room = self._room_gb(gpus)
         return job if job.memory_gb <= room else replace(job, memory_gb=max(0.0, room))
+
+    def _room_gb(self, gpus: tuple[int, ...], held_gb: float = 0.0) -> float:
+        """The least free memory among ``gpus``, counting ``held_gb`` (a placed job's own figure
+        there) as free."""
+        return min(self.state.gpu_memory_gb[g] - self.state.gpu_memory_used_gb[g] + held_gb for g in gpus)
 
     # ================================================================= loop
     def run(self, stop: threading.Event, exit_when_idle: bool = False) -> None:

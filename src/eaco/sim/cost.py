@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from eaco.energy.grid import GridSettings
-from eaco.sim.energy_meter import HOUR_S, J_PER_KWH
+from eaco.sim.energy_meter import J_PER_KWH, spread_over_hours
 from eaco.sim.metrics import Metrics
 from eaco.sim.result import SimulationResult
 
@@ -31,17 +31,8 @@ def energy_per_hour_j(result: SimulationResult, end_power_w: float, end_s: float
     """The run's energy per simulated hour, extended from its makespan to ``end_s`` (if later)
     at ``end_power_w``."""
     hourly = list(result.timeseries.energy_per_hour_j)
-    start = result.makespan_s
-    if end_s is None or end_s <= start or end_power_w <= 0:
-        return hourly
-    hour = int(start // HOUR_S)
-    while start < end_s:
-        if hour >= len(hourly):
-            hourly.extend([0.0] * (hour + 1 - len(hourly)))
-        edge = min((hour + 1) * HOUR_S, end_s)
-        hourly[hour] += end_power_w * (edge - start)
-        start = edge
-        hour += 1
+    if end_s is not None and end_s > result.makespan_s and end_power_w > 0:
+        spread_over_hours(hourly, end_power_w, result.makespan_s, end_s)
     return hourly
 
 

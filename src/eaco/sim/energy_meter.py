@@ -41,6 +41,22 @@ J_PER_KWH = 3.6e6
 HOUR_S = 3600.0
 
 
+def spread_over_hours(hourly_j: "array | list[float]", power_w: float, start_s: float, end_s: float) -> None:
+    """Add ``power_w`` from ``start_s`` to ``end_s`` to the hours it spans (``hourly_j[k]``: from
+    k h to k + 1 h of simulated time), growing ``hourly_j`` as needed."""
+    hour = int(start_s // HOUR_S)
+    while True:
+        if hour >= len(hourly_j):
+            hourly_j.extend([0.0] * (hour + 1 - len(hourly_j)))
+        edge = (hour + 1) * HOUR_S
+        if end_s <= edge:
+            hourly_j[hour] += power_w * (end_s - start_s)
+            return
+        hourly_j[hour] += power_w * (edge - start_s)
+        start_s = edge
+        hour += 1
+
+
 @dataclass(frozen=True, slots=True)
 class EnergyTotals:
     total_j: float
@@ -136,23 +152,8 @@ class EnergyMeter:
         self.util_integral += self.total_util * dt
         self.active_integral += self.state.active_nodes * dt
         self.busy_gpu_integral += self.state.busy_gpus * dt
-        self._add_hourly(self.power_w, self.last_t, t)
+        spread_over_hours(self._hourly_j, self.power_w, self.last_t, t)
         self.last_t = t
-
-    def _add_hourly(self, power_w: float, start: float, end: float) -> None:
-        """Spread ``power_w`` from ``start`` to ``end`` over the hours it spans."""
-        hourly = self._hourly_j
-        hour = int(start // HOUR_S)
-        while True:
-            if hour >= len(hourly):
-                hourly.extend([0.0] * (hour + 1 - len(hourly)))
-            edge = (hour + 1) * HOUR_S
-            if end <= edge:
-                hourly[hour] += power_w * (end - start)
-                return
-            hourly[hour] += power_w * (edge - start)
-            start = edge
-            hour += 1
 
     def finish(self, t: float) -> None:
         self.advance(t)

@@ -20,6 +20,7 @@ from eaco.workloads.slo import SloSettings, assign_slos
 
 if TYPE_CHECKING:
     from eaco.energy.grid import GridSettings
+    from eaco.workloads.base import Workload
 
 app = typer.Typer(
     add_completion=False,
@@ -59,11 +60,16 @@ def _progress(unit: str = "jobs done") -> Progress:
     )
 
 
+def _excluded_text(wl: Workload) -> str:
+    return ", ".join(f"{n:,} {reason.replace('_', ' ')}" for reason, n in wl.excluded if n)
+
+
 @app.command()
 def simulate(
     workload: str = typer.Option(
         "generated", "--workload", "-w",
-        help="generated | philly | alibaba | csv:PATH (CSV with submit_time_s, duration_s, num_gpus)",
+        help="generated | philly | alibaba | csv:PATH (CSV with submit_time_s, duration_s, num_gpus) "
+        "| slurm:PATH (a 'sacct --parsable2' export, docs/workloads.md)",
     ),
     cluster: str = typer.Option(
         "auto", "--cluster", "-c",
@@ -84,6 +90,7 @@ def simulate(
     ),
     out: Path = typer.Option(Path("results/simulate"), "--out", "-o", help="output folder"),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="skip malformed trace rows and report how many"),
+    slurm_priority_qos: str = typer.Option("", "--slurm-priority-qos", help="slurm:PATH: comma-separated QoS names whose jobs are high-priority"),
     sleep: str = typer.Option(
         "policy", "--sleep",
         help="low-power state for nodes with no job: 'policy' (only under policies that manage node "
@@ -146,6 +153,7 @@ def simulate(
         wl = load_named_workload(
             workload, env.catalog, seed=seed, jobs=jobs, rate_per_h=rate_per_h,
             default_jobs=DEFAULT_GENERATED_JOBS, skip_bad_rows=skip_bad_rows, job_type_rule=job_types,
+            priority_qos=tuple(q.strip() for q in slurm_priority_qos.split(",") if q.strip()),
         )
         spec = build_cluster(cluster, workload)
         slo_settings = SloSettings(slack_min, slack_max, no_slo_share, high_priority_share, seed=seed)
@@ -167,6 +175,7 @@ def simulate(
     console.print(
         f"workload [bold]{wl.name}[/]: {wl.num_jobs:,} jobs, {wl.total_gpu_hours():,.0f} GPU-hours"
         + (f", {wl.skipped_rows:,} bad rows skipped" if wl.skipped_rows else "")
+        + (f" ({_excluded_text(wl)} left out)" if wl.num_excluded else "")
         + f"; cluster [bold]{spec.describe()}[/] ({spec.num_gpus:,} GPUs); set-up {setup_s:.1f}s"
     )
     results = []

@@ -63,8 +63,11 @@ def load_named_workload(
     default_jobs: int = 1000,
     skip_bad_rows: bool = False,
     job_type_rule: str = "uniform",
+    priority_qos: tuple[str, ...] = (),
 ) -> Workload:
     key = kind.strip()
+    if priority_qos and not key.startswith("slurm:"):
+        raise InputError("--slurm-priority-qos", f"applies to slurm:PATH workloads only, not {key!r}")
     if key == "generated":
         n = default_jobs if jobs is None else jobs
         if n < 1:
@@ -75,6 +78,8 @@ def load_named_workload(
             raise InputError("--job-types", f"expected one of {', '.join(JOB_TYPE_RULES)}, got {job_type_rule!r}")
         return generate_workload(n, rate_per_h, catalog=catalog, seed=seed, job_type_rule=job_type_rule)  # type: ignore[arg-type]
     options: dict[str, object] = {"skip_bad_rows": skip_bad_rows}
+    if priority_qos:
+        options["priority_qos"] = priority_qos
     if jobs is not None:
         options["limit"] = jobs
     return load_workload(key, catalog=catalog, seed=seed, **options)

@@ -5,6 +5,7 @@
 - ``"philly"``: :func:`load_philly` (Microsoft Philly, 82,247 jobs);
 - ``"alibaba"``: :func:`load_alibaba` (Alibaba GPU-sharing pods, GPU pods only);
 - ``"csv:<path>"``: :func:`load_csv_trace` on ``<path>``;
+- ``"slurm:<path>"``: :func:`load_slurm` on ``<path>`` (a ``sacct`` export);
 - ``"generated"``: :func:`generate_workload` (needs ``num_jobs`` and ``arrival_rate_per_h``).
 
 See docs/workloads.md for the rules each loader applies.
@@ -21,9 +22,10 @@ from eaco.workloads.csv_trace import load_csv_trace, save_csv_trace
 from eaco.workloads.generator import DurationGpuPairs, generate_workload, load_duration_gpu_pairs
 from eaco.workloads.job_types import JobTypeAssigner, TypeDraws
 from eaco.workloads.philly import load_philly
+from eaco.workloads.slurm import load_slurm
 from eaco.workloads.util_cdf import UtilisationCdf, load_util_cdf
 
-WORKLOAD_KINDS = ("philly", "alibaba", "csv:<path>", "generated")
+WORKLOAD_KINDS = ("philly", "alibaba", "csv:<path>", "slurm:<path>", "generated")
 
 
 def load_workload(
@@ -37,11 +39,12 @@ def load_workload(
         return load_alibaba(catalog=catalog, seed=seed, **options)
     if key == "generated":
         return generate_workload(catalog=catalog, seed=seed, **options)
-    if key.startswith("csv:"):
-        path = key[len("csv:"):].strip()
-        if not path:
-            raise ValueError("workload kind 'csv:<path>' needs a path after 'csv:'")
-        return load_csv_trace(path, catalog=catalog, seed=seed, **options)
+    for prefix, loader in (("csv:", load_csv_trace), ("slurm:", load_slurm)):
+        if key.startswith(prefix):
+            path = key[len(prefix):].strip()
+            if not path:
+                raise ValueError(f"workload kind '{prefix}<path>' needs a path after '{prefix}'")
+            return loader(path, catalog=catalog, seed=seed, **options)  # type: ignore[operator]
     raise ValueError(f"unknown workload kind {kind!r}; expected one of: {', '.join(WORKLOAD_KINDS)}")
 
 
@@ -59,6 +62,7 @@ __all__ = [
     "load_csv_trace",
     "load_duration_gpu_pairs",
     "load_philly",
+    "load_slurm",
     "load_util_cdf",
     "load_workload",
     "save_csv_trace",

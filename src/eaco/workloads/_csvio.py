@@ -32,15 +32,19 @@ def open_text(path: Path) -> TextIO:
 class CsvTable:
     """A CSV file opened for row iteration, its header checked against required columns."""
 
-    __slots__ = ("_handle", "_reader", "columns", "index", "source")
+    __slots__ = ("_handle", "_reader", "columns", "delimiter", "index", "source")
 
-    def __init__(self, path: Path, required: Sequence[str]) -> None:
+    def __init__(self, path: Path, required: Sequence[str], *, delimiter: str = ",",
+                 quoting: int = csv.QUOTE_MINIMAL) -> None:
         self.source = str(path)
+        self.delimiter = delimiter
         try:
             self._handle = open_text(path)
         except FileNotFoundError:
             raise InputError(self.source, "file not found") from None
-        self._reader = csv.reader(self._handle)
+        except IsADirectoryError:
+            raise InputError(self.source, "expected a file, got a folder") from None
+        self._reader = csv.reader(self._handle, delimiter=delimiter, quoting=quoting)
         try:
             header = next(self._reader)
         except StopIteration:
@@ -84,9 +88,10 @@ class CsvTable:
         if len(row) == width:
             return None
         field = self.columns[len(row)] if len(row) < width else None
+        sep = "comma" if self.delimiter == "," else repr(self.delimiter)
         return InputError(
             self.source,
-            f"expected {width} comma-separated fields, got {len(row)}",
+            f"expected {width} {sep}-separated fields, got {len(row)}",
             line=line,
             field=field,
         )

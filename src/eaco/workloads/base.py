@@ -107,6 +107,10 @@ class JobDraft(NamedTuple):
     ``None`` fields are filled when the workload is built: ``job_type`` by the assigner (aiming at
     ``target_util`` when given, else at a utilisation drawn from the CDF), ``memory_gb`` and
     ``gpu_util`` from the job type, ``num_epochs`` by :func:`eaco.model.job.epochs_for_duration`.
+
+    ``duration_s`` is the exclusive run time on the reference GPU (V100) unless
+    ``duration_gpu_type`` names the GPU type it was measured on; then it is converted with the
+    job type's relative speed: time on V100 = time on that type x ``speed_on(type)``.
     """
 
     submit_time_s: float
@@ -120,6 +124,7 @@ class JobDraft(NamedTuple):
     deadline_s: float = math.inf
     priority: int = 0
     num_epochs: int | None = None
+    duration_gpu_type: str | None = None
 
 
 def build_workload(
@@ -169,10 +174,13 @@ def build_workload(
         if jt is None:
             jt = catalog.get(tname)
             spec_cache[tname] = jt
+        duration_s = d.duration_s
+        if d.duration_gpu_type is not None and d.duration_gpu_type != REFERENCE_GPU:
+            duration_s *= jt.speed_on(d.duration_gpu_type)
         if d.num_epochs is None:
-            num_epochs, epoch_s = epochs_for_duration(d.duration_s)
+            num_epochs, epoch_s = epochs_for_duration(duration_s)
         else:
-            num_epochs, epoch_s = d.num_epochs, d.duration_s / d.num_epochs
+            num_epochs, epoch_s = d.num_epochs, duration_s / d.num_epochs
         gpu_util = d.gpu_util
         if gpu_util is None:
             gpu_util = jt.util_on(d.gpu_type or REFERENCE_GPU)

@@ -9,7 +9,7 @@ from eaco.model.cluster import ClusterSpec
 from eaco.model.job import Job
 from eaco.policies.base import Policy
 from eaco.policies.decisions import Place, Undo, Watch
-from eaco.sim.engine import SimulationOptions, Simulator
+from eaco.sim.engine import DEFAULT_RESTART_OVERHEAD_S, SimulationOptions, Simulator
 from eaco.sim.metrics import compute_metrics
 from eaco.workloads.base import Workload
 
@@ -157,10 +157,50 @@ def test_undo_mid_epoch_loses_partial_epoch(env):
     job = _job(env, 0, "resnet50", 4, 100.0)
     res = _sim(env, [job], UndoAt()).run()
     rec = res.jobs[0]
-    # ran 150 s (1.5 epochs), kept 1, redid from epoch 1: 150 + 300 s of running
+    # ran 150 s (1.5 epochs), kept 1, restarted from epoch 1 (60 s, the default restart
+    # overhead, holding the GPU without progress), then 300 s of running
+    assert DEFAULT_RESTART_OVERHEAD_S == 60.0
     assert rec.lost_epochs == pytest.approx(0.5)
-    assert rec.run_time_s == pytest.approx(450.0)
-    assert rec.finish_s == pytest.approx(450.0)
+    assert rec.run_time_s == pytest.approx(510.0)
+    assert rec.finish_s == pytest.approx(510.0)
+    assert rec.restart_s == pytest.approx(60.0)
+    assert rec.colocation_delay_s == pytest.approx(0.0)
+    # without a restart overhead: 150 + 300 s
+    free = _sim(env, [job], UndoAt(), options=SimulationOptions(check_invariants=True, restart_overhead_s=0.0)).run()
+    assert free.jobs[0].run_time_s == pytest.approx(450.0) and free.jobs[0].restart_s == 0.0
+
+
+def test_watch_set_while_restarting_counts_from_the_resume(env):
+    """A job resumed after an undo restarts for 60 s; a watch asked meanwhile reports one whole
+    epoch after the restart, at the job's true speed over its window (restart included)."""
+    from eaco.policies.decisions import WakeUp
+
+    class UndoThenWatch(Policy):
+        name = "undo-watch"
+
+        def __init__(self):
+            self.step = 0
+            self.reports = []
+
+        def schedule(self, view):
+            self.reports.extend(view.reports)
+            if self.step == 0:
+                self.step = 1
+                return [Place(0, (0,)), WakeUp(100.0)]
+            if self.step == 1 and view.now_s == 100.0:
+                self.step = 2
+                return [Undo(0)]
+            if self.step == 2 and view.queue:
+                self.step = 3
+                return [Place(0, (0,)), Watch(0, 1)]
+            return []
+
+    policy = UndoThenWatch()
+    res = _sim(env, [_job(env, 0, "resnet50", 3, 100.0)], policy).run()
+    (rep,) = policy.reports
+    assert rep.time_s == pytest.approx(100.0 + 60.0 + 100.0)
+    assert rep.epochs_done == 2
+    assert res.jobs[0].finish_s == pytest.approx(100.0 + 60.0 + 200.0)
 
 
 def test_policy_memory_violation_is_refused(env):

@@ -83,7 +83,8 @@ def write_jobs(out_dir: Path, result: SimulationResult) -> Path:
     fields = [
         "job_id", "job_type", "num_gpus", "submit_s", "first_start_s", "finish_s", "run_time_s",
         "colocated_time_s", "exclusive_duration_s", "deadline_s", "priority", "energy_j", "undos",
-        "placements", "lost_epochs", "colocation_delay_s", "jct_s", "waiting_s", "total_time_s", "missed_deadline",
+        "placements", "lost_epochs", "colocation_delay_s", "restart_s", "jct_s", "waiting_s", "total_time_s",
+        "missed_deadline",
     ]
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -91,7 +92,7 @@ def write_jobs(out_dir: Path, result: SimulationResult) -> Path:
         for j in result.jobs:
             d = asdict(j)
             writer.writerow(
-                [d[f] for f in fields[:16]] + [j.jct_s, j.waiting_s, j.total_time_s, int(j.missed_deadline)]
+                [d[f] for f in fields[:17]] + [j.jct_s, j.waiting_s, j.total_time_s, int(j.missed_deadline)]
             )
     return path
 

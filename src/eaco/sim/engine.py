@@ -40,8 +40,9 @@ if TYPE_CHECKING:
 # event kinds, in the order they are handled at one instant
 _COMPLETE = 0
 _WATCH = 1
-_ARRIVAL = 2
-_WAKEUP = 3
+_RESUMED = 2
+_ARRIVAL = 3
+_WAKEUP = 4
 
 _PENDING = 0  # not yet submitted
 _QUEUED = 1
@@ -49,6 +50,7 @@ _RUNNING = 2
 _DONE = 3
 
 EPOCH_EPS = 1e-9
+DEFAULT_RESTART_OVERHEAD_S = 60.0
 MAX_POLICY_CALLS_PER_INSTANT = 1_000_000
 
 ProgressCallback = Callable[[int, int, float], None]
@@ -79,6 +81,8 @@ class _JobRun:
     placements: int = 0
     lost_epochs: float = 0.0
     exclusive_equiv_s: float = 0.0  # time the progress made would have taken alone on the same GPUs
+    restarting_until_s: float = -math.inf  # a resumed job makes no progress before this time
+    restart_time_s: float = 0.0
     queue_key: tuple[int, float, int] = (0, 0.0, 0)
 
 
@@ -90,6 +94,9 @@ class SimulationOptions:
     record_timeseries: bool = True
     # re-check every invariant after each instant (slow; for tests and debugging)
     check_invariants: bool = False
+    # a job placed again after an undo restarts from its checkpoint: it holds its new GPUs this
+    # long before it makes progress (process start, checkpoint load, input pipeline warm-up)
+    restart_overhead_s: float = DEFAULT_RESTART_OVERHEAD_S
 
 
 @dataclass(slots=True)
@@ -199,7 +206,7 @@ class Simulator:
             self.now_s = t
             instant = _Instant()
             # completions and watched epochs first, then arrivals, then wake-ups
-            while heap and heap[0][0] == t and heap[0][1] < _ARRIVAL:
+            while heap and heap[0][0] == t and heap[0][1] < _RESUMED:
                 _, kind, _, job_id, version = heapq.heappop(heap)
                 run = runs[job_id]
                 self.events_processed += 1
@@ -211,6 +218,13 @@ class Simulator:
                     done += 1
                 else:
                     instant.reports.append(self._watch_report(run, t))
+            while heap and heap[0][0] == t and heap[0][1] == _RESUMED:
+                _, _, _, job_id, _ = heapq.heappop(heap)
+                run = runs[job_id]
+                self.events_processed += 1
+                if run.status == _RUNNING and run.restarting_until_s == t:
+                    run.restart_time_s += t - run.placed_at_s
+                    self._gpus_changed(self.state.job_gpus[job_id], t)
             while next_arrival < n_jobs and jobs[next_arrival].submit_time_s == t:
                 self._enqueue(runs[next_arrival])
                 next_arrival += 1
@@ -297,6 +311,10 @@ class Simulator:
         if math.isnan(run.first_start_s):
             run.first_start_s = t
         run.exclusive_rate = self.truth.exclusive_rate(run.job, self.state.gpu_type[gpus[0]])
+        overhead = self.options.restart_overhead_s
+        if run.progress > 0 and overhead > 0:  # resumed from a checkpoint
+            run.restarting_until_s = t + overhead
+            self._push(t + overhead, _RESUMED, run.job.job_id, 0)
         self._gpus_changed(gpus, t)
 
     def _undo(self, job_id: int, t: float) -> None:
@@ -325,6 +343,9 @@ class Simulator:
 
     def _leave_gpus(self, run: _JobRun, t: float) -> None:
         run.run_time_s += t - run.placed_at_s
+        if run.restarting_until_s > t:  # undone while still restarting
+            run.restart_time_s += t - run.placed_at_s
+        run.restarting_until_s = -math.inf
         if not math.isnan(run.colocated_since_s):
             run.colocated_time_s += t - run.colocated_since_s
             run.colocated_since_s = math.nan
@@ -417,7 +438,7 @@ class Simulator:
             elif not shared and not math.isnan(run.colocated_since_s):
                 run.colocated_time_s += t - run.colocated_since_s
                 run.colocated_since_s = math.nan
-            run.rate = speed * run.exclusive_rate
+            run.rate = speed * run.exclusive_rate if run.restarting_until_s <= t else 0.0
             run.version += 1
             if run.rate > 0:
                 self._push(t + (run.job.num_epochs - run.progress) / run.rate, _COMPLETE, j, run.version)
@@ -442,7 +463,7 @@ class Simulator:
         assert queued == len(self.queue), "queue and queued jobs differ"
         assert self._queue_keys == sorted(self._queue_keys), "queue out of order"
         for r in running:
-            assert r.rate > 0, f"job {r.job.job_id} runs at rate {r.rate}"
+            assert r.rate > 0 or r.restarting_until_s > self.now_s, f"job {r.job.job_id} runs at rate {r.rate}"
             assert -1e-9 <= r.progress <= r.job.num_epochs + 1e-9
         assert state.active_nodes == sum(1 for c in state.node_job_count if c > 0)
         assert state.busy_gpus == sum(1 for js in state.gpu_jobs if js)
@@ -470,7 +491,8 @@ class Simulator:
                     undos=run.undos,
                     placements=run.placements,
                     lost_epochs=run.lost_epochs,
-                    colocation_delay_s=max(0.0, run.run_time_s - run.exclusive_equiv_s),
+                    colocation_delay_s=max(0.0, run.run_time_s - run.restart_time_s - run.exclusive_equiv_s),
+                    restart_s=run.restart_time_s,
                 )
             )
         return SimulationResult(

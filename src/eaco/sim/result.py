@@ -25,7 +25,8 @@ class JobRecord:
     undos: int
     placements: int
     lost_epochs: float  # work thrown away by undo (past the last checkpoint)
-    colocation_delay_s: float  # run time lost to sharing: run time - time the same progress takes alone
+    colocation_delay_s: float  # run time lost to sharing: run time - restarts - time the same progress takes alone
+    restart_s: float = 0.0  # time holding GPUs while restarting from a checkpoint after an undo
 
     @property
     def missed_because_of_colocation(self) -> bool:

@@ -130,6 +130,8 @@ def simulate(
     urgent_slack: float = typer.Option(_EACO.urgent_slack, "--urgent-slack", help="EaCO: a job whose slack / remaining time is below this may share down to --urgent-min-speed (0: off)"),
     urgent_min_speed: float = typer.Option(_EACO.urgent_min_speed, "--urgent-min-speed", help="EaCO: least predicted speed for urgent jobs"),
     late_best_effort: bool = typer.Option(_EACO.late_jobs_best_effort, "--late-best-effort/--no-late-best-effort", help="EaCO: a job that can no longer meet its deadline is placed best-effort"),
+    consolidate: bool = typer.Option(_EACO.consolidate, "--consolidate/--no-consolidate", help="EaCO: move jobs at epoch ends to empty lightly loaded nodes so they sleep"),
+    consolidate_min_remaining_s: float = typer.Option(_EACO.consolidate_min_remaining_s, "--consolidate-min-remaining-s", help="EaCO: drain a node only if its longest job has this much work left"),
 ) -> None:
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
     from eaco.report.files import write_hourly_energy, write_jobs, write_metrics, write_timeseries
@@ -165,6 +167,7 @@ def simulate(
             confidence_z=confidence_z, unobserved_z=unobserved_z, max_candidates=max_candidates,
             min_speed=min_speed, urgent_slack=urgent_slack,
             urgent_min_speed=urgent_min_speed, late_jobs_best_effort=late_best_effort,
+            consolidate=consolidate, consolidate_min_remaining_s=consolidate_min_remaining_s,
         )
         grid_settings = _grid_settings(price_per_kwh, carbon_g_per_kwh, grid, grid_offset_h, grid_repeat, pue, currency)
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:

@@ -19,9 +19,19 @@ class Undo:
 
     The job resumes later from its last checkpoint (its last completed epoch); work past that
     epoch is lost. Issued at an epoch boundary (from an epoch report), nothing is lost.
+    ``reason``: ``"colocation"`` (a co-location undone, counted as an undo) or ``"migration"``
+    (the job is moved elsewhere, e.g. to empty its node; counted as a migration).
     """
 
     job_id: int
+    reason: str = "colocation"
+
+    def __post_init__(self) -> None:
+        if self.reason not in UNDO_REASONS:
+            raise ValueError(f"Undo.reason must be one of {UNDO_REASONS}, got {self.reason!r}")
+
+
+UNDO_REASONS = ("colocation", "migration")
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
 from eaco.model.job import Job
 from eaco.policies.base import Policy
+from eaco.policies.consolidation import ConsolidationSettings, Consolidator
 from eaco.policies.decisions import Decision, Place, Undo, WakeUp, Watch
 from eaco.policies.placement import candidate_gpu_types, find_free_gpus
 from eaco.policies.view import EpochReport, SchedulerView
@@ -75,6 +76,12 @@ class EacoSettings:
     # deadline, and every member's deadline is still checked
     urgent_slack: float = 1.0
     urgent_min_speed: float = 0.7
+    # beyond the paper: empty lightly loaded nodes by moving their jobs, at epoch ends, to free
+    # GPUs of other awake nodes, so that they sleep (policies/consolidation.py); a node is
+    # drained only if its longest job has at least consolidate_min_remaining_s left
+    consolidate: bool = True
+    consolidate_min_remaining_s: float = 10800.0
+    restart_overhead_s: float = 60.0  # what EaCO assumes a move costs a job (its deadline check)
 
     def __post_init__(self) -> None:
         checks = [
@@ -91,6 +98,8 @@ class EacoSettings:
             (self.queue_window >= 1, "queue_window must be >= 1"),
             (self.urgent_slack >= 0.0, "urgent_slack must be >= 0 (0: off)"),
             (0.0 <= self.urgent_min_speed <= 1.0, "urgent_min_speed must be in [0, 1]"),
+            (self.consolidate_min_remaining_s >= 0.0, "consolidate_min_remaining_s must be >= 0"),
+            (self.restart_overhead_s >= 0.0, "restart_overhead_s must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -201,6 +210,20 @@ class EacoPolicy(Policy):
         self._node_end: dict[int, tuple[tuple[int, int], float]] = {}
         self._lock_epoch = 0  # bumped whenever a GPU is locked or unlocked
         self._host_per_gpu_w: dict[str, float] = {}
+        st = self.settings
+        self.consolidator = Consolidator(
+            ConsolidationSettings(enabled=st.consolidate, min_remaining_s=st.consolidate_min_remaining_s,
+                                  restart_overhead_s=st.restart_overhead_s),
+            remaining_s=lambda view, job, gpu_type: self._remaining_s(view, job, gpu_type, 1.0),
+            movable=self._movable,
+        )
+
+    def _movable(self, job_id: int) -> bool:
+        """Whether consolidation may move the job: not in a co-location under observation, no
+        undo pending."""
+        if job_id in self._undo_at_epoch:
+            return False
+        return not any(job_id in obs.members for obs in self._observing.values())
 
     # ======================================================= learnt history
     def learned(self) -> Sequence[LearnedSpeed]:
@@ -220,6 +243,7 @@ class EacoPolicy(Policy):
                 if job_id in self._undo_at_epoch:
                     self._release_undo_lock(job_id)
                 self._job_left(job_id)
+                self.consolidator.job_finished(job_id)
         now = view.now_s
         while self._transitions and self._transitions[0][0] <= now:
             entry = heapq.heappop(self._transitions)
@@ -228,8 +252,14 @@ class EacoPolicy(Policy):
         if self._wake_at_s <= now:
             self._wake_at_s = math.inf
         decisions = self._handle_reports(view)
+        if view.reports:
+            decisions += self.consolidator.on_reports(view, {r.job_id for r in view.reports})
+        if not decisions:
+            decisions = self.consolidator.place_moving(view)
         if not decisions:
             decisions = self._place_next(view)
+        if not decisions:
+            decisions = self.consolidator.maybe_start(view)
         if self._transitions and self._transitions[0][0] < self._wake_at_s:
             self._wake_at_s = self._transitions[0][0]
             decisions.append(WakeUp(self._wake_at_s))
@@ -362,7 +392,7 @@ class EacoPolicy(Policy):
         for job in view.queue:
             if examined >= self.settings.queue_window:
                 break
-            if job.job_id in self._blocked:
+            if job.job_id in self._blocked or self.consolidator.holds(job.job_id):
                 continue
             examined += 1
             decisions = self._place(view, job)
@@ -374,13 +404,14 @@ class EacoPolicy(Policy):
 
     def _place(self, view: SchedulerView, job: Job) -> list[Decision]:
         types = self._types_fastest_first(view, job)
+        draining = self.consolidator.draining_nodes
         if job.is_high_priority:
             for t in types:
-                gpus = find_free_gpus(view, job.num_gpus, t)
+                gpus = self._free_gpus(view, job.num_gpus, t, draining)
                 if gpus is not None:
                     self.stats.exclusive_placements += 1
                     self._blocked.clear()
-                    return [Place(job.job_id, gpus)]
+                    return self._placing(view, Place(job.job_id, gpus))
             return []
         if not types:
             return []
@@ -400,13 +431,15 @@ class EacoPolicy(Policy):
             found = 0
             min_speed = self._min_speed(view, job, t)
             for gpus in self._candidates(view, job, t, min_speed):
+                if draining and any(view.gpu_node(g) in draining for g in gpus):
+                    continue  # being emptied
                 opt = self._evaluate_colocation(view, job, gpus, t, min_speed, norm_j, type_factor, binds)
                 if opt.feasible:
                     options.append(opt)
                     found += 1
                     if found >= self.settings.max_candidates:
                         break
-            free = find_free_gpus(view, job.num_gpus, t)
+            free = self._free_gpus(view, job.num_gpus, t, draining)
             if free is not None:
                 opt = self._evaluate_exclusive(view, job, free, t, norm_j, type_factor, binds)
                 if opt.feasible:
@@ -422,8 +455,23 @@ class EacoPolicy(Policy):
         if not best.colocated:
             self.stats.exclusive_placements += 1
             self._blocked.clear()  # newly busy GPUs are new co-location candidates
-            return [Place(job.job_id, best.gpus)]
+            return self._placing(view, Place(job.job_id, best.gpus))
         return self._colocate(view, job, best.gpus)
+
+    @staticmethod
+    def _free_gpus(view: SchedulerView, num_gpus: int, gpu_type: str, draining: frozenset[int]) -> tuple[int, ...] | None:
+        """Free GPUs, off the nodes being drained if possible."""
+        if draining:
+            gpus = find_free_gpus(view, num_gpus, gpu_type, avoid=draining)
+            if gpus is not None:
+                return gpus
+        return find_free_gpus(view, num_gpus, gpu_type)
+
+    def _placing(self, view: SchedulerView, place: Place) -> list[Decision]:
+        """A placement on a node being drained calls that drain off (there was no other room)."""
+        if self.consolidator.draining_nodes:
+            self.consolidator.placing_on({view.gpu_node(g) for g in place.gpus})
+        return [place]
 
     def _types_fastest_first(self, view: SchedulerView, job: Job) -> list[str]:
         """The GPU types ``job`` may run on, fastest for its job type first (ties: the cluster's order)."""

@@ -12,20 +12,26 @@ def candidate_gpu_types(view: SchedulerView, job: Job) -> tuple[str, ...]:
     return view.gpu_types()
 
 
-def find_free_gpus(view: SchedulerView, num_gpus: int, gpu_type: str) -> tuple[int, ...] | None:
+def find_free_gpus(
+    view: SchedulerView, num_gpus: int, gpu_type: str, avoid: frozenset[int] | set[int] = frozenset()
+) -> tuple[int, ...] | None:
     """Pick ``num_gpus`` idle GPUs of one type, consolidated on as few nodes as possible.
 
     A job that fits on one node goes to the node with the fewest idle GPUs that still has
     enough (best fit, lowest node id on ties), keeping whole nodes free for big jobs and letting
-    idle nodes sleep. A larger job takes the nodes with the most idle GPUs first. Returns None
-    when fewer than ``num_gpus`` GPUs of that type are idle.
+    idle nodes sleep. A larger job takes the nodes with the most idle GPUs first. Nodes in
+    ``avoid`` are not used. Returns None when fewer than ``num_gpus`` GPUs of that type are idle
+    (outside ``avoid``).
     """
     per_node = view.max_gpus_per_node(gpu_type)
     if per_node == 0:
         return None
     if num_gpus <= per_node:
         for k in range(num_gpus, per_node + 1):
-            node = view.first_node_with_free(gpu_type, k)
+            if avoid:
+                node = next((n for n in view.nodes_with_free(gpu_type, k) if n not in avoid), None)
+            else:
+                node = view.first_node_with_free(gpu_type, k)
             if node is not None:
                 return view.free_gpus_on(node)[:num_gpus]
     if view.free_gpu_count(gpu_type) < num_gpus:
@@ -33,6 +39,8 @@ def find_free_gpus(view: SchedulerView, num_gpus: int, gpu_type: str) -> tuple[i
     chosen: list[int] = []
     for k in range(per_node, 0, -1):
         for node in view.nodes_with_free(gpu_type, k):
+            if node in avoid:
+                continue
             need = num_gpus - len(chosen)
             chosen.extend(view.free_gpus_on(node)[:need])
             if len(chosen) == num_gpus:

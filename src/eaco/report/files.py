@@ -39,6 +39,7 @@ METRIC_COLUMNS = (
     "deadline_misses_colocation",
     "colocated_jobs",
     "undos",
+    "migrations",
     "events",
     "policy_calls",
     "wall_s",
@@ -83,7 +84,7 @@ def write_jobs(out_dir: Path, result: SimulationResult) -> Path:
     fields = [
         "job_id", "job_type", "num_gpus", "submit_s", "first_start_s", "finish_s", "run_time_s",
         "colocated_time_s", "exclusive_duration_s", "deadline_s", "priority", "energy_j", "undos",
-        "placements", "lost_epochs", "colocation_delay_s", "restart_s", "jct_s", "waiting_s", "total_time_s",
+        "migrations", "placements", "lost_epochs", "colocation_delay_s", "restart_s", "jct_s", "waiting_s", "total_time_s",
         "missed_deadline",
     ]
     with open(path, "w", newline="") as fh:
@@ -92,7 +93,7 @@ def write_jobs(out_dir: Path, result: SimulationResult) -> Path:
         for j in result.jobs:
             d = asdict(j)
             writer.writerow(
-                [d[f] for f in fields[:17]] + [j.jct_s, j.waiting_s, j.total_time_s, int(j.missed_deadline)]
+                [d[f] for f in fields[:18]] + [j.jct_s, j.waiting_s, j.total_time_s, int(j.missed_deadline)]
             )
     return path
 

@@ -42,6 +42,7 @@ def metrics_table(rows: list[Metrics], title: str = "", currency: str = "USD") -
         ("deadline misses", lambda m: f"{m.deadline_misses:,} of {m.jobs_with_deadline:,}"),
         ("  caused by sharing", lambda m: f"{m.deadline_misses_colocation:,}"),
         ("undone co-locations", lambda m: f"{m.undos:,}"),
+        ("jobs moved to empty a node", lambda m: f"{m.migrations:,}"),
     ]
     if any(m.energy_common_end_kwh is not None for m in rows):
         ends = max(m.makespan_s for m in rows) / H

@@ -78,6 +78,7 @@ class _JobRun:
     watch_start_s: float = 0.0
     watch_start_progress: float = 0.0
     undos: int = 0
+    migrations: int = 0
     placements: int = 0
     lost_epochs: float = 0.0
     exclusive_equiv_s: float = 0.0  # time the progress made would have taken alone on the same GPUs
@@ -143,6 +144,7 @@ class Simulator:
         self.events_processed = 0
         self.policy_calls = 0
         self.undos = 0
+        self.migrations = 0
         self.max_work_residual_epochs = 0.0
         self._gpu_speeds: list[tuple[float, ...]] = [()] * self.state.num_gpus
 
@@ -261,7 +263,7 @@ class Simulator:
                 t, self.state, self.queue, self.jobs, self._progress_of, reports, finished
             ),
             on_place=lambda d: self._place(d, t),
-            on_undo=lambda d: self._undo(d.job_id, t),
+            on_undo=lambda d: self._undo(d.job_id, t, d.reason == "migration"),
             on_watch=lambda d: self._watch(d, t),
             on_wake_up=wake_up,
             reports=instant.reports,
@@ -317,7 +319,7 @@ class Simulator:
             self._push(t + overhead, _RESUMED, run.job.job_id, 0)
         self._gpus_changed(gpus, t)
 
-    def _undo(self, job_id: int, t: float) -> None:
+    def _undo(self, job_id: int, t: float, migration: bool = False) -> None:
         run = self.runs[job_id]
         if run.status != _RUNNING:
             raise PolicyError(f"policy {self.policy.name} undid job {job_id}, which is not running")
@@ -326,8 +328,12 @@ class Simulator:
         run.lost_epochs += max(0.0, run.progress - checkpoint)
         run.progress = float(checkpoint)
         self._leave_gpus(run, t)
-        run.undos += 1
-        self.undos += 1
+        if migration:
+            run.migrations += 1
+            self.migrations += 1
+        else:
+            run.undos += 1
+            self.undos += 1
         self._enqueue(run)
 
     def _finish(self, run: _JobRun, t: float) -> None:
@@ -489,6 +495,7 @@ class Simulator:
                     priority=job.priority,
                     energy_j=meter.job_energy_j(job.job_id),
                     undos=run.undos,
+                    migrations=run.migrations,
                     placements=run.placements,
                     lost_epochs=run.lost_epochs,
                     colocation_delay_s=max(0.0, run.run_time_s - run.restart_time_s - run.exclusive_equiv_s),
@@ -508,6 +515,7 @@ class Simulator:
             events=self.events_processed,
             policy_calls=self.policy_calls,
             undos=self.undos,
+            migrations=self.migrations,
             max_work_residual=self.max_work_residual_epochs,
             wall_s=wall_s,
         )

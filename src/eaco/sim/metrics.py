@@ -56,6 +56,7 @@ class Metrics:
     wall_s: float
     # the cluster's power once every job is done (nodes asleep, or awake and idle)
     empty_cluster_power_w: float = 0.0
+    migrations: int = 0  # jobs moved to other GPUs to empty a node (consolidation)
     # energy until the latest makespan of the policies compared in the same run (see
     # :func:`with_common_end`); None for a run compared with nothing
     energy_common_end_kwh: float | None = None
@@ -118,6 +119,7 @@ def compute_metrics(result: SimulationResult) -> Metrics:
         deadline_misses_colocation=sum(1 for j in with_deadline if j.missed_because_of_colocation),
         colocated_jobs=sum(1 for j in jobs if j.colocated_time_s > 0),
         undos=result.undos,
+        migrations=result.migrations,
         events=result.events,
         policy_calls=result.policy_calls,
         wall_s=result.wall_s,

@@ -27,6 +27,7 @@ class JobRecord:
     lost_epochs: float  # work thrown away by undo (past the last checkpoint)
     colocation_delay_s: float  # run time lost to sharing: run time - restarts - time the same progress takes alone
     restart_s: float = 0.0  # time holding GPUs while restarting from a checkpoint after an undo
+    migrations: int = 0  # times moved to other GPUs (consolidation), not counted in undos
 
     @property
     def missed_because_of_colocation(self) -> bool:
@@ -68,3 +69,4 @@ class SimulationResult:
     undos: int
     max_work_residual: float  # largest |work done - work needed| / work needed at a completion
     wall_s: float
+    migrations: int = 0  # jobs moved to other GPUs (consolidation)

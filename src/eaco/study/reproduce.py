@@ -57,8 +57,9 @@ class StudyConfig:
 
 
 def paper_rules(settings: EacoSettings) -> EacoSettings:
-    """EaCO as the paper describes it: no best-effort placement of late jobs, no urgency rule."""
-    return replace(settings, late_jobs_best_effort=False, urgent_slack=0.0)
+    """EaCO as the paper describes it: no best-effort placement of late jobs, no urgency rule, no
+    consolidation by migration."""
+    return replace(settings, late_jobs_best_effort=False, urgent_slack=0.0, consolidate=False)
 
 
 PAPER_RULES_LABEL = "paper rules"

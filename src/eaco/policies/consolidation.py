@@ -1,0 +1,270 @@
+"""Consolidation by migration: empty a lightly loaded node so that it can sleep.
+
+EaCO packs work onto few nodes when it places a job, but jobs end at random times and leave
+nodes running one or two long jobs each. A :class:`Consolidator` looks, at most every
+``interval_s`` per GPU type, for the least-loaded awake node whose every job could move to free
+GPUs of *other awake* nodes, and *drains* it:
+
+1. each of its jobs is watched to its next epoch end (its checkpoint);
+2. there, if free GPUs on another awake node (not draining) still take it, it is undone
+   (:class:`~eaco.policies.decisions.Undo`: it keeps its progress) and, once back in the queue,
+   placed on them before any other job; otherwise the drain is called off;
+3. when its last job has left, the node is empty and sleeps.
+
+A node is drained only if every job on it is single-node, alone on its GPUs, not high-priority,
+not under observation, has not migrated ``max_moves_per_job`` times already, and keeps its
+deadline with the restart it will pay (``restart_overhead_s``); and only if the work on it lasts
+long enough (``min_remaining_s``, the longest remaining job) to pay for the moves. While a node
+drains, other jobs are not placed on it unless there is no other room (the drain is then
+called off). A drain that has not finished by ``timeout_s`` after the longest epoch of its jobs
+is called off too.
+
+The consolidator never reads a clock: it sees the same read-only view as the policy, so it works
+in the simulator and in the live runtime alike (where an undo stops the job at its next epoch
+end and it is placed anew once its process has exited).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from eaco.model.job import Job
+from eaco.policies.decisions import Decision, Place, Undo, Watch
+from eaco.policies.view import SchedulerView
+
+
+@dataclass(frozen=True, slots=True)
+class ConsolidationSettings:
+    enabled: bool = True
+    interval_s: float = 600.0  # least time between two searches for a node to drain, per GPU type
+    min_remaining_s: float = 10800.0  # the node's longest remaining job must last this long
+    restart_overhead_s: float = 60.0  # what a move costs a job (checked against its deadline)
+    max_moves_per_job: int = 2
+    nodes_examined: int = 3  # least-loaded nodes tried per search
+    timeout_s: float = 3600.0  # extra time, past the longest epoch, before a drain is called off
+
+    def __post_init__(self) -> None:
+        for name in ("interval_s", "min_remaining_s", "restart_overhead_s", "timeout_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"ConsolidationSettings.{name} must be >= 0")
+        if self.max_moves_per_job < 1 or self.nodes_examined < 1:
+            raise ValueError("ConsolidationSettings: max_moves_per_job and nodes_examined must be >= 1")
+
+
+@dataclass(slots=True)
+class _Drain:
+    node: int
+    gpu_type: str
+    waiting: set[int]  # jobs still on the node, watched to their next epoch end
+    moving: set[int] = field(default_factory=set)  # undone, to be placed elsewhere
+    give_up_at_s: float = math.inf
+
+
+@dataclass(slots=True)
+class ConsolidationStats:
+    drains_started: int = 0
+    drains_completed: int = 0
+    drains_called_off: int = 0
+    moves: int = 0
+
+
+# (view, job, gpu type) -> seconds the job still needs alone on that type
+RemainingFn = Callable[[SchedulerView, Job, str], float]
+# job id -> whether the policy lets it move now (not under observation, no undo pending, ...)
+MovableFn = Callable[[int], bool]
+
+
+class Consolidator:
+    """Drains lightly loaded nodes by moving their jobs at epoch boundaries (see module docs)."""
+
+    def __init__(self, settings: ConsolidationSettings, remaining_s: RemainingFn, movable: MovableFn) -> None:
+        self.settings = settings
+        self.stats = ConsolidationStats()
+        self._remaining_s = remaining_s
+        self._movable = movable
+        self._drains: dict[int, _Drain] = {}  # node -> drain
+        self._drain_of_job: dict[int, _Drain] = {}
+        self._moves: dict[int, int] = {}  # job -> times moved
+        self._next_search_s: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def draining_nodes(self) -> frozenset[int]:
+        return frozenset(self._drains)
+
+    def is_draining(self, node: int) -> bool:
+        return node in self._drains
+
+    def holds(self, job_id: int) -> bool:
+        """Whether the job is part of a drain (watched for its move, or moving)."""
+        return job_id in self._drain_of_job
+
+    # ------------------------------------------------------------------- events
+    def job_finished(self, job_id: int) -> None:
+        self._moves.pop(job_id, None)
+        drain = self._drain_of_job.pop(job_id, None)
+        if drain is not None:
+            drain.waiting.discard(job_id)
+            drain.moving.discard(job_id)
+            self._maybe_done(drain)
+
+    def on_reports(self, view: SchedulerView, reported: set[int]) -> list[Decision]:
+        """Undo each watched job that reached its epoch end, if it still has somewhere to go."""
+        out: list[Decision] = []
+        for drain in list(self._drains.values()):
+            if view.now_s >= drain.give_up_at_s:
+                self._call_off(drain)
+                continue
+            for job_id in sorted(drain.waiting & reported):
+                if not view.is_running(job_id):
+                    continue
+                job = view.job(job_id)
+                if self._target(view, job, drain.gpu_type) is None or not self._deadline_ok(view, job, drain.gpu_type):
+                    self._call_off(drain)
+                    break
+                drain.waiting.discard(job_id)
+                drain.moving.add(job_id)
+                out.append(Undo(job_id, reason="migration"))
+        return out
+
+    def place_moving(self, view: SchedulerView) -> list[Decision]:
+        """Place the undone jobs of drains that are back in the queue, before any other job."""
+        out: list[Decision] = []
+        for drain in list(self._drains.values()):
+            for job_id in sorted(drain.moving):
+                if view.is_running(job_id):
+                    continue  # in the runtime: still checkpointing and exiting
+                job = view.job(job_id)
+                gpus = self._target(view, job, drain.gpu_type)
+                if gpus is None:
+                    self._call_off(drain)  # it will be placed like any queued job
+                    break
+                drain.moving.discard(job_id)
+                del self._drain_of_job[job_id]
+                self._moves[job_id] = self._moves.get(job_id, 0) + 1
+                self.stats.moves += 1
+                self._maybe_done(drain)
+                return [Place(job_id, gpus)]  # one at a time: the view changes with each
+        return out
+
+    def placing_on(self, nodes: set[int]) -> None:
+        """Another job is being placed on ``nodes``: drains there are called off."""
+        for node in nodes:
+            drain = self._drains.get(node)
+            if drain is not None:
+                self._call_off(drain)
+
+    # ------------------------------------------------------------------- search
+    def maybe_start(self, view: SchedulerView) -> list[Decision]:
+        """At most every ``interval_s`` per GPU type, start draining one node if one qualifies."""
+        if not self.settings.enabled:
+            return []
+        now = view.now_s
+        for gpu_type in view.gpu_types():
+            if now < self._next_search_s.get(gpu_type, -math.inf):
+                continue
+            if any(d.gpu_type == gpu_type for d in self._drains.values()):
+                continue  # one drain at a time per GPU type
+            self._next_search_s[gpu_type] = now + self.settings.interval_s
+            decisions = self._start_one(view, gpu_type)
+            if decisions:
+                return decisions
+        return []
+
+    def _start_one(self, view: SchedulerView, gpu_type: str) -> list[Decision]:
+        st = self.settings
+        partly_free: list[tuple[int, int]] = []  # (busy GPUs, node) of awake nodes with a free GPU
+        free_on: dict[int, int] = {}
+        for k in range(1, view.max_gpus_per_node(gpu_type) + 1):
+            for node in view.nodes_with_free(gpu_type, k):
+                busy = len(view.node_gpus(node)) - k
+                if busy > 0:
+                    partly_free.append((busy, node))
+                    free_on[node] = k
+        if len(partly_free) < 2:
+            return []
+        partly_free.sort()
+        for _busy, node in partly_free[: st.nodes_examined]:
+            jobs = self._movable_jobs(view, node, gpu_type)
+            if jobs is None:
+                continue
+            room = {n: k for n, k in free_on.items() if n != node and n not in self._drains}
+            if not self._fits(jobs, room):
+                continue
+            longest = max(self._remaining_s(view, j, gpu_type) for j in jobs)
+            if longest < st.min_remaining_s:
+                continue
+            longest_epoch_s = max(j.epoch_duration_s for j in jobs)
+            drain = _Drain(node, gpu_type, {j.job_id for j in jobs},
+                           give_up_at_s=view.now_s + longest_epoch_s * 2 + st.timeout_s)
+            self._drains[node] = drain
+            for j in jobs:
+                self._drain_of_job[j.job_id] = drain
+            self.stats.drains_started += 1
+            return [Watch(j.job_id, 1) for j in jobs]
+        return []
+
+    def _movable_jobs(self, view: SchedulerView, node: int, gpu_type: str) -> list[Job] | None:
+        """The jobs on ``node`` if every one of them may move, else None."""
+        node_gpus = set(view.node_gpus(node))
+        seen: dict[int, Job] = {}
+        for g in node_gpus:
+            members = view.gpu_jobs(g)
+            if len(members) > 1:
+                return None  # a shared GPU: its set stays together (not moved)
+            for j in members:
+                if j in seen:
+                    continue
+                job = view.job(j)
+                if (job.is_high_priority or not self._movable(j) or j in self._drain_of_job
+                        or self._moves.get(j, 0) >= self.settings.max_moves_per_job
+                        or not set(view.job_gpus(j)) <= node_gpus
+                        or not self._deadline_ok(view, job, gpu_type)):
+                    return None
+                seen[j] = job
+        return sorted(seen.values(), key=lambda x: (-x.num_gpus, x.job_id)) if seen else None
+
+    def _deadline_ok(self, view: SchedulerView, job: Job, gpu_type: str) -> bool:
+        """Moved at an epoch end, it loses no work, only the restart: it must still finish in time
+        running alone (a job already late is not delayed further)."""
+        if not job.has_deadline:
+            return True
+        finish_s = view.now_s + self._remaining_s(view, job, gpu_type) + self.settings.restart_overhead_s
+        return finish_s <= job.deadline_s
+
+    @staticmethod
+    def _fits(jobs: list[Job], room: dict[int, int]) -> bool:
+        """Best-fit of the jobs (largest first) into the free GPU counts of other nodes."""
+        room = dict(room)
+        for job in jobs:
+            fitting = [(k, n) for n, k in room.items() if k >= job.num_gpus]
+            if not fitting:
+                return False
+            _, node = min(fitting)
+            room[node] -= job.num_gpus
+        return True
+
+    def _target(self, view: SchedulerView, job: Job, gpu_type: str) -> tuple[int, ...] | None:
+        """Free GPUs for ``job`` on the awake node (not draining) with the fewest that suffice."""
+        for k in range(job.num_gpus, view.max_gpus_per_node(gpu_type) + 1):
+            for node in view.nodes_with_free(gpu_type, k):
+                if node in self._drains or len(view.node_gpus(node)) == k:
+                    continue  # draining, or asleep / empty: moving there saves nothing
+                return view.free_gpus_on(node)[: job.num_gpus]
+        return None
+
+    # ------------------------------------------------------------------ endings
+    def _maybe_done(self, drain: _Drain) -> None:
+        if not drain.waiting and not drain.moving and self._drains.get(drain.node) is drain:
+            del self._drains[drain.node]
+            self.stats.drains_completed += 1
+
+    def _call_off(self, drain: _Drain) -> None:
+        if self._drains.get(drain.node) is not drain:
+            return
+        del self._drains[drain.node]
+        for j in drain.waiting | drain.moving:
+            self._drain_of_job.pop(j, None)
+        self.stats.drains_called_off += 1

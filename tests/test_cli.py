@@ -88,8 +88,12 @@ def test_reproduce_quick_writes_report_with_paper_columns_and_targets(tmp_path):
     assert "(paper 0.61)" in res.output or "paper" in report
     data = json.loads((out / "reproduce.json").read_text())
     groups = {r["group"] for r in data["runs"]}
-    assert groups == {"main", "tradeoff", "beyond-paper", "heavy"}
+    assert groups == {"main", "tradeoff", "beyond-paper", "heavy", "seeds"}
     assert "## Beyond the paper" in report and "eaco, paper rules" in report
+    # the 28-node comparison on seeds 1-4 too: one row per workload, the main one first
+    assert len([r for r in data["runs"] if r["group"] == "seeds"]) == 16
+    assert "## Other workloads" in report and "every target met on" in report
+    assert "| 0 | " in report and "| 4 | " in report
     assert len([r for r in data["runs"] if r["group"] == "main"]) == 8
     assert {t["name"] for t in data["targets"]} and all("met" in t for t in data["targets"])
     for png in ("fig3_energy_runtime.png", "fig4_active_nodes_28.png", "fig4_active_nodes_64.png", "tradeoff.png"):

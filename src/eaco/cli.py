@@ -266,7 +266,7 @@ def reproduce(
     table side by side with ours and writes a Markdown report with figures."""
     from dataclasses import replace as dc_replace
 
-    from eaco.report.reproduce_report import beyond_paper_table, comparison_table, targets_table, write_reproduce_report
+    from eaco.report.reproduce_report import beyond_paper_table, comparison_table, seeds_table, targets_table, write_reproduce_report
     from eaco.setup import load_environment
     from eaco.study.reproduce import StudyConfig, planned_runs, run_study
 
@@ -295,6 +295,8 @@ def reproduce(
         console.print(comparison_table(study, "main", nodes, f"{nodes} nodes x 8 V100: ours vs paper (normalised to FIFO)"))
     if study.group("beyond-paper"):
         console.print(beyond_paper_table(study))
+    if study.group("seeds"):
+        console.print(seeds_table(study))
     console.print(targets_table(study))
     written = write_reproduce_report(out, study, " ".join(["eaco", *sys.argv[1:]]))
     console.print(f"wrote {len(written)} files to [bold]{out}[/] (open {out / 'report.md'}); took {study.wall_s:.0f} s")

@@ -13,6 +13,8 @@ What runs (all on the same workload for a given cluster size):
 3. **Trade-off**: EaCO at 28 nodes sweeping alpha (energy vs time per epoch) and the utilisation
    threshold: energy vs average JCT.
 4. **Philly**: all four policies on the full bundled Philly trace on the Philly machine list.
+5. **Other workloads**: the 28-node comparison again on the same generator with other seeds
+   (``robustness_seeds``), to show how much the result depends on the one workload.
 
 Targets (issue 3) are checked on the main 28-node run.
 """
@@ -54,6 +56,7 @@ class StudyConfig:
     philly: bool = True
     beyond_paper: bool = True  # EaCO with the paper's rules only vs ours, on this and a heavier load
     heavy_rate_per_h: float = 12.0  # the heavier load: twice the main rate
+    robustness_seeds: tuple[int, ...] = (1, 2, 3, 4)  # the 28-node comparison on these workloads too
 
 
 def paper_rules(settings: EacoSettings) -> EacoSettings:
@@ -122,7 +125,13 @@ def planned_runs(config: StudyConfig) -> int:
         n += len(POLICIES)
     if config.beyond_paper and 28 in config.node_counts:
         n += 1 + 4
+    if 28 in config.node_counts:
+        n += len(_robustness_seeds(config)) * len(POLICIES)
     return n
+
+
+def _robustness_seeds(config: StudyConfig) -> tuple[int, ...]:
+    return tuple(s for s in config.robustness_seeds if s != config.seed)
 
 
 def run_study(
@@ -168,6 +177,12 @@ def run_study(
         for policy in ("fifo", "gandiva", "eaco"):
             run("heavy", cluster, heavy, policy)
         run("heavy", cluster, heavy, "eaco", PAPER_RULES_LABEL, paper_rules(config.eaco))
+    if 28 in config.node_counts:
+        cluster = ClusterSpec.homogeneous(28, config.gpus_per_node, config.gpu_type)
+        for seed in _robustness_seeds(config):
+            wl = study_workload(replace(config, seed=seed), env)
+            for policy in POLICIES:
+                run("seeds", cluster, wl, policy, f"seed={seed}")
     if config.philly:
         from eaco.setup import load_named_workload
 
@@ -208,6 +223,40 @@ def tradeoff_points(study: StudyResult) -> list[TradeoffPoint]:
             sum(r.metrics.undos for r in runs) / n,
             n,
         ))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SeedRow:
+    seed: int
+    energy_vs_fifo: float
+    energy_vs_gandiva: float
+    runtime_vs_fifo: float
+    misses: int
+    misses_by_sharing: int
+    jobs_with_deadline: int
+
+    @property
+    def targets_met(self) -> bool:
+        return (self.energy_vs_fifo <= 0.65 and self.energy_vs_gandiva < 1 and self.runtime_vs_fifo <= 1.05
+                and self.misses_by_sharing == 0)
+
+
+def seed_rows(study: StudyResult) -> list[SeedRow]:
+    """EaCO vs FIFO and Gandiva at 28 nodes on the main workload and on each other seed's."""
+    if 28 not in study.config.node_counts:
+        return []
+    groups = [("main", "", study.config.seed)]
+    groups += [("seeds", f"seed={s}", s) for s in _robustness_seeds(study.config)]
+    out = []
+    for group, label, seed in groups:
+        try:
+            fifo, gandiva, eaco = (study.find(group, 28, p, label).metrics for p in ("fifo", "gandiva", "eaco"))
+        except KeyError:
+            continue
+        out.append(SeedRow(seed, eaco.energy_kwh / fifo.energy_kwh, eaco.energy_kwh / gandiva.energy_kwh,
+                           eaco.run_time_s.mean / fifo.run_time_s.mean, eaco.deadline_misses,
+                           eaco.deadline_misses_colocation, eaco.jobs_with_deadline))
     return out
 
 

@@ -32,15 +32,19 @@ from typing import Callable
 
 from eaco.model.job import Job
 from eaco.policies.decisions import Decision, Place, Undo, Watch
+from eaco.policies.placement import best_fit_node
 from eaco.policies.view import SchedulerView
+
+DEFAULT_MIN_REMAINING_S = 3 * 3600.0
+DEFAULT_RESTART_OVERHEAD_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class ConsolidationSettings:
     enabled: bool = True
     interval_s: float = 600.0  # least time between two searches for a node to drain, per GPU type
-    min_remaining_s: float = 10800.0  # the node's longest remaining job must last this long
-    restart_overhead_s: float = 60.0  # what a move costs a job (checked against its deadline)
+    min_remaining_s: float = DEFAULT_MIN_REMAINING_S  # the node's longest remaining job must last this long
+    restart_overhead_s: float = DEFAULT_RESTART_OVERHEAD_S  # what a move costs a job (checked against its deadline)
     max_moves_per_job: int = 2
     nodes_examined: int = 3  # least-loaded nodes tried per search
     timeout_s: float = 3600.0  # extra time, past the longest epoch, before a drain is called off
@@ -94,9 +98,6 @@ class Consolidator:
     def draining_nodes(self) -> frozenset[int]:
         return frozenset(self._drains)
 
-    def is_draining(self, node: int) -> bool:
-        return node in self._drains
-
     def holds(self, job_id: int) -> bool:
         """Whether the job is part of a drain (watched for its move, or moving)."""
         return job_id in self._drain_of_job
@@ -131,7 +132,6 @@ class Consolidator:
 
     def place_moving(self, view: SchedulerView) -> list[Decision]:
         """Place the undone jobs of drains that are back in the queue, before any other job."""
-        out: list[Decision] = []
         for drain in list(self._drains.values()):
             for job_id in sorted(drain.moving):
                 if view.is_running(job_id):
@@ -147,7 +147,7 @@ class Consolidator:
                 self.stats.moves += 1
                 self._maybe_done(drain)
                 return [Place(job_id, gpus)]  # one at a time: the view changes with each
-        return out
+        return []
 
     def placing_on(self, nodes: set[int]) -> None:
         """Another job is being placed on ``nodes``: drains there are called off."""
@@ -247,13 +247,10 @@ class Consolidator:
         return True
 
     def _target(self, view: SchedulerView, job: Job, gpu_type: str) -> tuple[int, ...] | None:
-        """Free GPUs for ``job`` on the awake node (not draining) with the fewest that suffice."""
-        for k in range(job.num_gpus, view.max_gpus_per_node(gpu_type) + 1):
-            for node in view.nodes_with_free(gpu_type, k):
-                if node in self._drains or len(view.node_gpus(node)) == k:
-                    continue  # draining, or asleep / empty: moving there saves nothing
-                return view.free_gpus_on(node)[: job.num_gpus]
-        return None
+        """Free GPUs for ``job`` on the awake node (not draining) with the fewest that suffice; an
+        asleep or empty node is no target (moving there saves nothing)."""
+        node = best_fit_node(view, job.num_gpus, gpu_type, avoid=self._drains.keys(), awake_only=True)
+        return None if node is None else view.free_gpus_on(node)[: job.num_gpus]
 
     # ------------------------------------------------------------------ endings
     def _maybe_done(self, drain: _Drain) -> None:

@@ -43,7 +43,12 @@ from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
 from eaco.model.job import Job
 from eaco.policies.base import Policy
-from eaco.policies.consolidation import ConsolidationSettings, Consolidator
+from eaco.policies.consolidation import (
+    DEFAULT_MIN_REMAINING_S,
+    DEFAULT_RESTART_OVERHEAD_S,
+    ConsolidationSettings,
+    Consolidator,
+)
 from eaco.policies.decisions import Decision, Place, Undo, WakeUp, Watch
 from eaco.policies.placement import candidate_gpu_types, find_free_gpus
 from eaco.policies.view import EpochReport, SchedulerView
@@ -80,8 +85,8 @@ class EacoSettings:
     # GPUs of other awake nodes, so that they sleep (policies/consolidation.py); a node is
     # drained only if its longest job has at least consolidate_min_remaining_s left
     consolidate: bool = True
-    consolidate_min_remaining_s: float = 10800.0
-    restart_overhead_s: float = 60.0  # what EaCO assumes a move costs a job (its deadline check)
+    consolidate_min_remaining_s: float = DEFAULT_MIN_REMAINING_S
+    restart_overhead_s: float = DEFAULT_RESTART_OVERHEAD_S  # what EaCO assumes a move costs a job (its deadline check)
 
     def __post_init__(self) -> None:
         checks = [

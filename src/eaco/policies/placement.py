@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from eaco.model.job import Job
 from eaco.policies.view import SchedulerView
 
@@ -13,7 +15,7 @@ def candidate_gpu_types(view: SchedulerView, job: Job) -> tuple[str, ...]:
 
 
 def find_free_gpus(
-    view: SchedulerView, num_gpus: int, gpu_type: str, avoid: frozenset[int] | set[int] = frozenset()
+    view: SchedulerView, num_gpus: int, gpu_type: str, avoid: Collection[int] = frozenset()
 ) -> tuple[int, ...] | None:
     """Pick ``num_gpus`` idle GPUs of one type, consolidated on as few nodes as possible.
 
@@ -26,14 +28,9 @@ def find_free_gpus(
     per_node = view.max_gpus_per_node(gpu_type)
     if per_node == 0:
         return None
-    if num_gpus <= per_node:
-        for k in range(num_gpus, per_node + 1):
-            if avoid:
-                node = next((n for n in view.nodes_with_free(gpu_type, k) if n not in avoid), None)
-            else:
-                node = view.first_node_with_free(gpu_type, k)
-            if node is not None:
-                return view.free_gpus_on(node)[:num_gpus]
+    node = best_fit_node(view, num_gpus, gpu_type, avoid)
+    if node is not None:
+        return view.free_gpus_on(node)[:num_gpus]
     if view.free_gpu_count(gpu_type) < num_gpus:
         return None
     chosen: list[int] = []
@@ -45,6 +42,23 @@ def find_free_gpus(
             chosen.extend(view.free_gpus_on(node)[:need])
             if len(chosen) == num_gpus:
                 return tuple(chosen)
+    return None
+
+
+def best_fit_node(
+    view: SchedulerView, num_gpus: int, gpu_type: str, avoid: Collection[int] = frozenset(),
+    awake_only: bool = False,
+) -> int | None:
+    """The node of ``gpu_type`` with the fewest idle GPUs that still has ``num_gpus`` (lowest id on
+    ties), outside ``avoid``; with ``awake_only``, only nodes that run a job already."""
+    for k in range(num_gpus, view.max_gpus_per_node(gpu_type) + 1):
+        if not avoid and not awake_only:
+            node = view.first_node_with_free(gpu_type, k)
+        else:
+            node = next((n for n in view.nodes_with_free(gpu_type, k)
+                         if n not in avoid and not (awake_only and len(view.node_gpus(n)) == k)), None)
+        if node is not None:
+            return node
     return None
 
 

@@ -145,6 +145,17 @@ def iter_parsed(
             yield item
 
 
+def parse_rows(
+    table: CsvTable, parse: Callable[[int, list[str]], T | None], skip_bad_rows: bool
+) -> tuple[list[T], int]:
+    """Every row of ``table`` parsed (:func:`iter_parsed` under the ``skip_bad_rows`` rule), and
+    how many bad rows were skipped (the first one is logged)."""
+    counter = RowCounter(skip_bad_rows)
+    items = list(iter_parsed(table, parse, counter))
+    counter.log_summary(table.source)
+    return items, counter.skipped
+
+
 # --- field parsers -------------------------------------------------------------------------
 
 

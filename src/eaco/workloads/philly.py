@@ -26,7 +26,7 @@ from eaco.colocation.catalog import JobCatalog
 from eaco.errors import InputError
 from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.paths import shared_file
-from eaco.workloads._csvio import CsvTable, RowCounter, iter_parsed, parse_int
+from eaco.workloads._csvio import CsvTable, parse_int, parse_rows
 from eaco.workloads._defaults import make_assigner, resolve_catalog
 from eaco.workloads.base import JobDraft, Workload, build_workload
 from eaco.workloads.util_cdf import UtilisationCdf
@@ -95,15 +95,13 @@ def load_philly(
                              line=line, field="cluster")
         return JobDraft(submit_s, duration_s, num_gpus, gpu_type=pinned)
 
-    counter = RowCounter(skip_bad_rows)
-    drafts = list(iter_parsed(table, parse, counter))
-    counter.log_summary(src)
+    drafts, skipped = parse_rows(table, parse, skip_bad_rows)
     return build_workload(
         "philly",
         src,
         drafts,
         catalog=cat,
         assigner=lambda: make_assigner(cat, seed, util_cdf),
-        skipped_rows=counter.skipped,
+        skipped_rows=skipped,
         limit=limit,
     )

@@ -47,7 +47,7 @@ from pathlib import Path
 from eaco.colocation.catalog import JobCatalog
 from eaco.errors import InputError
 from eaco.model.gpu import GPU_TYPES
-from eaco.workloads._csvio import CsvTable, RowCounter, iter_parsed, open_text
+from eaco.workloads._csvio import CsvTable, open_text, parse_rows
 from eaco.workloads._defaults import make_assigner, resolve_catalog
 from eaco.workloads.base import JobDraft, Workload, build_workload
 from eaco.workloads.util_cdf import UtilisationCdf
@@ -255,16 +255,14 @@ def load_slurm(
             duration_gpu_type=ran_on,
         )
 
-    counter = RowCounter(skip_bad_rows)
-    drafts = list(iter_parsed(table, parse, counter))
-    counter.log_summary(src)
+    drafts, skipped = parse_rows(table, parse, skip_bad_rows)
     return build_workload(
         name if name is not None else p.name.split(".")[0],
         src,
         drafts,
         catalog=cat,
         assigner=lambda: make_assigner(cat, seed, util_cdf),
-        skipped_rows=counter.skipped,
+        skipped_rows=skipped,
         excluded={k: v for k, v in excluded.items() if v},
         limit=limit,
     )

@@ -15,11 +15,9 @@ import sys
 from dataclasses import replace
 from typing import Sequence
 
-from eaco.model.cluster import ClusterSpec
 from eaco.policies.eaco import EacoSettings
 from eaco.setup import load_environment
-from eaco.sim.runner import simulate
-from eaco.study.reproduce import StudyConfig, study_workload
+from eaco.study.reproduce import sweep_eaco
 
 VARIANTS: dict[str, EacoSettings] = {
     "off": replace(EacoSettings(), consolidate=False),
@@ -35,23 +33,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1000)
     args = parser.parse_args(argv)
     env = load_environment()
-    cluster = ClusterSpec.homogeneous(28, 8, "v100")
     print("load  setting                 mean energy/FIFO  mean runtime/FIFO  per seed: energy/FIFO, active nodes, misses (by sharing), moved")
-    for rate, seeds in LOADS:
-        runs = []
-        for seed in seeds:
-            wl = study_workload(StudyConfig(num_jobs=args.jobs, seed=seed, arrival_rate_per_h=rate), env)
-            runs.append((wl, simulate(cluster, wl, "fifo", env)[1]))
-        for name, settings in VARIANTS.items():
-            rows = []
-            for wl, fifo in runs:
-                m = simulate(cluster, wl, "eaco", env, eaco_settings=settings)[1]
-                rows.append((m.energy_kwh / fifo.energy_kwh, m.run_time_s.mean / fifo.run_time_s.mean,
-                             m.avg_active_nodes, m.deadline_misses, m.deadline_misses_colocation, m.migrations))
-            n = len(rows)
-            per_seed = "; ".join(f"{r[0]:.3f}, {r[2]:.1f}, {r[3]} ({r[4]}), {r[5]}" for r in rows)
-            print(f"{rate:4g}  {name:22s}  {sum(r[0] for r in rows) / n:16.3f}  {sum(r[1] for r in rows) / n:17.3f}  {per_seed}",
-                  flush=True)
+    for rate, name, pairs in sweep_eaco(VARIANTS, LOADS, env, args.jobs):
+        rows = [(m.energy_kwh / fifo.energy_kwh, m.run_time_s.mean / fifo.run_time_s.mean,
+                 m.avg_active_nodes, m.deadline_misses, m.deadline_misses_colocation, m.migrations)
+                for m, fifo in pairs]
+        n = len(rows)
+        per_seed = "; ".join(f"{r[0]:.3f}, {r[2]:.1f}, {r[3]} ({r[4]}), {r[5]}" for r in rows)
+        print(f"{rate:4g}  {name:22s}  {sum(r[0] for r in rows) / n:16.3f}  {sum(r[1] for r in rows) / n:17.3f}  {per_seed}",
+              flush=True)
     return 0
 
 

@@ -14,11 +14,9 @@ import sys
 from dataclasses import replace
 from typing import Sequence
 
-from eaco.model.cluster import ClusterSpec
 from eaco.policies.eaco import EacoSettings
 from eaco.setup import load_environment
-from eaco.sim.runner import simulate
-from eaco.study.reproduce import StudyConfig, paper_rules, study_workload
+from eaco.study.reproduce import paper_rules, sweep_eaco
 
 VARIANTS: dict[str, EacoSettings] = {
     "paper rules": paper_rules(EacoSettings()),
@@ -37,23 +35,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1000)
     args = parser.parse_args(argv)
     env = load_environment()
-    cluster = ClusterSpec.homogeneous(28, 8, "v100")
     print("load  setting                          energy/FIFO  runtime/FIFO  total/FIFO  misses (by sharing), per seed")
-    for rate, seeds in LOADS:
-        runs = []
-        for seed in seeds:
-            wl = study_workload(StudyConfig(num_jobs=args.jobs, seed=seed, arrival_rate_per_h=rate), env)
-            runs.append((wl, simulate(cluster, wl, "fifo", env)[1]))
-        for name, settings in VARIANTS.items():
-            rows = []
-            for wl, fifo in runs:
-                m = simulate(cluster, wl, "eaco", env, eaco_settings=settings)[1]
-                rows.append((m.energy_kwh / fifo.energy_kwh, m.run_time_s.mean / fifo.run_time_s.mean,
-                             m.total_time_s.mean / fifo.total_time_s.mean, m.deadline_misses, m.deadline_misses_colocation))
-            n = len(rows)
-            mean = [sum(r[i] for r in rows) / n for i in range(3)]
-            misses = ", ".join(f"{r[3]} ({r[4]})" for r in rows)
-            print(f"{rate:4g}  {name:31s}  {mean[0]:11.3f}  {mean[1]:12.3f}  {mean[2]:10.2f}  {misses}", flush=True)
+    for rate, name, pairs in sweep_eaco(VARIANTS, LOADS, env, args.jobs):
+        rows = [(m.energy_kwh / fifo.energy_kwh, m.run_time_s.mean / fifo.run_time_s.mean,
+                 m.total_time_s.mean / fifo.total_time_s.mean, m.deadline_misses, m.deadline_misses_colocation)
+                for m, fifo in pairs]
+        n = len(rows)
+        mean = [sum(r[i] for r in rows) / n for i in range(3)]
+        misses = ", ".join(f"{r[3]} ({r[4]})" for r in rows)
+        print(f"{rate:4g}  {name:31s}  {mean[0]:11.3f}  {mean[1]:12.3f}  {mean[2]:10.2f}  {misses}", flush=True)
     return 0
 
 

@@ -132,6 +132,8 @@ def simulate(
     late_best_effort: bool = typer.Option(_EACO.late_jobs_best_effort, "--late-best-effort/--no-late-best-effort", help="EaCO: a job that can no longer meet its deadline is placed best-effort"),
     consolidate: bool = typer.Option(_EACO.consolidate, "--consolidate/--no-consolidate", help="EaCO: move jobs at epoch ends to empty lightly loaded nodes so they sleep"),
     consolidate_min_remaining_s: float = typer.Option(_EACO.consolidate_min_remaining_s, "--consolidate-min-remaining-s", help="EaCO: drain a node only if its longest job has this much work left"),
+    reserve: bool = typer.Option(_EACO.reserve, "--reserve/--no-reserve", help="EaCO: hold the node that frees first for a job that is urgent or has waited --reserve-wait-s"),
+    reserve_wait_s: float = typer.Option(_EACO.reserve_wait_s, "--reserve-wait-s", min=0.0, help="EaCO: wait after which a job that cannot be placed gets a reservation"),
 ) -> None:
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
     from eaco.report.files import write_hourly_energy, write_jobs, write_metrics, write_timeseries
@@ -168,6 +170,7 @@ def simulate(
             min_speed=min_speed, urgent_slack=urgent_slack,
             urgent_min_speed=urgent_min_speed, late_jobs_best_effort=late_best_effort,
             consolidate=consolidate, consolidate_min_remaining_s=consolidate_min_remaining_s,
+            reserve=reserve, reserve_wait_s=reserve_wait_s,
         )
         grid_settings = _grid_settings(price_per_kwh, carbon_g_per_kwh, grid, grid_offset_h, grid_repeat, pue, currency)
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:

@@ -14,7 +14,8 @@ GPUs of *other awake* nodes, and *drains* it:
 A node is drained only if every job on it is single-node, alone on its GPUs, not high-priority,
 not under observation, has not migrated ``max_moves_per_job`` times already, and keeps its
 deadline with the restart it will pay (``restart_overhead_s``); and only if the work on it lasts
-long enough (``min_remaining_s``, the longest remaining job) to pay for the moves. While a node
+long enough (``min_remaining_s``, the longest remaining job) to pay for the moves. Nodes held for
+a waiting job (``reserved``) take no moved job. While a node
 drains, other jobs are not placed on it unless there is no other room (the drain is then
 called off). A drain that has not finished by ``timeout_s`` after the longest epoch of its jobs
 is called off too.
@@ -78,16 +79,20 @@ class ConsolidationStats:
 RemainingFn = Callable[[SchedulerView, Job, str], float]
 # job id -> whether the policy lets it move now (not under observation, no undo pending, ...)
 MovableFn = Callable[[int], bool]
+# the nodes held for a waiting job (policies/reservation.py): never a move's target
+ReservedFn = Callable[[], frozenset[int]]
 
 
 class Consolidator:
     """Drains lightly loaded nodes by moving their jobs at epoch boundaries (see module docs)."""
 
-    def __init__(self, settings: ConsolidationSettings, remaining_s: RemainingFn, movable: MovableFn) -> None:
+    def __init__(self, settings: ConsolidationSettings, remaining_s: RemainingFn, movable: MovableFn,
+                 reserved: ReservedFn = frozenset) -> None:
         self.settings = settings
         self.stats = ConsolidationStats()
         self._remaining_s = remaining_s
         self._movable = movable
+        self._reserved = reserved
         self._drains: dict[int, _Drain] = {}  # node -> drain
         self._drain_of_job: dict[int, _Drain] = {}
         self._moves: dict[int, int] = {}  # job -> times moved
@@ -190,7 +195,8 @@ class Consolidator:
             jobs = self._movable_jobs(view, node, gpu_type)
             if jobs is None:
                 continue
-            room = {n: k for n, k in free_on.items() if n != node and n not in self._drains}
+            reserved = self._reserved()
+            room = {n: k for n, k in free_on.items() if n != node and n not in self._drains and n not in reserved}
             if not self._fits(jobs, room):
                 continue
             longest = max(self._remaining_s(view, j, gpu_type) for j in jobs)
@@ -249,7 +255,7 @@ class Consolidator:
     def _target(self, view: SchedulerView, job: Job, gpu_type: str) -> tuple[int, ...] | None:
         """Free GPUs for ``job`` on the awake node (not draining) with the fewest that suffice; an
         asleep or empty node is no target (moving there saves nothing)."""
-        node = best_fit_node(view, job.num_gpus, gpu_type, avoid=self._drains.keys(), awake_only=True)
+        node = best_fit_node(view, job.num_gpus, gpu_type, avoid=self._drains.keys() | self._reserved(), awake_only=True)
         return None if node is None else view.free_gpus_on(node)[: job.num_gpus]
 
     # ------------------------------------------------------------------ endings

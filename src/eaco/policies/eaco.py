@@ -51,6 +51,7 @@ from eaco.policies.consolidation import (
 )
 from eaco.policies.decisions import Decision, Place, Undo, WakeUp, Watch
 from eaco.policies.placement import candidate_gpu_types, find_free_gpus
+from eaco.policies.reservation import DEFAULT_RESERVE_WAIT_S, ReservationSettings, Reserver
 from eaco.policies.view import EpochReport, SchedulerView
 from eaco.predictor.history import CoLocationPredictor, LearnedSpeed
 
@@ -87,6 +88,12 @@ class EacoSettings:
     consolidate: bool = True
     consolidate_min_remaining_s: float = DEFAULT_MIN_REMAINING_S
     restart_overhead_s: float = DEFAULT_RESTART_OVERHEAD_S  # what EaCO assumes a move costs a job (its deadline check)
+    # beyond the paper: a job that could not be placed and whose deadline is urgent (slack below
+    # urgent_slack), or that has been in the system for reserve_wait_s (default: never), gets the
+    # node that frees first held for it; others may use that node only if they finish before
+    # (policies/reservation.py). Keeps big jobs from missing deadlines behind small ones.
+    reserve: bool = True
+    reserve_wait_s: float = DEFAULT_RESERVE_WAIT_S
 
     def __post_init__(self) -> None:
         checks = [
@@ -105,6 +112,7 @@ class EacoSettings:
             (0.0 <= self.urgent_min_speed <= 1.0, "urgent_min_speed must be in [0, 1]"),
             (self.consolidate_min_remaining_s >= 0.0, "consolidate_min_remaining_s must be >= 0"),
             (self.restart_overhead_s >= 0.0, "restart_overhead_s must be >= 0"),
+            (self.reserve_wait_s >= 0.0, "reserve_wait_s must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -212,7 +220,7 @@ class EacoPolicy(Policy):
         self._dirty_nodes: dict[str, set[int]] = {}
         self._util_version = -1
         self._gpu_node_of: dict[int, int] = {}
-        self._node_end: dict[int, tuple[tuple[int, int], float]] = {}
+        self._node_end: dict[int, tuple[tuple[int, int], tuple[float, ...]]] = {}
         self._lock_epoch = 0  # bumped whenever a GPU is locked or unlocked
         self._host_per_gpu_w: dict[str, float] = {}
         st = self.settings
@@ -221,7 +229,17 @@ class EacoPolicy(Policy):
                                   restart_overhead_s=st.restart_overhead_s),
             remaining_s=lambda view, job, gpu_type: self._remaining_s(view, job, gpu_type, 1.0),
             movable=self._movable,
+            reserved=self._reserved_nodes,
         )
+        self.reserver = Reserver(
+            ReservationSettings(enabled=st.reserve, wait_s=st.reserve_wait_s),
+            room_at_s=self._room_at_s,
+            remaining_s=lambda view, job, gpu_type: self._remaining_s(view, job, gpu_type, 1.0),
+        )
+
+    def _reserved_nodes(self) -> frozenset[int]:
+        r = self.reserver.current
+        return frozenset() if r is None else r.nodes
 
     def _movable(self, job_id: int) -> bool:
         """Whether consolidation may move the job: not in a co-location under observation, no
@@ -273,22 +291,21 @@ class EacoPolicy(Policy):
     def _note_transitions(self, view: SchedulerView, job: Job) -> None:
         """A waiting job's own checks change with time alone: it becomes urgent (slack below
         ``urgent_slack``) and later late (its deadline lost even alone). Nothing else may happen
-        then, so a blocked job is looked at again at those times (a wake-up)."""
-        if not job.has_deadline:
-            return
+        then, so a blocked job is looked at again at those times (a wake-up). So does the end of
+        its wait for a reservation."""
         st = self.settings
-        for gpu_type in candidate_gpu_types(view, job):
+        times = [self.reserver.next_wait_end_s(job)]
+        for gpu_type in candidate_gpu_types(view, job) if job.has_deadline else ():
             alone_s = self._remaining_s(view, job, gpu_type, 1.0)
-            times = []
             if st.urgent_slack > 0:
                 times.append(job.deadline_s - (1.0 + st.urgent_slack) * alone_s)
             if st.late_jobs_best_effort:
                 times.append(job.deadline_s - alone_s)
-            for t in times:
-                entry = (t + 1.0, job.job_id)  # a second past the bound, so the check has flipped
-                if t > view.now_s and entry not in self._noted:
-                    self._noted.add(entry)
-                    heapq.heappush(self._transitions, entry)
+        for t in times:
+            entry = (t + 1.0, job.job_id)  # a second past the bound, so the check has flipped
+            if view.now_s < t < math.inf and entry not in self._noted:
+                self._noted.add(entry)
+                heapq.heappush(self._transitions, entry)
 
     # ============================================================ observation
     def _handle_reports(self, view: SchedulerView) -> list[Decision]:
@@ -393,18 +410,33 @@ class EacoPolicy(Policy):
 
     # ============================================================== placement
     def _place_next(self, view: SchedulerView) -> list[Decision]:
+        if self.reserver.check_holder(view):
+            self._blocked.clear()  # the reserved nodes are open to every job again
         examined = 0
+        waiting: list[Job] = []  # the jobs that could not be placed, in queue order
+        window = self.settings.queue_window
         for job in view.queue:
-            if examined >= self.settings.queue_window:
+            if examined >= window:
                 break
-            if job.job_id in self._blocked or self.consolidator.holds(job.job_id):
+            if self.consolidator.holds(job.job_id):
+                continue
+            if job.job_id in self._blocked:
+                if len(waiting) < window:
+                    waiting.append(job)
                 continue
             examined += 1
             decisions = self._place(view, job)
             if decisions:
+                place = decisions[0]
+                assert isinstance(place, Place)
+                if self.reserver.placed(view, job, place.gpus):
+                    self._blocked.clear()
                 return decisions
             self._blocked.add(job.job_id)
             self._note_transitions(view, job)
+            waiting.append(job)
+        self.reserver.consider(view, waiting, urgent=lambda j: self._is_urgent(view, j),
+                               gpu_types=lambda j: self._types_fastest_first(view, j))
         return []
 
     def _place(self, view: SchedulerView, job: Job) -> list[Decision]:
@@ -412,7 +444,9 @@ class EacoPolicy(Policy):
         draining = self.consolidator.draining_nodes
         if job.is_high_priority:
             for t in types:
-                gpus = self._free_gpus(view, job.num_gpus, t, draining)
+                gpus = self._free_gpus(view, job.num_gpus, t, draining, self.reserver.avoid_for(view, job, t, sharing=False))
+                if gpus is None:
+                    gpus = find_free_gpus(view, job.num_gpus, t)  # high priority: a reserved node if need be
                 if gpus is not None:
                     self.stats.exclusive_placements += 1
                     self._blocked.clear()
@@ -435,16 +469,17 @@ class EacoPolicy(Policy):
             type_factor = fastest_speed / jt.speed_on(t)
             found = 0
             min_speed = self._min_speed(view, job, t)
+            avoid = draining | self.reserver.avoid_for(view, job, t, sharing=True)
             for gpus in self._candidates(view, job, t, min_speed):
-                if draining and any(view.gpu_node(g) in draining for g in gpus):
-                    continue  # being emptied
+                if avoid and any(view.gpu_node(g) in avoid for g in gpus):
+                    continue  # being emptied, or held for a waiting job
                 opt = self._evaluate_colocation(view, job, gpus, t, min_speed, norm_j, type_factor, binds)
                 if opt.feasible:
                     options.append(opt)
                     found += 1
                     if found >= self.settings.max_candidates:
                         break
-            free = self._free_gpus(view, job.num_gpus, t, draining)
+            free = self._free_gpus(view, job.num_gpus, t, draining, self.reserver.avoid_for(view, job, t, sharing=False))
             if free is not None:
                 opt = self._evaluate_exclusive(view, job, free, t, norm_j, type_factor, binds)
                 if opt.feasible:
@@ -464,13 +499,15 @@ class EacoPolicy(Policy):
         return self._colocate(view, job, best.gpus)
 
     @staticmethod
-    def _free_gpus(view: SchedulerView, num_gpus: int, gpu_type: str, draining: frozenset[int]) -> tuple[int, ...] | None:
-        """Free GPUs, off the nodes being drained if possible."""
+    def _free_gpus(view: SchedulerView, num_gpus: int, gpu_type: str, draining: frozenset[int],
+                   reserved: frozenset[int]) -> tuple[int, ...] | None:
+        """Free GPUs off ``reserved`` nodes (held for another job), and off the nodes being
+        drained if possible."""
         if draining:
-            gpus = find_free_gpus(view, num_gpus, gpu_type, avoid=draining)
+            gpus = find_free_gpus(view, num_gpus, gpu_type, avoid=draining | reserved)
             if gpus is not None:
                 return gpus
-        return find_free_gpus(view, num_gpus, gpu_type)
+        return find_free_gpus(view, num_gpus, gpu_type, avoid=reserved)
 
     def _placing(self, view: SchedulerView, place: Place) -> list[Decision]:
         """A placement on a node being drained calls that drain off (there was no other room)."""
@@ -703,11 +740,22 @@ class EacoPolicy(Policy):
 
     def _min_speed(self, view: SchedulerView, job: Job, gpu_type: str) -> float:
         st = self.settings
-        if st.urgent_slack <= 0 or not job.has_deadline:
+        if st.urgent_slack <= 0:
             return st.min_speed
+        return min(st.min_speed, st.urgent_min_speed) if self._slack(view, job, gpu_type) < st.urgent_slack else st.min_speed
+
+    def _slack(self, view: SchedulerView, job: Job, gpu_type: str) -> float:
+        """(deadline - now - remaining time alone) / remaining time alone; inf without a deadline."""
+        if not job.has_deadline:
+            return math.inf
         t = self._remaining_s(view, job, gpu_type, 1.0)
-        slack = (job.deadline_s - view.now_s - t) / t if t > 0 else math.inf
-        return min(st.min_speed, st.urgent_min_speed) if slack < st.urgent_slack else st.min_speed
+        return (job.deadline_s - view.now_s - t) / t if t > 0 else math.inf
+
+    def _is_urgent(self, view: SchedulerView, job: Job) -> bool:
+        """Its slack on its fastest type is below ``urgent_slack`` but not yet lost (a late job
+        is best-effort: it gets no reservation before it has waited ``reserve_wait_s``)."""
+        types = self._types_fastest_first(view, job)
+        return bool(types) and 0.0 <= self._slack(view, job, types[0]) < self.settings.urgent_slack
 
     def _evaluate_colocation(
         self, view: SchedulerView, job: Job, gpus: tuple[int, ...], gpu_type: str, min_speed: float,
@@ -803,27 +851,41 @@ class EacoPolicy(Policy):
 
     def _node_end_s(self, view: SchedulerView, node: int) -> float:
         """When the node's current jobs are predicted to be done (now if it has none)."""
+        return max(view.now_s, self._gpu_ends_s(view, node)[-1])
+
+    def _room_at_s(self, view: SchedulerView, node: int, num_gpus: int) -> float:
+        """When ``num_gpus`` GPUs of the node are predicted to be free (now if they are)."""
+        return max(view.now_s, self._gpu_ends_s(view, node)[num_gpus - 1])
+
+    def _gpu_ends_s(self, view: SchedulerView, node: int) -> tuple[float, ...]:
+        """Per GPU of the node, when its current jobs are predicted to be done (-inf: free),
+        earliest first; H's speed estimates for jobs that share a GPU."""
         key = (view.node_version(node), self._util_version)
         got = self._node_end.get(node)
-        if got is not None and got[0] == key:
-            return max(view.now_s, got[1])
-        end_s = view.now_s
-        seen: set[int] = set()
-        for g in view.node_gpus(node):
-            for j in view.gpu_jobs(g):
-                if j in seen:
-                    continue
-                seen.add(j)
-                job = view.job(j)
-                speed = 1.0
-                for h in view.job_gpus(j):
-                    members = view.gpu_jobs(h)
-                    if len(members) > 1:
-                        ests = self.predictor.estimate(tuple(view.job(m).job_type for m in members), view.gpu_type(h))
-                        speed = min(speed, ests[members.index(j)].speed)
-                end_s = max(end_s, view.now_s + self._remaining_s(view, job, view.gpu_type(g), speed))
-        self._node_end[node] = (key, end_s)
-        return end_s
+        if got is None or got[0] != key:
+            ends: dict[int, float] = {}  # job -> predicted end
+            per_gpu: list[float] = []
+            for g in view.node_gpus(node):
+                gpu_end = -math.inf
+                for j in view.gpu_jobs(g):
+                    end_s = ends.get(j)
+                    if end_s is None:
+                        end_s = ends[j] = view.now_s + self._remaining_s(view, view.job(j), view.gpu_type(g), self._job_speed(view, j))
+                    gpu_end = max(gpu_end, end_s)
+                per_gpu.append(gpu_end)
+            got = (key, tuple(sorted(per_gpu)))
+            self._node_end[node] = got
+        return got[1]
+
+    def _job_speed(self, view: SchedulerView, job_id: int) -> float:
+        """H's predicted speed of a running job: the slowest of its GPUs' sets (1 alone)."""
+        speed = 1.0
+        for h in view.job_gpus(job_id):
+            members = view.gpu_jobs(h)
+            if len(members) > 1:
+                ests = self.predictor.estimate(tuple(view.job(m).job_type for m in members), view.gpu_type(h))
+                speed = min(speed, ests[members.index(job_id)].speed)
+        return speed
 
     def _reference_energy_j(self, view: SchedulerView, job: Job, gpu_type: str) -> float:
         """Energy of the job alone on an awake node (GPU + its share of host): the normaliser."""

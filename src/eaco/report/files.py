@@ -59,7 +59,7 @@ def metrics_row(m: Metrics) -> dict[str, object]:
     row: dict[str, object] = {c: getattr(m, c) for c in METRIC_COLUMNS}
     for d in DIST_COLUMNS:
         dist = getattr(m, d)
-        for stat in ("mean", "p50", "p95", "p99"):
+        for stat in ("mean", "p50", "p95", "p99", "max"):
             row[f"{d}_{stat}"] = getattr(dist, stat)
     row["events_per_s"] = m.events_per_s
     return row

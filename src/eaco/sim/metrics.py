@@ -17,13 +17,14 @@ class Distribution:
     p50: float
     p95: float
     p99: float
+    max: float = math.nan
 
     @classmethod
     def of(cls, values: np.ndarray) -> "Distribution":
         if values.size == 0:
-            return cls(math.nan, math.nan, math.nan, math.nan)
+            return cls(math.nan, math.nan, math.nan, math.nan, math.nan)
         p50, p95, p99 = np.percentile(values, [50, 95, 99])
-        return cls(float(values.mean()), float(p50), float(p95), float(p99))
+        return cls(float(values.mean()), float(p50), float(p95), float(p99), float(values.max()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,10 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     env = load_environment()
     print("load  setting                 mean energy/FIFO  mean runtime/FIFO  per seed: energy/FIFO, active nodes, misses (by sharing), moved")
-    for rate, name, pairs in sweep_eaco(VARIANTS, LOADS, env, args.jobs):
+    for rate, name, runs in sweep_eaco(VARIANTS, LOADS, env, args.jobs):
         rows = [(m.energy_kwh / fifo.energy_kwh, m.run_time_s.mean / fifo.run_time_s.mean,
                  m.avg_active_nodes, m.deadline_misses, m.deadline_misses_colocation, m.migrations)
-                for m, fifo in pairs]
+                for m, fifo in ((r.metrics, r.fifo) for r in runs)]
         n = len(rows)
         per_seed = "; ".join(f"{r[0]:.3f}, {r[2]:.1f}, {r[3]} ({r[4]}), {r[5]}" for r in rows)
         print(f"{rate:4g}  {name:22s}  {sum(r[0] for r in rows) / n:16.3f}  {sum(r[1] for r in rows) / n:17.3f}  {per_seed}",

@@ -61,8 +61,8 @@ class StudyConfig:
 
 def paper_rules(settings: EacoSettings) -> EacoSettings:
     """EaCO as the paper describes it: no best-effort placement of late jobs, no urgency rule, no
-    consolidation by migration."""
-    return replace(settings, late_jobs_best_effort=False, urgent_slack=0.0, consolidate=False)
+    consolidation by migration, no reservations for waiting jobs."""
+    return replace(settings, late_jobs_best_effort=False, urgent_slack=0.0, consolidate=False, reserve=False)
 
 
 PAPER_RULES_LABEL = "paper rules"
@@ -115,13 +115,22 @@ def study_workload(config: StudyConfig, env: Environment, job_type_rule: str | N
     return assign_slos(wl, replace(config.slo, seed=config.seed))
 
 
+@dataclass(frozen=True, slots=True)
+class SweepRun:
+    """One EaCO run of a sweep, with FIFO's metrics on the same workload."""
+
+    result: SimulationResult
+    metrics: Metrics
+    fifo: Metrics
+
+
 def sweep_eaco(
     variants: dict[str, EacoSettings], loads: tuple[tuple[float, tuple[int, ...]], ...], env: Environment,
     num_jobs: int = 1000,
-) -> Iterator[tuple[float, str, list[tuple[Metrics, Metrics]]]]:
+) -> Iterator[tuple[float, str, list[SweepRun]]]:
     """EaCO with each of ``variants`` on the study's 28 x 8 V100 cluster, for each (arrival rate,
-    seeds) of ``loads``: yields (rate, variant name, [(EaCO's metrics, FIFO's on the same
-    workload) per seed]), rate by rate, variants in order. The study-script sweeps use it."""
+    seeds) of ``loads``: yields (rate, variant name, one :class:`SweepRun` per seed), rate by
+    rate, variants in order. The study-script sweeps use it."""
     cluster = ClusterSpec.homogeneous(28, 8, "v100")
     for rate, seeds in loads:
         runs = []
@@ -129,7 +138,7 @@ def sweep_eaco(
             wl = study_workload(StudyConfig(num_jobs=num_jobs, seed=seed, arrival_rate_per_h=rate), env)
             runs.append((wl, simulate(cluster, wl, "fifo", env)[1]))
         for name, settings in variants.items():
-            yield rate, name, [(simulate(cluster, wl, "eaco", env, eaco_settings=settings)[1], fifo) for wl, fifo in runs]
+            yield rate, name, [SweepRun(*simulate(cluster, wl, "eaco", env, eaco_settings=settings), fifo) for wl, fifo in runs]
 
 
 def planned_runs(config: StudyConfig) -> int:

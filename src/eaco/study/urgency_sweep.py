@@ -36,10 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     env = load_environment()
     print("load  setting                          energy/FIFO  runtime/FIFO  total/FIFO  misses (by sharing), per seed")
-    for rate, name, pairs in sweep_eaco(VARIANTS, LOADS, env, args.jobs):
+    for rate, name, runs in sweep_eaco(VARIANTS, LOADS, env, args.jobs):
         rows = [(m.energy_kwh / fifo.energy_kwh, m.run_time_s.mean / fifo.run_time_s.mean,
                  m.total_time_s.mean / fifo.total_time_s.mean, m.deadline_misses, m.deadline_misses_colocation)
-                for m, fifo in pairs]
+                for m, fifo in ((r.metrics, r.fifo) for r in runs)]
         n = len(rows)
         mean = [sum(r[i] for r in rows) / n for i in range(3)]
         misses = ", ".join(f"{r[3]} ({r[4]})" for r in rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import typer
 from eaco.errors import InputError
 from eaco.runtime.errors import RuntimeStateError
 from eaco.runtime.spec import load_spec, spec_from_yaml
+from eaco.runtime.metrics import store_counts
 from eaco.runtime.store import Store
 from eaco.runtime_cli import cancel_command, logs_command, serve_command, status_command, submit_command
 from runtime_helpers import wait_for
@@ -99,6 +101,45 @@ def test_store_transitions_and_wal(tmp_path: Path) -> None:
     again = Store(tmp_path / "r.db")
     assert [r.state for r in again.jobs()] == ["finished", "cancelled"]
     again.close()
+
+
+def test_store_counts_moves_apart_from_undos(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    spec = spec_from_yaml(job_yaml("a"))
+    job_id = store.submit("a", spec.model_dump_json())
+    attempt = store.begin_attempt(job_id, (0,), colocated=False, now_unix=time.time())
+    store.request_undo(job_id, reason="migration")  # the consolidator empties its node
+    store.end_attempt(job_id, attempt, 75, "stopped", "queued", time.time())
+    row = store.job(job_id)
+    assert (row.undos, row.migrations) == (0, 1)
+    assert "move" in [kind for _, _, kind, _ in store.events(job_id)]
+    store.close()
+    per_state, undos, migrations, attempts = store_counts(tmp_path / "r.db")
+    assert (per_state["queued"], undos, migrations, attempts) == (1, 0, 1, 1)
+
+
+def test_store_written_by_schema_1_gains_the_migrations_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                     "INSERT INTO meta VALUES ('schema_version', '1');"
+                     "CREATE TABLE jobs (job_id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+                     "spec_json TEXT NOT NULL, state TEXT NOT NULL, submit_unix REAL NOT NULL, "
+                     "exclusive_only INTEGER NOT NULL DEFAULT 0, gpus TEXT, next_gpus TEXT, "
+                     "attempts INTEGER NOT NULL DEFAULT 0, undos INTEGER NOT NULL DEFAULT 0, "
+                     "epochs_done INTEGER NOT NULL DEFAULT 0, first_start_unix REAL, placed_unix REAL, "
+                     "epochs_at_placement INTEGER NOT NULL DEFAULT 0, finish_unix REAL, "
+                     "run_time_s REAL NOT NULL DEFAULT 0, colocated_s REAL NOT NULL DEFAULT 0, "
+                     "energy_j REAL NOT NULL DEFAULT 0, exit_code INTEGER, reason TEXT, "
+                     "cancel_requested INTEGER NOT NULL DEFAULT 0);"
+                     "INSERT INTO jobs(name, spec_json, state, submit_unix, undos) VALUES ('old', '{}', 'finished', 1.0, 2);")
+    db.commit()
+    db.close()
+    store = Store(path)
+    row = store.job(1)
+    assert (row.name, row.undos, row.migrations) == ("old", 2, 0)
+    assert store.meta("schema_version") == "2"
+    store.close()
 
 
 # ------------------------------------------------------------------ daemon runs

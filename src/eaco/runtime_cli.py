@@ -123,10 +123,11 @@ def status_command(
     if as_json or summary or job_id is not None:
         typer.echo(json.dumps(payload, indent=2))
         return
-    typer.echo(f"{'id':>4} {'name':<20} {'state':<10} {'gpus':<8} {'epochs':>6} {'tries':>5} {'undos':>5}")
+    typer.echo(f"{'id':>4} {'name':<20} {'state':<10} {'gpus':<8} {'epochs':>6} {'tries':>5} {'undos':>5} {'moves':>5}")
     for j in payload["jobs"]:
         gpus = ",".join(str(g) for g in (j["gpus"] or [])) or "-"
-        typer.echo(f"{j['job_id']:>4} {j['name'][:20]:<20} {j['state']:<10} {gpus:<8} {j['epochs_done']:>6} {j['attempts']:>5} {j['undos']:>5}")
+        typer.echo(f"{j['job_id']:>4} {j['name'][:20]:<20} {j['state']:<10} {gpus:<8} {j['epochs_done']:>6} {j['attempts']:>5} "
+                   f"{j['undos']:>5} {j.get('migrations', 0):>5}")
 
 
 def _fmt(value: object, spec: str = ".1f") -> str:
@@ -135,13 +136,13 @@ def _fmt(value: object, spec: str = ".1f") -> str:
 
 def format_summary(summary: dict) -> str:  # type: ignore[type-arg]
     """The energy and JCT summary as plain tables (``eaco status --summary``; ``--json`` for JSON)."""
-    lines = [f"{'id':>4} {'name':<20} {'state':<10} {'JCT s':>9} {'run s':>9} {'wait s':>8} {'shared s':>9} {'energy J':>10} {'tries':>5} {'undos':>5} {'alone epoch s':>13}"]
+    lines = [f"{'id':>4} {'name':<20} {'state':<10} {'JCT s':>9} {'run s':>9} {'wait s':>8} {'shared s':>9} {'energy J':>10} {'tries':>5} {'undos':>5} {'moves':>5} {'alone epoch s':>13}"]
     for j in summary["jobs"]:
         lines.append(f"{j['job_id']:>4} {j['name'][:20]:<20} {j['state']:<10} {_fmt(j['jct_s']):>9} {_fmt(j['run_time_s']):>9} "
                      f"{_fmt(j['waiting_s']):>8} {_fmt(j['colocated_s']):>9} {_fmt(j['energy_j'], ',.0f'):>10} {j['attempts']:>5} {j['undos']:>5} "
-                     f"{_fmt(j.get('exclusive_epoch_s'), '.3g'):>13}")
+                     f"{j.get('migrations', 0):>5} {_fmt(j.get('exclusive_epoch_s'), '.3g'):>13}")
     counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items() if n)
-    lines += ["", f"jobs: {counts or 'none'}; co-located: {summary['colocated_jobs']}; undos: {summary['undos']}; "
+    lines += ["", f"jobs: {counts or 'none'}; co-located: {summary['colocated_jobs']}; undos: {summary['undos']}; moves: {summary.get('migrations', 0)}; "
               f"mean JCT {_fmt(summary['mean_jct_s'])} s, max {_fmt(summary['max_jct_s'])} s"]
     energy = summary.get("energy")
     if energy:

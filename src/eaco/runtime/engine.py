@@ -598,7 +598,7 @@ class Runtime:
         self.policy_calls += drive_policy(
             self.policy, make_view,
             on_place=lambda d: self._place(d, now[0]),
-            on_undo=lambda d: self._undo(d.job_id),
+            on_undo=lambda d: self._undo(d.job_id, d.reason),
             on_watch=watch,
             on_wake_up=wake_up,
             reports=reports, finished=finished, max_calls=MAX_POLICY_CALLS_PER_TICK,
@@ -628,14 +628,15 @@ class Runtime:
         self.state.place(self.jobs[d.job_id], gpus)
         self._launch(d.job_id, gpus, now_unix)
 
-    def _undo(self, job_id: int) -> None:
+    def _undo(self, job_id: int, reason: str = "colocation") -> None:
         """Ask the job to stop at its next epoch end. Until its process has exited it keeps its
         GPUs in ``state`` (its memory is really in use there) and is out of the queue; it is queued
-        (and placed anew by the policy) once the process has checkpointed and exited."""
+        (and placed anew by the policy) once the process has checkpointed and exited. ``reason``
+        (the policy's ``Undo.reason``) says whether it is counted as an undo or a move."""
         status = self.status.get(job_id)
         if status == "running":
             request_stop(self.layout.control_dir(job_id))
-            self.store.request_undo(job_id)
+            self.store.request_undo(job_id, reason)
             self.watches.pop(job_id, None)
             self.status[job_id] = "stopping"
             self._start_draining(job_id, self.state.job_gpus[job_id])

@@ -6,7 +6,7 @@ Two sources, read at every scrape:
   assignment; the scrape thread never touches the loop's dictionaries): modelled power and
   energy, queue, running / stopping / co-located jobs, per-GPU jobs, memory and utilisation;
 - the store (its own read-only SQLite connection per scrape): jobs per state and the
-  cumulative counters (finished, failed, cancelled jobs, undos, attempts), which survive a
+  cumulative counters (finished, failed, cancelled jobs, undos, migrations, attempts), which survive a
   daemon restart.
 
 Metrics live in a dedicated :class:`~prometheus_client.CollectorRegistry` (not the process-wide
@@ -68,17 +68,20 @@ class RuntimeSnapshot:
         return "modelled" if self.gpu_energy_source == "modelled" else "measured+modelled"
 
 
-def store_counts(db_path: Path) -> tuple[dict[str, int], int, int]:
-    """Jobs per state, total undos and total attempts, read with a read-only connection."""
+def store_counts(db_path: Path) -> tuple[dict[str, int], int, int, int]:
+    """Jobs per state, total undos, total moves (migrations) and total attempts, read with a
+    read-only connection."""
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5.0)
     try:
         per_state = {s: 0 for s in JOB_STATES}
-        undos = attempts = 0
-        for state, count, u, a in db.execute("SELECT state, COUNT(*), SUM(undos), SUM(attempts) FROM jobs GROUP BY state"):
+        undos = migrations = attempts = 0
+        query = "SELECT state, COUNT(*), SUM(undos), SUM(migrations), SUM(attempts) FROM jobs GROUP BY state"
+        for state, count, u, m, a in db.execute(query):
             per_state[state] = int(count)
             undos += int(u or 0)
+            migrations += int(m or 0)
             attempts += int(a or 0)
-        return per_state, undos, attempts
+        return per_state, undos, migrations, attempts
     finally:
         db.close()
 
@@ -159,7 +162,7 @@ class RuntimeCollector:
                 if family.samples:
                     yield family
         try:
-            per_state, undos, attempts = store_counts(self._db_path)
+            per_state, undos, migrations, attempts = store_counts(self._db_path)
         except sqlite3.Error:
             return  # no store yet (or it is busy beyond the timeout): the snapshot metrics still count
         states = GaugeMetricFamily("eaco_jobs", "Jobs in the store by state", labels=["state"])
@@ -170,6 +173,7 @@ class RuntimeCollector:
         yield CounterMetricFamily("eaco_jobs_failed", "Jobs that failed (all daemons on this state folder)", value=per_state["failed"])
         yield CounterMetricFamily("eaco_jobs_cancelled", "Jobs that were cancelled", value=per_state["cancelled"])
         yield CounterMetricFamily("eaco_undos", "Co-locations undone (jobs asked to stop and move)", value=undos)
+        yield CounterMetricFamily("eaco_migrations", "Jobs moved to other GPUs so that a node empties", value=migrations)
         yield CounterMetricFamily("eaco_attempts", "Processes started for jobs (attempts)", value=attempts)
 
 

@@ -4,7 +4,7 @@ Every state transition is one transaction, written before the runtime acts (an a
 recorded before its process starts) or right after it observes something (an exit). States:
 
     queued -> running -> finished | failed | cancelled
-    running -> stopping (undo asked; the job stops at its next epoch end) -> running | queued
+    running -> stopping (undo or move asked; the job stops at its next epoch end) -> running | queued
     running -> queued (crash while co-located: requeued to run exclusively; process lost)
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 from eaco.predictor.history import LearnedSpeed
 from eaco.runtime.errors import RuntimeStateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: jobs.migrations
 
 STATES = ("queued", "running", "stopping", "finished", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running", "stopping")
@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     next_gpus TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     undos INTEGER NOT NULL DEFAULT 0,
+    migrations INTEGER NOT NULL DEFAULT 0,
     epochs_done INTEGER NOT NULL DEFAULT 0,
     first_start_unix REAL,
     placed_unix REAL,
@@ -111,7 +112,8 @@ class JobRow:
     gpus: tuple[int, ...] | None
     next_gpus: tuple[int, ...] | None
     attempts: int
-    undos: int
+    undos: int  # co-locations undone for it (the deadline check after observation)
+    migrations: int  # moves to other GPUs so that a node empties (consolidation)
     epochs_done: int
     first_start_unix: float | None
     placed_unix: float | None
@@ -158,7 +160,8 @@ def _job_row(r: sqlite3.Row) -> JobRow:
     return JobRow(
         job_id=r["job_id"], name=r["name"], spec_json=r["spec_json"], state=r["state"],
         submit_unix=r["submit_unix"], exclusive_only=bool(r["exclusive_only"]), gpus=_gpus(r["gpus"]),
-        next_gpus=_gpus(r["next_gpus"]), attempts=r["attempts"], undos=r["undos"], epochs_done=r["epochs_done"],
+        next_gpus=_gpus(r["next_gpus"]), attempts=r["attempts"], undos=r["undos"], migrations=r["migrations"],
+        epochs_done=r["epochs_done"],
         first_start_unix=r["first_start_unix"], placed_unix=r["placed_unix"],
         epochs_at_placement=r["epochs_at_placement"], finish_unix=r["finish_unix"], run_time_s=r["run_time_s"],
         colocated_s=r["colocated_s"], energy_j=r["energy_j"], exit_code=r["exit_code"], reason=r["reason"],
@@ -187,7 +190,11 @@ class Store:
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
+            if "migrations" not in columns:  # a state folder written by schema 1
+                db.execute("ALTER TABLE jobs ADD COLUMN migrations INTEGER NOT NULL DEFAULT 0")
+            db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('clock_origin_unix', ?)", (repr(time.time()),))
 
     def close(self) -> None:
@@ -375,12 +382,18 @@ class Store:
                     (run_s, coloc_s, energy_j, job_id),
                 )
 
-    def request_undo(self, job_id: int) -> None:
-        """running -> stopping: the job was asked to stop at its next epoch end."""
+    def request_undo(self, job_id: int, reason: str = "colocation") -> None:
+        """running -> stopping: the job was asked to stop at its next epoch end, to undo its
+        co-location (``reason`` "colocation", counted in ``undos``) or to move it elsewhere so
+        that its node empties ("migration", counted in ``migrations``)."""
+        column, kind, detail = {
+            "colocation": ("undos", "undo", "stop requested at the next epoch end (co-location undone)"),
+            "migration": ("migrations", "move", "stop requested at the next epoch end (moved to empty its node)"),
+        }[reason]
         with self.transaction() as db:
             self._expect(db, job_id, ("running",))
-            db.execute("UPDATE jobs SET state = 'stopping', undos = undos + 1, next_gpus = NULL WHERE job_id = ?", (job_id,))
-            self._event(db, job_id, "undo", "stop requested at the next epoch end")
+            db.execute(f"UPDATE jobs SET state = 'stopping', {column} = {column} + 1, next_gpus = NULL WHERE job_id = ?", (job_id,))
+            self._event(db, job_id, kind, detail)
 
     def set_next_gpus(self, job_id: int, gpus: tuple[int, ...] | None) -> None:
         """A stopping job was placed again (or that placement undone): where it restarts."""

@@ -28,7 +28,7 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
         total_s = row.finish_unix - row.submit_unix if row.finish_unix else None
         jobs.append({
             "job_id": row.job_id, "name": row.name, "state": row.state, "attempts": row.attempts,
-            "undos": row.undos, "epochs_done": row.epochs_done, "jct_s": jct_s, "total_time_s": total_s,
+            "undos": row.undos, "migrations": row.migrations, "epochs_done": row.epochs_done, "jct_s": jct_s, "total_time_s": total_s,
             "run_time_s": row.run_time_s, "colocated_s": row.colocated_s,
             "waiting_s": (total_s - row.run_time_s) if total_s is not None else None,
             "energy_j": row.energy_j, "exclusive_only": row.exclusive_only, "reason": row.reason,
@@ -44,6 +44,7 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
         "max_jct_s": max(jcts) if jcts else None,
         "colocated_jobs": sum(1 for j in jobs if j["colocated_s"] > 0),
         "undos": sum(j["undos"] for j in jobs),
+        "migrations": sum(j["migrations"] for j in jobs),
         "attributed_energy_j": sum(j["energy_j"] for j in jobs),
     }
     if totals is not None:

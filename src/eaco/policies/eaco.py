@@ -224,22 +224,18 @@ class EacoPolicy(Policy):
         self._lock_epoch = 0  # bumped whenever a GPU is locked or unlocked
         self._host_per_gpu_w: dict[str, float] = {}
         st = self.settings
-        self.consolidator = Consolidator(
-            ConsolidationSettings(enabled=st.consolidate, min_remaining_s=st.consolidate_min_remaining_s,
-                                  restart_overhead_s=st.restart_overhead_s),
-            remaining_s=lambda view, job, gpu_type: self._remaining_s(view, job, gpu_type, 1.0),
-            movable=self._movable,
-            reserved=self._reserved_nodes,
-        )
         self.reserver = Reserver(
             ReservationSettings(enabled=st.reserve, wait_s=st.reserve_wait_s),
             room_at_s=self._room_at_s,
-            remaining_s=lambda view, job, gpu_type: self._remaining_s(view, job, gpu_type, 1.0),
+            remaining_s=self._remaining_alone_s,
         )
-
-    def _reserved_nodes(self) -> frozenset[int]:
-        r = self.reserver.current
-        return frozenset() if r is None else r.nodes
+        self.consolidator = Consolidator(
+            ConsolidationSettings(enabled=st.consolidate, min_remaining_s=st.consolidate_min_remaining_s,
+                                  restart_overhead_s=st.restart_overhead_s),
+            remaining_s=self._remaining_alone_s,
+            movable=self._movable,
+            reserved=self.reserver.reserved_nodes,
+        )
 
     def _movable(self, job_id: int) -> bool:
         """Whether consolidation may move the job: not in a co-location under observation, no
@@ -725,6 +721,9 @@ class EacoPolicy(Policy):
 
     def _remaining_s(self, view: SchedulerView, job: Job, gpu_type: str, speed: float) -> float:
         return self._left(view, job, gpu_type)[1] / speed
+
+    def _remaining_alone_s(self, view: SchedulerView, job: Job, gpu_type: str) -> float:
+        return self._left(view, job, gpu_type)[1]
 
     def _deadline_binds(self, view: SchedulerView, job: Job, gpu_type: str, alone_s: float | None = None) -> bool:
         """Whether ``job``'s deadline constrains a decision: it has one, and (with

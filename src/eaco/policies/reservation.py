@@ -13,10 +13,10 @@ against starvation for jobs without a deadline.
 
 A :class:`Reserver` holds, for one waiting job at a time (the *holder*: the first job of the
 queue that could not be placed and whose deadline is urgent, or that has been in the system for
-``wait_s``), the node(s) of its GPU type that are predicted to have room for it first. Until the holder is placed,
-another job may take free GPUs on a reserved node only if it is predicted to finish, running
-alone, before the reservation starts (backfill), and may never join the jobs running there
-(sharing would slow them and push the start back). The holder is placed like any job (on the
+``wait_s``), the node(s) of its GPU type that are predicted to have room for it first. Until the
+holder is placed, another job may take free GPUs on a reserved node only if it is predicted to
+finish, running alone, before the reservation starts (backfill), and may never join the jobs
+running there (sharing would slow them and push the start back). The holder is placed like any job (on the
 reserved node or anywhere else that has room first); the reservation then ends.
 
 The prediction of when a node has room comes from the policy (its estimate of when each GPU's
@@ -80,8 +80,8 @@ class Reserver:
         self.current: Reservation | None = None
 
     # ------------------------------------------------------------------ queries
-    def holder(self) -> int | None:
-        return None if self.current is None else self.current.job_id
+    def reserved_nodes(self) -> frozenset[int]:
+        return frozenset() if self.current is None else self.current.nodes
 
     def avoid_for(self, view: SchedulerView, job: Job, gpu_type: str, sharing: bool) -> frozenset[int]:
         """The reserved nodes ``job`` may not use on ``gpu_type``: none for the holder; for
@@ -90,11 +90,9 @@ class Reserver:
         r = self.current
         if r is None or r.job_id == job.job_id or r.gpu_type != gpu_type:
             return frozenset()
-        if sharing:
+        if sharing or not self._backfills(view, job, gpu_type, r):
             return r.nodes
-        if view.now_s + self._remaining_s(view, job, gpu_type) <= self._start_s(view, r):
-            return frozenset()
-        return r.nodes
+        return frozenset()
 
     # ------------------------------------------------------------------- events
     def placed(self, view: SchedulerView, job: Job, gpus: Sequence[int]) -> bool:
@@ -112,7 +110,7 @@ class Reserver:
         if not any(view.gpu_node(g) in r.nodes for g in gpus):
             return False
         gpu_type = view.gpu_type(gpus[0])
-        if gpu_type == r.gpu_type and view.now_s + self._remaining_s(view, job, gpu_type) <= self._start_s(view, r):
+        if gpu_type == r.gpu_type and self._backfills(view, job, gpu_type, r):
             self.stats.backfilled += 1
             return False
         self.current = None
@@ -161,28 +159,31 @@ class Reserver:
             return None
         nodes = [n for n in range(view.num_nodes) if view.node_gpu_type(n) == gpu_type]
         if job.num_gpus <= per_node:
-            room = [(self._room_at_s(view, n, job.num_gpus), n) for n in nodes
-                    if len(view.node_gpus(n)) >= job.num_gpus]
-            if not room:
-                return None
-            start_s, node = min(room)
-            return Reservation(job.job_id, gpu_type, frozenset((node,)), start_s)
-        whole = sorted((self._room_at_s(view, n, len(view.node_gpus(n))), n) for n in nodes)
-        chosen: list[tuple[float, int]] = []
-        gpus = 0
-        for start_s, node in whole:
-            chosen.append((start_s, node))
-            gpus += len(view.node_gpus(node))
-            if gpus >= job.num_gpus:
-                return Reservation(job.job_id, gpu_type, frozenset(n for _, n in chosen), max(s for s, _ in chosen))
-        return None
-
-    def _start_s(self, view: SchedulerView, r: Reservation) -> float:
-        """The reservation's start as predicted now (the jobs on its nodes progress, or not)."""
-        n = view.job(r.job_id).num_gpus
-        if len(r.nodes) == 1:
-            (node,) = r.nodes
-            r.start_s = self._room_at_s(view, node, n)
+            fitting = [n for n in nodes if len(view.node_gpus(n)) >= job.num_gpus]
+            chosen = [min(fitting, key=lambda n: (self._room_s(view, (n,), job.num_gpus), n))] if fitting else []
         else:
-            r.start_s = max(self._room_at_s(view, node, len(view.node_gpus(node))) for node in r.nodes)
-        return r.start_s
+            chosen, gpus = [], 0
+            for node in sorted(nodes, key=lambda n: (self._room_s(view, (n,), job.num_gpus), n)):
+                chosen.append(node)
+                gpus += len(view.node_gpus(node))
+                if gpus >= job.num_gpus:
+                    break
+            else:
+                chosen = []
+        if not chosen:
+            return None
+        return Reservation(job.job_id, gpu_type, frozenset(chosen), self._room_s(view, chosen, job.num_gpus))
+
+    def _room_s(self, view: SchedulerView, nodes: Sequence[int] | frozenset[int], num_gpus: int) -> float:
+        """When ``nodes`` are predicted to have room for a job of ``num_gpus`` GPUs: that many GPUs
+        of a single node free, or every GPU of each of several nodes."""
+        if len(nodes) == 1 and num_gpus <= len(view.node_gpus(next(iter(nodes)))):
+            return self._room_at_s(view, next(iter(nodes)), num_gpus)
+        return max(self._room_at_s(view, node, len(view.node_gpus(node))) for node in nodes)
+
+    def _backfills(self, view: SchedulerView, job: Job, gpu_type: str, r: Reservation) -> bool:
+        """Whether ``job``, running alone on ``gpu_type`` from now, is predicted to finish before
+        the reservation starts (its start as predicted now: the jobs on its nodes progress, or
+        not)."""
+        r.start_s = self._room_s(view, r.nodes, view.job(r.job_id).num_gpus)
+        return view.now_s + self._remaining_s(view, job, gpu_type) <= r.start_s

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -62,7 +63,11 @@ class ThreadDaemon(InThreadDaemon):
             h = ctx.new_predictor()
             for types, speeds in seed:
                 h.record(types, V100, speeds)
-            self.policy = RecordingEaco(h, ctx.catalog, ctx.energy, ctx.eaco_settings)
+            # no reservations: these scenarios are about undo. With them on, B (urgent after its
+            # undo) holds the only node, so C may not join A, and B may go back to GPU 0 once A
+            # ends (alone there, which is fine) instead of to X's GPU: a race on the machine's speed
+            settings = replace(ctx.eaco_settings, reserve=False)
+            self.policy = RecordingEaco(h, ctx.catalog, ctx.energy, settings)
             return self.policy
 
         super().__init__(ServeOptions(state, declared_gpus("2xv100"), "eaco", tick_s=0.05), factory, start_timeout_s=20)

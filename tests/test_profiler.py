@@ -38,6 +38,7 @@ from eaco.profiler.data import DataShape, build_dataset  # noqa: E402
 from eaco.profiler.epoch_report import EpochReporter, ReportError, read_report, timed_epochs  # noqa: E402
 from eaco.profiler.experiment import JobSettings, parse_models, parse_sets, run_together  # noqa: E402
 from eaco.profiler.gpu_naming import gpu_type_key  # noqa: E402
+from eaco.profiler.members import zoo_members  # noqa: E402
 from eaco.profiler.store import member_timing  # noqa: E402
 from eaco.profiler.summary import summarize  # noqa: E402
 from eaco.profiler.telemetry import GpuDevice, GpuReading, GpuSample, HostSample, TelemetrySampler, open_nvml  # noqa: E402
@@ -168,8 +169,8 @@ def test_train_under_the_runtime_stops_at_an_epoch_end_and_resumes(tmp_path: Pat
 
 
 def test_two_processes_run_at_the_same_time(tmp_path: Path) -> None:
-    run = run_together("set-ncf+resnet18", ("ncf", "resnet18"), TINY_JOBS, tmp_path / "run", None, sample_hz=20,
-                       cpu_util=lambda: 0.5)
+    run = run_together("set-ncf+resnet18", zoo_members(("ncf", "resnet18"), TINY_JOBS), tmp_path / "run", None,
+                       sample_hz=20, cpu_util=lambda: 0.5)
     assert [j.model for j in run.jobs] == ["ncf", "resnet18"]
     assert len({j.pid for j in run.jobs}) == 2
     a, b = run.jobs
@@ -449,8 +450,8 @@ def test_colocation_model_uses_profiles_first(tmp_path: Path) -> None:
 def test_run_profile_with_an_injected_gpu_source(tmp_path: Path) -> None:
     src = ScriptedGpu()
     settings = JobSettings(**{**{f: getattr(TINY_JOBS, f) for f in TINY_JOBS.__dataclass_fields__}, "epochs": 2})
-    cfg = pipeline.ProfileConfig(models=("ncf",), sets=(), settings=settings, out_dir=tmp_path, sample_hz=20,
-                                 command="test")
+    cfg = pipeline.ProfileConfig(members=zoo_members(("ncf",), settings), sets=(), settings=settings, out_dir=tmp_path,
+                                 sample_hz=20, command="test")
     result = pipeline.run_profile(cfg, gpu_source_factory=lambda gpus: (src, ""))
     assert src.closed
     store = read_profile_store(result.store_path)
@@ -469,7 +470,8 @@ def test_an_interrupted_profile_resumes_where_it_stopped(tmp_path: Path) -> None
     from eaco.profiler.run_io import RUN_FILE, load_run, run_fingerprint
 
     settings = JobSettings(**{**{f: getattr(TINY_JOBS, f) for f in TINY_JOBS.__dataclass_fields__}, "epochs": 2})
-    base = dict(models=("ncf", "lstm_lm"), sets=(), settings=settings, out_dir=tmp_path, sample_hz=20, command="test")
+    base = dict(members=zoo_members(("ncf", "lstm_lm"), settings), sets=(), settings=settings, out_dir=tmp_path,
+                sample_hz=20, command="test")
     with pytest.raises(pipeline.ProfileIncomplete, match="1 of 2 runs done") as stopped:
         pipeline.run_profile(pipeline.ProfileConfig(**base, time_budget_s=0.0), gpu_source_factory=lambda gpus: (ScriptedGpu(), ""))
     assert (stopped.value.done, stopped.value.total) == (1, 2)
@@ -490,13 +492,14 @@ def test_an_interrupted_profile_resumes_where_it_stopped(tmp_path: Path) -> None
 
     # what a run's result depends on decides whether it is kept
     devices = ScriptedGpu().devices
-    fp = run_fingerprint(("ncf",), settings, devices, 20, HostPowerModel(), ())
+    ncf = zoo_members(("ncf",), settings)
+    fp = run_fingerprint(ncf, devices, 20, HostPowerModel(), ())
     outcome, why = load_run(first, fp)
     assert outcome == kept_run and why == ""
-    other_steps = JobSettings(**{**asdict(settings), "steps_per_epoch": 6})
-    assert load_run(first, run_fingerprint(("ncf",), other_steps, devices, 20, HostPowerModel(), ()))[1] == "made with other settings"
+    other_steps = zoo_members(("ncf",), JobSettings(**{**asdict(settings), "steps_per_epoch": 6}))
+    assert load_run(first, run_fingerprint(other_steps, devices, 20, HostPowerModel(), ()))[1] == "made with other members"
     other_gpu = (GpuDevice(0, "NVIDIA A100-SXM4-40GB", 40960.0),) + devices[1:]
-    assert "devices" in load_run(first, run_fingerprint(("ncf",), settings, other_gpu, 20, HostPowerModel(), ()))[1]
+    assert "devices" in load_run(first, run_fingerprint(ncf, other_gpu, 20, HostPowerModel(), ()))[1]
     (first / RUN_FILE).write_text("{not json")
     assert "unreadable" in load_run(first, fp)[1]
 

@@ -327,7 +327,7 @@ def _register_profiler() -> None:
 
     app.command(
         "profile",
-        help="Run real PyTorch training jobs alone and co-located, measure energy (NVML), write profiles.",
+        help="Run real PyTorch training jobs (the zoo's, or your own with --jobs) alone and co-located, measure energy (NVML), write profiles.",
     )(profile_command)
 
 

@@ -58,14 +58,14 @@ class ExclusiveProfile:
     """One job alone on ``num_gpus`` GPUs of ``gpu_type``."""
 
     job_type: str  # catalogue name ("resnet18") or a new name ("transformer_lm")
-    model: str  # zoo model
-    batch_size: int
+    model: str  # zoo model, or the name of an own job (eaco profile --jobs)
+    batch_size: int | None  # None: not known (an own job's script chooses it)
     gpu_type: str
     num_gpus: int
     epochs: int
     epoch_s: float  # steady-state mean epoch time (epoch 0 excluded when there are more)
     jct_s: float  # launch to exit
-    throughput_samples_per_s: float  # samples / s over the steady-state epochs
+    throughput_samples_per_s: float  # samples / s over the steady-state epochs (0: the job counted none)
     gpu_util_mean: float | None  # 0..1; None without GPU telemetry
     gpu_util_max: float | None
     memory_util_mean: float | None  # GPU memory used / total, 0..1
@@ -185,10 +185,10 @@ class _Reader:
         return value
 
 
-# Fields and their checks: (name, kind) with kind in text | int | pos (> 0) | nonneg | frac | frac? | nonneg?
+# Fields and their checks: (name, kind) with kind in text | int | int? | pos (> 0) | nonneg | frac | frac? | nonneg?
 _EXCLUSIVE_FIELDS = {
-    "job_type": "text", "model": "text", "batch_size": "int", "gpu_type": "text", "num_gpus": "int",
-    "epochs": "int", "epoch_s": "pos", "jct_s": "pos", "throughput_samples_per_s": "pos",
+    "job_type": "text", "model": "text", "batch_size": "int?", "gpu_type": "text", "num_gpus": "int",
+    "epochs": "int", "epoch_s": "pos", "jct_s": "pos", "throughput_samples_per_s": "nonneg",
     "gpu_util_mean": "frac?", "gpu_util_max": "frac?", "memory_util_mean": "frac?", "memory_util_max": "frac?",
     "gpu_memory_mib_peak": "nonneg?", "job_memory_mib_peak": "nonneg?", "avg_power_w": "nonneg",
     "energy_j": "nonneg", "gpu_energy_j": "nonneg?", "host_energy_j": "nonneg", "host_cpu_util_mean": "frac",
@@ -209,6 +209,8 @@ def _check(r: _Reader, kind: str, value: Any, where: str) -> Any:
         return r.text(value, where)
     if kind == "int":
         return r.integer(value, where)
+    if kind == "int?":
+        return None if value is None else r.integer(value, where)
     optional = kind.endswith("?")
     base = kind.rstrip("?")
     if base == "pos":

@@ -16,6 +16,7 @@ from rich.console import Console
 from eaco.energy.host_power import HostPowerModel
 from eaco.errors import InputError
 from eaco.profiler.experiment import JobSettings, ProfilerError, parse_models, parse_sets
+from eaco.profiler.members import check_members, parse_job_files, spec_members, zoo_members
 
 DEFAULT_MODELS = "alexnet,resnet18,resnet50,vgg16"
 
@@ -33,8 +34,12 @@ def _parse_gpus(text: str) -> tuple[int, ...]:
 
 
 def profile_command(
-    models: str = typer.Option(DEFAULT_MODELS, "--models", "-m",
-                               help="comma-separated zoo models: alexnet, resnet18, resnet50, vgg16, transformer_lm, lstm_lm, ncf"),
+    models: Optional[str] = typer.Option(None, "--models", "-m",
+                                         help="comma-separated zoo models: alexnet, resnet18, resnet50, vgg16, transformer_lm,"
+                                              f" lstm_lm, ncf, or 'none' (default without --jobs: {DEFAULT_MODELS})"),
+    jobs: Optional[str] = typer.Option(None, "--jobs", "-j",
+                                       help="comma-separated job spec files (YAML, as for 'eaco submit'): your own training"
+                                            " scripts, profiled under their names, alone and in sets with the models"),
     sets: str = typer.Option("all", "--sets", "-s",
                              help="sets to run together: pairs, triples, quads, all, none, or sizes (e.g. 'pairs,all')"),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="batch size of every job (over all its GPUs)"),
@@ -63,7 +68,7 @@ def profile_command(
     report_only: bool = typer.Option(False, "--report-only",
                                      help="run nothing: write the report of the profile in --out again from its saved files"),
 ) -> None:
-    """Train zoo jobs alone and together; measure time, power, energy and utilisation; write profiles."""
+    """Train zoo jobs and your own (--jobs) alone and together; measure time, power, energy and utilisation; write profiles."""
     from eaco.profiler.pipeline import ProfileConfig, ProfileIncomplete, rebuild_report, run_profile
 
     console = Console(stderr=True)
@@ -77,8 +82,8 @@ def profile_command(
             console.print(f"{name}: {path}")
         return
     try:
-        model_names = parse_models(models)
-        set_list = parse_sets(sets, model_names)
+        model_text = models if models is not None else ("none" if jobs else DEFAULT_MODELS)
+        model_names = () if model_text.strip().lower() == "none" else parse_models(model_text)
         settings = JobSettings(batch_size=batch_size, epochs=epochs, steps_per_epoch=steps_per_epoch,
                                image_size=image_size, num_classes=num_classes, seq_len=seq_len, vocab_size=vocab_size,
                                width_mult=width_mult, amp=amp, device=device, workers=workers, threads=threads)
@@ -87,11 +92,13 @@ def profile_command(
                 raise InputError(name, f"expected >= 1, got {value}")
         if device not in ("auto", "cpu", "cuda"):
             raise InputError("--device", f"expected auto, cpu or cuda, got {device!r}")
+        members = check_members(zoo_members(model_names, settings) + (spec_members(parse_job_files(jobs)) if jobs else ()))
+        set_list = parse_sets(sets, [m.name for m in members])
         if not sample_hz > 0:
             raise InputError("--sample-hz", f"expected > 0, got {sample_hz}")
         if time_budget_s is not None and not time_budget_s >= 0:
             raise InputError("--time-budget-s", f"expected >= 0, got {time_budget_s}")
-        cfg = ProfileConfig(models=model_names, sets=set_list, settings=settings, out_dir=out, sample_hz=sample_hz,
+        cfg = ProfileConfig(members=members, sets=set_list, settings=settings, out_dir=out, sample_hz=sample_hz,
                             gpus=_parse_gpus(gpus), gpu_type=gpu_type,
                             host_model=HostPowerModel(idle_power_w=host_idle_w, max_power_w=host_max_w),
                             timeout_s=timeout_s, resume=resume, time_budget_s=time_budget_s)

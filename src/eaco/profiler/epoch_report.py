@@ -131,8 +131,18 @@ def torch_peak_gpu_memory_mib() -> float | None:
 
 
 def timed_epochs(reporter: EpochReporter, epochs: Iterable[int]) -> Iterator[tuple[int, EpochTick]]:
-    """Yield ``(epoch, tick)``; when the loop body for an epoch returns, report it with its wall time."""
+    """Yield ``(epoch, tick)``; when the loop body for an epoch returns, report it with its wall time.
+
+    Under the profiler (``$EACO_START_BARRIER`` set) the first epoch waits at the start barrier, so
+    that any training script that reports through this function starts together with the others
+    of its set (:func:`wait_for_start`)."""
+    first = True
     for epoch in epochs:
+        if first:
+            first = False
+            barrier = os.environ.get(START_BARRIER_ENV)
+            if barrier:
+                wait_for_start(barrier, os.environ.get(JOB_NAME_ENV) or reporter.job)
         tick = EpochTick(epoch)
         t0 = time.perf_counter()
         yield epoch, tick
@@ -158,7 +168,9 @@ def timed_epochs(reporter: EpochReporter, epochs: Iterable[int]) -> Iterator[tup
 # --- start barrier: co-located jobs begin training at the same moment ---------------------------
 
 START_BARRIER_ENV = "EACO_START_BARRIER"
+JOB_NAME_ENV = "EACO_JOB_NAME"  # the launcher's name for the job: its ready file at the barrier
 GO_FILE = "go"
+_passed: set[tuple[str, str]] = set()  # (barrier folder, job) this process has already passed
 
 
 def ready_file(barrier_dir: str | Path, job: str) -> Path:
@@ -170,8 +182,13 @@ def wait_for_start(barrier_dir: str | Path | None, job: str, timeout_s: float = 
 
     Protocol (files in ``barrier_dir``): the job creates ``<job>.ready``; the launcher, once every
     member is ready, creates ``go``. Returns the seconds waited. ``barrier_dir=None``: no barrier.
+    A process passes a barrier once: calling again (the zoo's trainer waits, then its
+    ``timed_epochs`` would) returns 0 at once.
     """
     if barrier_dir is None:
+        return 0.0
+    key = (str(barrier_dir), job)
+    if key in _passed:
         return 0.0
     t0 = time.monotonic()
     ready_file(barrier_dir, job).touch()
@@ -180,6 +197,7 @@ def wait_for_start(barrier_dir: str | Path | None, job: str, timeout_s: float = 
         if time.monotonic() - t0 > timeout_s:
             raise TimeoutError(f"{go}: no start signal after {timeout_s:.0f} s")
         time.sleep(poll_s)
+    _passed.add(key)
     return time.monotonic() - t0
 
 

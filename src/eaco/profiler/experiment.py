@@ -1,8 +1,10 @@
-"""Run zoo jobs as separate processes, alone or several at once, while sampling telemetry.
+"""Run training jobs as separate processes, alone or several at once, while sampling telemetry.
 
-Each run launches one ``python -m eaco.profiler.train`` process per member at the same moment (a
-co-located set shares the GPU(s) by plain time-slicing, as in the paper), waits for all of them,
-and returns their epoch reports plus the telemetry of the run window (first launch to last exit).
+Each run launches one process per member (:mod:`eaco.profiler.members`: a zoo model's
+``python -m eaco.profiler.train``, or your own job's command) at the same moment (a co-located set
+shares the GPU(s) by plain time-slicing, as in the paper), releases them together through a start
+barrier, waits for all of them, and returns their epoch reports plus the telemetry of the run
+window (first launch to last exit).
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from typing import Callable, Sequence
 
 from eaco.energy.host_power import HostPowerModel
 from eaco.profiler.epoch_report import GO_FILE, EpochRecord, read_report, ready_file
+from eaco.profiler.members import ZOO, Member, run_environment
 from eaco.profiler.summary import TelemetrySummary, summarize
 from eaco.profiler.telemetry import GpuSample, GpuSource, HostSample, TelemetrySampler
 
 POLL_S = 0.1
 LOG_TAIL_CHARS = 2000
+_BARRIER_HINT = (" (a job must report its epochs through eaco.profiler.epoch_report.timed_epochs or"
+                 " eaco.runtime.control.RuntimeEpochs, which wait there; docs/profiler.md)")
 
 
 class ProfilerError(RuntimeError):
@@ -50,8 +55,9 @@ class JobSettings:
     threads: int = 0  # torch threads per process (0 = default)
     data_parallel: bool = True
 
-    def argv(self, model: str, job_name: str, report_file: Path, checkpoint_dir: Path,
-             start_barrier: Path | None = None) -> list[str]:
+    def argv(self, model: str, job_name: str) -> list[str]:
+        """The zoo trainer's command line; the report file, checkpoint folder and start barrier
+        come through the environment (:func:`eaco.profiler.members.run_environment`)."""
         args = [
             sys.executable, "-m", "eaco.profiler.train", "--model", model, "--job-name", job_name,
             "--batch-size", str(self.batch_size), "--epochs", str(self.epochs),
@@ -59,11 +65,8 @@ class JobSettings:
             "--num-classes", str(self.num_classes), "--seq-len", str(self.seq_len),
             "--vocab-size", str(self.vocab_size), "--num-users", str(self.num_users),
             "--num-items", str(self.num_items), "--width-mult", str(self.width_mult), "--device", self.device,
-            "--workers", str(self.workers), "--threads", str(self.threads), "--report-file", str(report_file),
-            "--checkpoint-dir", str(checkpoint_dir), "--no-resume",
+            "--workers", str(self.workers), "--threads", str(self.threads), "--no-resume",
         ]
-        if start_barrier is not None:
-            args += ["--start-barrier", str(start_barrier)]
         if self.amp:
             args.append("--amp")
         if not self.data_parallel:
@@ -74,7 +77,7 @@ class JobSettings:
 @dataclass(frozen=True, slots=True)
 class JobOutcome:
     job_name: str
-    model: str
+    model: str  # the job's type: a zoo model's name, or an own job's name
     pid: int
     launch_s: float  # since the run started (wall clock, time.time)
     exit_s: float
@@ -90,7 +93,7 @@ class JobOutcome:
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
     run_id: str  # "alone-resnet18", "set-alexnet+resnet18"
-    models: tuple[str, ...]
+    models: tuple[str, ...]  # the members' names
     jobs: tuple[JobOutcome, ...]
     start_time_s: float  # time.time() at the start
     duration_s: float
@@ -115,11 +118,13 @@ SET_WORDS = {"none": 0, "pairs": 2, "triples": 3, "quads": 4}
 
 
 def parse_sets(text: str, models: Sequence[str]) -> tuple[tuple[str, ...], ...]:
-    """``"pairs,triples,all"`` (or sizes ``"2,3"``) -> every combination of ``models`` of those sizes."""
+    """``"pairs,triples,all"`` (or sizes ``"2,3"``) -> every combination of ``models`` (the jobs'
+    names) of those sizes."""
     sizes: list[int] = []
     for word in (w.strip().lower() for w in text.split(",") if w.strip()):
         if word == "all":
-            sizes.append(len(models))
+            if len(models) >= 2:  # one job: nothing to run it with
+                sizes.append(len(models))
         elif word in SET_WORDS:
             sizes.append(SET_WORDS[word])
         elif word.isdigit():
@@ -131,7 +136,7 @@ def parse_sets(text: str, models: Sequence[str]) -> tuple[tuple[str, ...], ...]:
         if k == 0:
             continue
         if not 2 <= k <= len(models):
-            raise ValueError(f"sets: a set of {k} needs 2..{len(models)} models (chosen: {', '.join(models)})")
+            raise ValueError(f"sets: a set of {k} needs 2..{len(models)} jobs (chosen: {', '.join(models)})")
         out.extend(itertools.combinations(models, k))
     return tuple(dict.fromkeys(out))
 
@@ -145,8 +150,7 @@ def _tail(path: Path) -> str:
 
 def run_together(
     run_id: str,
-    models: Sequence[str],
-    settings: JobSettings,
+    members: Sequence[Member],
     run_dir: Path,
     gpu_source: GpuSource | None,
     sample_hz: float = 10.0,
@@ -156,86 +160,91 @@ def run_together(
     on_poll: Callable[[int, int], None] | None = None,
     cpu_util: Callable[[], float] | None = None,
 ) -> RunOutcome:
-    """Launch one process per model at once; release them together through a start barrier once
+    """Launch one process per member at once; release them together through a start barrier once
     all are set up; wait for all; return reports and telemetry.
 
     ``on_poll(epochs_done, epochs_total)`` is called while waiting (progress display).
     """
-    from eaco.profiler.zoo import MODEL_NAMES  # imports torch
-
-    for m in models:
-        if m not in MODEL_NAMES:
-            raise KeyError(f"unknown model {m!r}; expected one of: {', '.join(MODEL_NAMES)}")
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{run_id}: every member needs its own name, got {', '.join(names)}")
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a fresh run: no stale checkpoints or reports
     run_dir.mkdir(parents=True)
     barrier = run_dir / "barrier"
     barrier.mkdir()
-    env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_DEVICE_ORDER="PCI_BUS_ID")
+    base_env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_DEVICE_ORDER="PCI_BUS_ID")
     if cuda_visible_devices is not None:
-        env["CUDA_VISIBLE_DEVICES"] = cuda_visible_devices
-    names = [m if models.count(m) == 1 else f"{m}-{i}" for i, m in enumerate(models)]
+        base_env["CUDA_VISIBLE_DEVICES"] = cuda_visible_devices
     sampler = TelemetrySampler(gpu_source, sample_hz, cpu_util=cpu_util, host_model=host_model)
-    procs: list[tuple[str, str, subprocess.Popen[bytes], float, Path, Path]] = []
+    procs: list[tuple[Member, subprocess.Popen[bytes], float, Path, Path]] = []
     exits: dict[str, tuple[float, int]] = {}
-    total_epochs = settings.epochs * len(models)
+    total_epochs = sum(m.epochs for m in members)
     start_wall = time.time()
     sampler.start()
     try:
-        for name, model in zip(names, models):
-            report, log = run_dir / f"{name}.jsonl", run_dir / f"{name}.log"
+        for member in members:
+            report, log = run_dir / f"{member.name}.jsonl", run_dir / f"{member.name}.log"
+            env = run_environment(base_env, member, report, run_dir / "checkpoints" / member.name, barrier)
             with open(log, "wb") as log_fh:
-                p = subprocess.Popen(settings.argv(model, name, report, run_dir / "checkpoints", barrier), env=env,
-                                     stdout=log_fh, stderr=subprocess.STDOUT)
-            procs.append((name, model, p, time.time() - start_wall, report, log))
+                try:
+                    p = subprocess.Popen(list(member.command), cwd=member.working_dir, env=env,
+                                         stdout=log_fh, stderr=subprocess.STDOUT)
+                except OSError as exc:
+                    raise ProfilerError(f"{run_id}: cannot start job {member.name} ({member.source}):"
+                                        f" {' '.join(member.command)}: {exc}") from None
+            procs.append((member, p, time.time() - start_wall, report, log))
         # Start barrier: every member builds its model and data loader, then all start training at once.
         while not all(ready_file(barrier, name).exists() for name in names):
             time.sleep(POLL_S / 10)
-            for name, _, p, _, _, log in procs:
-                if p.poll() is not None:
-                    raise ProfilerError(f"{run_id}: job {name} exited (code {p.returncode}) before it started"
-                                        f" training; log {log}:\n{_tail(log)}")
+            for member, p, _, _, log in procs:
+                if p.poll() is not None and not ready_file(barrier, member.name).exists():
+                    raise ProfilerError(
+                        f"{run_id}: job {member.name} exited (code {p.returncode}) before it was ready at the start"
+                        f" barrier{_BARRIER_HINT if member.source != ZOO else ''}; log {log}:\n{_tail(log)}")
             if time.time() - start_wall > timeout_s:
-                raise ProfilerError(f"{run_id}: jobs not ready after {timeout_s:.0f} s (limit); stopped")
+                late = [n for n in names if not ready_file(barrier, n).exists()]
+                raise ProfilerError(f"{run_id}: {', '.join(late)} not ready after {timeout_s:.0f} s (limit);"
+                                    f" stopped{_BARRIER_HINT}")
         (barrier / GO_FILE).touch()
         while len(exits) < len(procs):
             time.sleep(POLL_S)
             now = time.time() - start_wall
-            for name, _, p, _, _, log in procs:
-                if name in exits:
+            for member, p, _, _, log in procs:
+                if member.name in exits:
                     continue
                 rc = p.poll()
                 if rc is not None:
-                    exits[name] = (now, rc)
+                    exits[member.name] = (now, rc)
                     if rc != 0:
-                        raise ProfilerError(f"{run_id}: job {name} exited with code {rc}; log {log}:\n{_tail(log)}")
+                        raise ProfilerError(f"{run_id}: job {member.name} exited with code {rc}; log {log}:\n{_tail(log)}")
             if now > timeout_s:
                 raise ProfilerError(f"{run_id}: still running after {timeout_s:.0f} s (limit); stopped")
             if on_poll is not None:
                 done = sum(len(read_report(r).epochs) for *_, r, _ in procs)
                 on_poll(done, total_epochs)
     finally:
-        for _, _, p, _, _, _ in procs:
+        for _, p, _, _, _ in procs:
             if p.poll() is None:
                 p.kill()  # only the processes this run started
                 p.wait()
         sampler.stop()
     duration_s = time.time() - start_wall
     jobs = []
-    for name, model, p, launch_s, report, log in procs:
-        rep = read_report(report, name)
-        if len(rep.epochs) != settings.epochs or not rep.ended:
+    for member, p, launch_s, report, log in procs:
+        rep = read_report(report, member.name)
+        if len(rep.epochs) != member.epochs:
             raise ProfilerError(
-                f"{run_id}: job {name} reported {len(rep.epochs)} of {settings.epochs} epochs"
+                f"{run_id}: job {member.name} reported {len(rep.epochs)} of {member.epochs} epochs"
                 f" (ended: {rep.ended}); report {report}; log {log}:\n{_tail(log)}"
             )
-        exit_s, rc = exits[name]  # seen by polling: up to POLL_S late
-        jobs.append(JobOutcome(name, model, p.pid, launch_s, exit_s, rc, rep.epochs, log))
+        exit_s, rc = exits[member.name]  # seen by polling: up to POLL_S late
+        jobs.append(JobOutcome(member.name, member.name, p.pid, launch_s, exit_s, rc, rep.epochs, log))
     devices = gpu_source.devices if gpu_source is not None else ()
     gpu_s, host_s = sampler.gpu_samples(), sampler.host_samples()
     return RunOutcome(
         run_id=run_id,
-        models=tuple(models),
+        models=tuple(names),
         jobs=tuple(jobs),
         start_time_s=start_wall,
         duration_s=duration_s,

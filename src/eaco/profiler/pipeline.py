@@ -1,5 +1,6 @@
-"""The whole profiling experiment: every chosen job alone, then every chosen set together; then the
-profile store and the report. Used by ``eaco profile`` (:mod:`eaco.profiler.cli`).
+"""The whole profiling experiment: every chosen job (zoo models and own jobs,
+:mod:`eaco.profiler.members`) alone, then every chosen set together; then the profile store and
+the report. Used by ``eaco profile`` (:mod:`eaco.profiler.cli`).
 
 Each finished run is saved (:mod:`eaco.profiler.run_io`) and its training checkpoints deleted
 (they are no result, and one of VGG-16 is about 1 GB). With ``resume`` the runs saved by an
@@ -22,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from eaco.colocation.profiles import ProfileStore, read_profile_store, write_profile_store
 from eaco.energy.host_power import HostPowerModel
 from eaco.profiler.experiment import JobSettings, RunOutcome, run_together
+from eaco.profiler.members import ZOO, Member
 from eaco.profiler.provenance import collect_provenance
 from eaco.profiler.report import write_report
 from eaco.profiler.run_io import load_run, read_run, run_fingerprint, save_run
@@ -33,9 +35,9 @@ STORE_FILE = "profiles.json"
 
 @dataclass(frozen=True, slots=True)
 class ProfileConfig:
-    models: tuple[str, ...]
-    sets: tuple[tuple[str, ...], ...]
-    settings: JobSettings
+    members: tuple[Member, ...]  # zoo models first, then own jobs (eaco.profiler.members)
+    sets: tuple[tuple[str, ...], ...]  # of member names
+    settings: JobSettings  # the zoo models' settings
     out_dir: Path
     sample_hz: float = 10.0
     gpus: tuple[int, ...] = ()  # NVML / CUDA indices (PCI bus order); () = all visible
@@ -68,7 +70,7 @@ class ProfileIncomplete(RuntimeError):
 
 
 def run_plan(models: Sequence[str], sets: Sequence[tuple[str, ...]]) -> list[tuple[str, tuple[str, ...]]]:
-    """The runs of an experiment in order, as (run id, members): every model alone, then every set."""
+    """The runs of an experiment in order, as (run id, member names): every job alone, then every set."""
     return [(f"alone-{m}", (m,)) for m in models] + [(f"set-{'+'.join(s)}", tuple(s)) for s in sets]
 
 
@@ -86,9 +88,10 @@ def run_profile(
     devices = source.devices if source is not None else ()
     visible = ",".join(str(i) for i in cfg.gpus) if cfg.gpus else None
     num_gpus = max(1, len(devices))
-    plan = run_plan(cfg.models, cfg.sets)
-    fingerprints = {run_id: run_fingerprint(members, cfg.settings, devices, cfg.sample_hz, cfg.host_model, cfg.gpus)
-                    for run_id, members in plan}
+    by_name = {m.name: m for m in cfg.members}
+    plan = run_plan([m.name for m in cfg.members], cfg.sets)
+    fingerprints = {run_id: run_fingerprint([by_name[n] for n in names], devices, cfg.sample_hz, cfg.host_model, cfg.gpus)
+                    for run_id, names in plan}
     kept: dict[str, RunOutcome] = {}
     if cfg.resume:
         for run_id, _ in plan:
@@ -98,7 +101,9 @@ def run_profile(
             elif why != "not run yet":
                 console.print(f"[yellow]{run_id} runs again:[/] {why}")
         console.print(f"resume: {len(kept)} of {len(plan)} runs kept from {cfg.out_dir / 'runs'}")
-    settings_record = {**asdict(cfg.settings), "models": list(cfg.models), "sets": ["+".join(s) for s in cfg.sets],
+    settings_record = {**asdict(cfg.settings), "members": [m.name for m in cfg.members],
+                       "models": [m.name for m in cfg.members if m.source == ZOO],
+                       "jobs": [m.record() for m in cfg.members if m.source != ZOO], "sets": ["+".join(s) for s in cfg.sets],
                        "gpus": list(cfg.gpus), "host_model": asdict(cfg.host_model), "timeout_s": cfg.timeout_s,
                        "runs_kept_from_an_earlier_command": list(kept)}
     provenance = collect_provenance(devices, driver, "nvml" if source is not None else f"none: {note}",
@@ -110,32 +115,34 @@ def run_profile(
         with Progress(TextColumn("[bold]{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
             overall = progress.add_task("runs", total=len(plan), status="")
-            for run_id, members in plan:
+            for run_id, names in plan:
+                members = [by_name[n] for n in names]
                 if run_id in kept:
                     runs.append(kept[run_id])
                     progress.update(overall, advance=1)
                     continue
                 if cfg.time_budget_s is not None and made > 0 and time.monotonic() - started >= cfg.time_budget_s:
                     raise ProfileIncomplete(len(runs), len(plan), cfg.out_dir)
-                task = progress.add_task(run_id[:34], total=cfg.settings.epochs * len(members), status="epochs")
+                total = sum(m.epochs for m in members)
+                task = progress.add_task(run_id[:34], total=total, status="epochs")
 
                 def on_poll(done: int, total: int, task: int = task) -> None:
                     progress.update(task, completed=done)
 
                 run_dir = cfg.out_dir / "runs" / run_id
-                outcome = run_together(run_id, members, cfg.settings, run_dir, source,
-                                       cfg.sample_hz, cfg.host_model, visible, cfg.timeout_s, on_poll)
+                outcome = run_together(run_id, members, run_dir, source, cfg.sample_hz, cfg.host_model, visible,
+                                       cfg.timeout_s, on_poll)
                 shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
                 save_run(run_dir, outcome, fingerprints[run_id])
                 runs.append(outcome)
                 made += 1
-                progress.update(task, completed=cfg.settings.epochs * len(members))
+                progress.update(task, completed=total)
                 progress.update(overall, advance=1)
     finally:
         if source is not None:
             source.close()
-    n_alone = len(cfg.models)
-    store = build_store(provenance, runs[:n_alone], runs[n_alone:], cfg.settings.batch_size, num_gpus)
+    n_alone = len(cfg.members)
+    store = build_store(provenance, runs[:n_alone], runs[n_alone:], {m.name: m.batch_size for m in cfg.members}, num_gpus)
     store_path = write_profile_store(store, cfg.out_dir / STORE_FILE)
     files = write_report(store, runs, cfg.out_dir)
     return ProfileResult(store, store_path, files, tuple(runs), note, tuple(kept))
@@ -146,7 +153,7 @@ def rebuild_report(out_dir: Path) -> dict[str, Path]:
     saved runs), e.g. on another machine, where the paper's tables can be read to compare with."""
     store = read_profile_store(out_dir / STORE_FILE)
     settings = store.provenance.settings
-    plan = run_plan(settings.get("models", [e.model for e in store.exclusive]),
+    plan = run_plan(settings.get("members", settings.get("models", [e.model for e in store.exclusive])),
                     [tuple(s.split("+")) for s in settings.get("sets", [])])
     runs = [read_run(out_dir / "runs" / run_id) for run_id, _ in plan]
     return write_report(store, runs, out_dir)

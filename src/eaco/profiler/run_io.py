@@ -2,8 +2,8 @@
 experiment goes on where it stopped (``eaco profile --resume``) instead of starting again.
 
 The file holds the run's epoch reports, telemetry samples and summary, and the *fingerprint* of
-what produced it: the members, the job settings, the GPUs (name and UUID), the sampling rate and
-the host power model. A run is kept on resume only when its fingerprint equals the one the
+what produced it: the members (each job's command, with every zoo setting, working folder,
+environment and epochs), the GPUs (name and UUID), the sampling rate and the host power model. A run is kept on resume only when its fingerprint equals the one the
 current command would produce; anything else (another setting, another GPU, an unreadable or
 older file) is run again, and the reason is said.
 """
@@ -18,27 +18,27 @@ from typing import Any, Sequence
 
 from eaco.energy.host_power import HostPowerModel
 from eaco.profiler.epoch_report import EpochRecord
-from eaco.profiler.experiment import JobOutcome, JobSettings, ProfilerError, RunOutcome
+from eaco.profiler.experiment import JobOutcome, ProfilerError, RunOutcome
+from eaco.profiler.members import Member
 from eaco.profiler.summary import TelemetrySummary
 from eaco.profiler.telemetry import GpuDevice, GpuReading, GpuSample, HostSample
 
 RUN_FILE = "outcome.json"
-RUN_FORMAT = 1
+RUN_FORMAT = 2  # 2: members are whole job definitions (own jobs as well as zoo models)
 
 
 def run_fingerprint(
-    members: Sequence[str],
-    settings: JobSettings,
+    members: Sequence[Member],
     devices: Sequence[GpuDevice],
     sample_hz: float,
     host_model: HostPowerModel,
     gpus: Sequence[int],
 ) -> dict[str, Any]:
-    """What a run's result depends on: equal fingerprints, interchangeable runs."""
+    """What a run's result depends on: equal fingerprints, interchangeable runs. A member's
+    command holds every zoo setting (batch size, epochs, image size, ...)."""
     return {
         "format": RUN_FORMAT,
-        "members": list(members),
-        "settings": asdict(settings),
+        "members": [m.fingerprint() for m in members],
         "devices": [[d.name, d.uuid] for d in devices],
         "sample_hz": sample_hz,
         "host_model": asdict(host_model),

@@ -15,16 +15,17 @@ Epoch times:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from eaco.colocation.profiles import ColocatedProfile, ExclusiveProfile, ProfileStore, Provenance
 from eaco.profiler.epoch_report import EpochRecord
 from eaco.profiler.experiment import JobOutcome, RunOutcome
 
 def job_type_for(model: str) -> str:
-    """Catalogue name of a zoo model. The zoo's names were chosen to match: the paper's four
-    (alexnet, resnet18, resnet50, vgg16) are the catalogue's names; the others become new job types
-    (see docs/profiler.md). Kept as a function: the one place to change if a mapping is ever needed."""
+    """Catalogue name of a profiled job. The zoo's names were chosen to match: the paper's four
+    (alexnet, resnet18, resnet50, vgg16) are the catalogue's names; the other zoo models and own jobs
+    (by their spec's name) become new job types (see docs/profiler.md). Kept as a function: the one
+    place to change if a mapping is ever needed."""
     return model
 
 
@@ -77,7 +78,7 @@ def _job_memory(job: JobOutcome, run: RunOutcome) -> float | None:
     return max(reported) if reported else None
 
 
-def exclusive_profile(run: RunOutcome, batch_size: int, gpu_type: str, num_gpus: int) -> ExclusiveProfile:
+def exclusive_profile(run: RunOutcome, batch_size: int | None, gpu_type: str, num_gpus: int) -> ExclusiveProfile:
     if len(run.jobs) != 1:
         raise ValueError(f"{run.run_id}: an exclusive run has one job, got {len(run.jobs)}")
     job = run.jobs[0]
@@ -88,7 +89,7 @@ def exclusive_profile(run: RunOutcome, batch_size: int, gpu_type: str, num_gpus:
     return ExclusiveProfile(
         job_type=job_type_for(job.model), model=job.model, batch_size=batch_size, gpu_type=gpu_type,
         num_gpus=num_gpus, epochs=len(job.epochs), epoch_s=steady_epoch_s(job.epochs), jct_s=job.jct_s,
-        throughput_samples_per_s=samples / busy_s,
+        throughput_samples_per_s=samples / busy_s if busy_s > 0 else 0.0,
         gpu_util_mean=t.gpu_util_mean, gpu_util_max=t.gpu_util_max,
         memory_util_mean=t.memory_util_mean, memory_util_max=t.memory_util_max,
         gpu_memory_mib_peak=t.gpu_memory_mib_peak, job_memory_mib_peak=_job_memory(job, run),
@@ -124,9 +125,10 @@ def colocated_profile(run: RunOutcome, alone: dict[str, ExclusiveProfile], gpu_t
 
 
 def build_store(provenance: Provenance, exclusive_runs: Sequence[RunOutcome], set_runs: Sequence[RunOutcome],
-                batch_size: int, num_gpus: int) -> ProfileStore:
+                batch_sizes: Mapping[str, int | None], num_gpus: int) -> ProfileStore:
+    """``batch_sizes``: per job name (None: not known, an own job)."""
     gpu = provenance.gpu_type
-    exclusive = [exclusive_profile(r, batch_size, gpu, num_gpus) for r in exclusive_runs]
+    exclusive = [exclusive_profile(r, batch_sizes.get(r.jobs[0].model), gpu, num_gpus) for r in exclusive_runs]
     alone = {e.job_type: e for e in exclusive}
     colocated = [colocated_profile(r, alone, gpu, num_gpus)[0] for r in set_runs]
     return ProfileStore(provenance, tuple(exclusive), tuple(colocated))

@@ -49,6 +49,10 @@ def serve_command(
         True, "--alone-first/--share-unmeasured",
         help="a job whose exclusive epoch time is unknown (none declared, none measured for its workload) runs alone until it has measured one (default), or may share at once",
     ),
+    profiles: list[Path] = typer.Option(
+        [], "--profiles",
+        help="profile store(s) from 'eaco profile': measured co-locations seed EaCO's history; jobs profiled with --jobs become job types specs may name",
+    ),
 ) -> None:
     """Run the runtime daemon (API on 127.0.0.1 or a Unix socket, with a token; state in SQLite)."""
     from eaco.policies.registry import policy_names
@@ -77,7 +81,7 @@ def serve_command(
         typer.echo(f"eaco serve: Ray cluster {ray_address}, policy {policy}, state {state_dir}", err=True)
     try:
         serve(ServeOptions(state_dir, inventory, policy.strip().lower(), tick_s, exit_when_idle, metrics_port,
-                           backend, ray_address, ray_gpu_type, api, alone_first))
+                           backend, ray_address, ray_gpu_type, api, alone_first, tuple(profiles)))
     except InputError as exc:
         _fail(str(exc))
 

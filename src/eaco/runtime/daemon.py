@@ -38,6 +38,9 @@ class ServeOptions:
     ray_gpu_type: str = "v100"  # GPU type of the Ray cluster's nodes
     api: str = "tcp"  # API transport: "tcp" (127.0.0.1, random port) or "unix" (<state>/api.sock)
     alone_first: bool = True  # a job with no known exclusive epoch time runs alone until it measured one
+    # profile stores from ``eaco profile``: measured co-locations seed EaCO's history, and the
+    # jobs profiled there (``--jobs``) become job types that specs may name
+    profiles: tuple[Path, ...] = ()
 
 
 def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext], Policy] | None = None) -> tuple[Runtime, "object"]:
@@ -49,13 +52,13 @@ def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext
         return build_ray_runtime(options.state_dir, options.policy_name, options.tick_s,
                                  options.ray_address, options.ray_gpu_type, policy_factory,
                                  local_gpus=options.inventory if options.ray_address is None else None,
-                                 alone_first=options.alone_first)
+                                 alone_first=options.alone_first, profiles=options.profiles)
     if options.backend != "local":
         raise InputError("--backend", f"expected 'local' or 'ray', got {options.backend!r}")
     if options.inventory is None:
         raise InputError("--gpus", "the local backend needs GPUs (found through NVML or declared)")
 
-    env = load_environment()
+    env = load_environment(profiles=options.profiles)
     ctx = env.policy_context()
     policy = policy_factory(ctx) if policy_factory else make_policy(options.policy_name, ctx)
     layout = StateLayout(options.state_dir)

@@ -37,7 +37,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from eaco.errors import InputError
 from eaco.model.cluster import ClusterSpec, NodeSpec
@@ -509,6 +509,7 @@ def build_ray_runtime(
     state_dir: Path, policy_name: str = "eaco", tick_s: float = 0.2, address: str | None = None,
     gpu_type: str = "v100", policy_factory: Callable[[Any], Any] | None = None, node_check_s: float = 1.0,
     local_gpus: GpuInventory | None = None, measure_gpus: bool = True, alone_first: bool = True,
+    profiles: Sequence[Path] = (),
 ) -> tuple[RayRuntime, Any]:
     """What ``eaco serve --backend ray`` builds: connect, discover (keeping the GPU numbering of
     this state folder's earlier daemons), and the runtime with the Ray backend."""
@@ -537,7 +538,7 @@ def build_ray_runtime(
     tmp = nodes_file.with_name(NODES_FILE + ".tmp")
     tmp.write_text(json.dumps(inventory.to_json()), encoding="utf-8")
     os.replace(tmp, nodes_file)
-    env = load_environment()
+    env = load_environment(profiles=profiles)
     ctx = env.policy_context()
     policy = policy_factory(ctx) if policy_factory else make_policy(policy_name, ctx)
     store = Store(layout.db)

@@ -33,6 +33,14 @@ def test_simulate_generated_writes_table_json_csv_and_plots(tmp_path):
     assert ts and int(ts[0]["active_nodes"]) >= 0
     assert (out / "active_nodes.png").stat().st_size > 1000
     assert (out / "energy_time.png").stat().st_size > 1000
+    # report.md: the set-up, the table, each policy against FIFO (from the same metrics), the figures
+    report = (out / "report.md").read_text()
+    assert "| command | `eaco " in report and "| cluster | 4x8xv100 |" in report
+    by_policy = {p["policy"]: p for p in data["policies"]}
+    ratio = by_policy["eaco"]["energy_kwh"] / by_policy["fifo"]["energy_kwh"]
+    assert f"| eaco | {ratio:.3f} |" in report
+    assert f"| energy (kWh) | {by_policy['fifo']['energy_kwh']:,.0f} |" in report
+    assert "![active nodes](active_nodes.png)" in report
 
 
 def test_simulate_csv_trace_and_bad_row_errors(tmp_path):

@@ -137,6 +137,7 @@ def simulate(
 ) -> None:
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
     from eaco.report.files import write_hourly_energy, write_jobs, write_metrics, write_timeseries
+    from eaco.report.simulate_report import write_simulate_report
     from eaco.report.tables import idle_cluster_note, metrics_table, speed_table
     from eaco.sim.cost import with_costs
     from eaco.sim.metrics import with_common_end
@@ -224,11 +225,14 @@ def simulate(
         written.append(write_jobs(out, result))
         written.append(write_timeseries(out, result))
         written.append(write_hourly_energy(out, result))
+    figures = []
     if plots:
         from eaco.report.plots import plot_active_nodes, plot_energy_and_time
 
-        written.append(plot_active_nodes(out / "active_nodes.png", [r for r, _ in results], spec.num_nodes))
-        written.append(plot_energy_and_time(out / "energy_time.png", metrics))
+        figures.append(plot_active_nodes(out / "active_nodes.png", [r for r, _ in results], spec.num_nodes))
+        figures.append(plot_energy_and_time(out / "energy_time.png", metrics))
+    report = write_simulate_report(out, metrics, meta, figures, [note] if note else [], currency)
+    written = [report, *written, *figures]
     console.print(f"wrote {len(written)} files to [bold]{out}[/]: " + ", ".join(p.name for p in written[:4]) + ", ...")
 
 

@@ -25,6 +25,7 @@ from eaco.errors import InputError
 from eaco.measurements.paper import PaperTables, load_paper_tables
 from eaco.profiler.experiment import RunOutcome
 from eaco.profiler.paper_compare import PaperComparison, compare_with_paper
+from eaco.report.markdown import md_table
 
 J_PER_KWH = 3.6e6
 S_PER_H = 3600.0
@@ -51,12 +52,6 @@ def _set_name(c: ColocatedProfile, ids: dict[str, str]) -> str:
     return "+".join(sorted((ids[m] for m in c.members), key=lambda j: int(j[1:])))
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return out
-
-
 def markdown_report(store: ProfileStore, comparison: PaperComparison | None = None, no_paper_why: str = "") -> str:
     ids = job_ids(store)
     p = store.provenance
@@ -77,13 +72,13 @@ def markdown_report(store: ProfileStore, comparison: PaperComparison | None = No
         "## Table 1: each job alone (power, energy, time)",
         "",
     ]
-    lines += _md_table(
+    lines += md_table(
         ["job", "model", "GPUs", "avg power (W)", "energy (J)", "GPU energy (J)", "JCT (s)", "epoch (s)", "samples/s"],
         [[ids[e.job_type], e.job_type, str(e.num_gpus), _f(e.avg_power_w, 1), _f(e.energy_j, 1), _f(e.gpu_energy_j, 1),
           _f(e.jct_s), _f(e.epoch_s, 3), _f(e.throughput_samples_per_s, 1)] for e in store.exclusive],
     )
     lines += ["", "## Table 2: each job alone (utilisation)", ""]
-    lines += _md_table(
+    lines += md_table(
         ["job", "model", "mem util avg (%)", "mem util max (%)", "GPU util avg (%)", "GPU util max (%)",
          "GPU memory peak (MiB)", "job memory peak (MiB)", "host CPU (%)"],
         [[ids[e.job_type], e.job_type, _pct(e.memory_util_mean), _pct(e.memory_util_max), _pct(e.gpu_util_mean),
@@ -101,13 +96,13 @@ def markdown_report(store: ProfileStore, comparison: PaperComparison | None = No
             f"{100.0 * (mean_jct / mean_alone_jct - 1.0):+.1f}", _f(sum(c.member_epoch_s) / len(c.member_epoch_s), 3),
             ", ".join(f"{s:.3f}" for s in c.speeds),
         ])
-    lines += _md_table(
+    lines += md_table(
         ["set", "members", "avg power (W)", "energy (J)", "alone (J)", "energy saved (%)", "avg JCT (s)",
          "JCT vs alone (%)", "avg epoch (s)", "speeds"],
         rows,
     )
     lines += ["", "## Table 4: job sets at the same time (utilisation)", ""]
-    lines += _md_table(
+    lines += md_table(
         ["set", "members", "mem util avg (%)", "mem util max (%)", "GPU util avg (%)", "GPU util max (%)",
          "GPU memory peak (MiB)", "host CPU (%)"],
         [[_set_name(c, ids), "+".join(c.members), _pct(c.memory_util_mean), _pct(c.memory_util_max),
@@ -129,11 +124,11 @@ def _comparison_section(comparison: PaperComparison | None, no_paper_why: str) -
     lines += ["The paper's runs took about 35 h on a whole node, a profile minutes: only ratios and utilisation"
               " are compared (`paper_comparison.csv`).", ""]
     if comparison.exclusive:
-        lines += _md_table(["job", "model", "GPU util avg, paper (%)", "GPU util avg, ours (%)"],
+        lines += md_table(["job", "model", "GPU util avg, paper (%)", "GPU util avg, ours (%)"],
                            [[e.job, e.model, _pct(e.paper_gpu_util), _pct(e.ours_gpu_util)] for e in comparison.exclusive])
         lines.append("")
     if comparison.sets:
-        lines += _md_table(
+        lines += md_table(
             ["set", "models", "energy saved, paper (%)", "energy saved, ours (%)", "JCT vs alone, paper (%)",
              "JCT vs alone, ours (%)", "GPU util avg, paper (%)", "GPU util avg, ours (%)"],
             [[c.job_set, "+".join(c.models), _pct(c.paper_energy_saved_frac), _pct(c.ours_energy_saved_frac),

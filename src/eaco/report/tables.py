@@ -16,12 +16,19 @@ def _money(value: float | None) -> str:
 
 
 def metrics_table(rows: list[Metrics], title: str = "", currency: str = "USD") -> Table:
-    """One column per policy, one row per metric (fits a narrow terminal). Cost and carbon rows
-    appear when the rows carry them (``eaco simulate --price-per-kwh/--carbon-g-per-kwh/--grid``)."""
+    """One column per policy, one row per metric (fits a narrow terminal)."""
     table = Table(title=title or None)
     table.add_column("metric", justify="left")
     for m in rows:
         table.add_column(m.policy, justify="right")
+    for label, cells in metric_rows(rows, currency):
+        table.add_row(label, *cells)
+    return table
+
+
+def metric_rows(rows: list[Metrics], currency: str = "USD") -> list[tuple[str, list[str]]]:
+    """The metrics table's content: (label, one formatted value per policy). Cost and carbon rows
+    appear when the rows carry them (``eaco simulate --price-per-kwh/--carbon-g-per-kwh/--grid``)."""
     lines: list[tuple[str, Callable[[Metrics], str]]] = [
         ("jobs", lambda m: f"{m.num_jobs:,}"),
         ("energy (kWh)", lambda m: f"{m.energy_kwh:,.0f}"),
@@ -51,9 +58,7 @@ def metrics_table(rows: list[Metrics], title: str = "", currency: str = "USD") -
         lines.insert(after_split, (f"energy to {ends:,.0f} h (kWh)", lambda m: (
             f"{m.energy_common_end_kwh:,.0f}" if m.energy_common_end_kwh is not None else "-")))
     lines.extend(_cost_lines(rows, currency))
-    for label, fmt in lines:
-        table.add_row(label, *(fmt(m) for m in rows))
-    return table
+    return [(label, [fmt(m) for m in rows]) for label, fmt in lines]
 
 
 def _cost_lines(rows: list[Metrics], currency: str) -> list[tuple[str, Callable[[Metrics], str]]]:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from eaco.colocation.catalog import load_catalog
 from eaco.errors import InputError
+from eaco.setup import load_named_workload
 from eaco.workloads import load_workload
 from eaco.workloads.slurm import gpu_type_from_model, load_slurm, parse_elapsed, parse_tres_gpus
 
@@ -164,3 +166,19 @@ def test_simulate_command_on_a_slurm_export(tmp_path: Path) -> None:
     assert (out / "metrics.json").exists()
     bad = CliRunner().invoke(app, ["simulate", "-n", "5", "--slurm-priority-qos", "high", "-o", str(out)])
     assert bad.exit_code == 2 and "slurm:PATH workloads only" in bad.output
+
+
+def test_iso_times_in_the_clusters_time_zone_across_a_daylight_saving_change(tmp_path: Path) -> None:
+    """Berlin's clocks jump from 02:00 to 03:00 on 2026-03-29: jobs submitted at 01:30 and 03:30
+    local time are one hour apart, not two; without the zone the gap is read off the wall clock."""
+    path = write(tmp_path,
+                 "1|a|2026-03-29T01:30:00|2026-03-29T01:30:00|2026-03-29T03:40:00|600|COMPLETED|gres/gpu=1||normal",
+                 "2|b|2026-03-29T03:30:00|2026-03-29T03:30:00|2026-03-29T03:40:00|600|COMPLETED|gres/gpu=1||normal")
+    zoned = load_slurm(path, timezone_name="Europe/Berlin")
+    plain = load_slurm(path)
+    assert [j.submit_time_s for j in zoned.jobs] == [0.0, 3600.0]
+    assert [j.submit_time_s for j in plain.jobs] == [0.0, 7200.0]
+    with pytest.raises(InputError, match=r"--slurm-timezone: unknown time zone 'Mars/Olympus'"):
+        load_slurm(path, timezone_name="Mars/Olympus")
+    with pytest.raises(InputError, match="--slurm-timezone: applies to slurm:PATH workloads only"):
+        load_named_workload("generated", load_catalog(), slurm_timezone="Europe/Berlin")

@@ -91,6 +91,9 @@ def simulate(
     out: Path = typer.Option(Path("results/simulate"), "--out", "-o", help="output folder"),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="skip malformed trace rows and report how many"),
     slurm_priority_qos: str = typer.Option("", "--slurm-priority-qos", help="slurm:PATH: comma-separated QoS names whose jobs are high-priority"),
+    slurm_timezone: Optional[str] = typer.Option(
+        None, "--slurm-timezone",
+        help="slurm:PATH: the cluster's time zone (IANA, e.g. Europe/Berlin) its sacct times are in; default: read as UTC (off by an hour across a daylight-saving change)"),
     sleep: str = typer.Option(
         "policy", "--sleep",
         help="low-power state for nodes with no job: 'policy' (only under policies that manage node "
@@ -159,6 +162,7 @@ def simulate(
             workload, env.catalog, seed=seed, jobs=jobs, rate_per_h=rate_per_h,
             default_jobs=DEFAULT_GENERATED_JOBS, skip_bad_rows=skip_bad_rows, job_type_rule=job_types,
             priority_qos=tuple(q.strip() for q in slurm_priority_qos.split(",") if q.strip()),
+            slurm_timezone=slurm_timezone,
         )
         spec = build_cluster(cluster, workload)
         slo_settings = SloSettings(slack_min, slack_max, no_slo_share, high_priority_share, seed=seed)

@@ -64,10 +64,13 @@ def load_named_workload(
     skip_bad_rows: bool = False,
     job_type_rule: str = "uniform",
     priority_qos: tuple[str, ...] = (),
+    slurm_timezone: str | None = None,
 ) -> Workload:
     key = kind.strip()
     if priority_qos and not key.startswith("slurm:"):
         raise InputError("--slurm-priority-qos", f"applies to slurm:PATH workloads only, not {key!r}")
+    if slurm_timezone and not key.startswith("slurm:"):
+        raise InputError("--slurm-timezone", f"applies to slurm:PATH workloads only, not {key!r}")
     if key == "generated":
         n = default_jobs if jobs is None else jobs
         if n < 1:
@@ -80,6 +83,8 @@ def load_named_workload(
     options: dict[str, object] = {"skip_bad_rows": skip_bad_rows}
     if priority_qos:
         options["priority_qos"] = priority_qos
+    if slurm_timezone:
+        options["timezone_name"] = slurm_timezone
     if jobs is not None:
         options["limit"] = jobs
     return load_workload(key, catalog=catalog, seed=seed, **options)

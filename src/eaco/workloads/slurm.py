@@ -20,9 +20,12 @@ Rules (docs/workloads.md, "Slurm"):
   (``"never_ran"``); jobs with no GPU are left out (``"cpu_only"``). Every ended job that ran on
   GPUs is kept, whatever its end (completed, failed, cancelled, timed out, out of memory, node
   failure, preempted): it held its GPUs for that long;
-- submit time = ``Submit``: ISO ``YYYY-MM-DDTHH:MM:SS`` as sacct prints it (read as wall-clock
-  time, without a time zone: around a daylight-saving change the gaps between jobs can be off by
-  an hour) or Unix seconds (``SLURM_TIME_FORMAT=%s sacct ...``, exact);
+- submit time = ``Submit``: ISO ``YYYY-MM-DDTHH:MM:SS`` as sacct prints it, in the cluster's
+  local time: with ``timezone`` (an IANA name such as ``Europe/Berlin``, ``eaco simulate
+  --slurm-timezone``) read in that zone, so that gaps across a daylight-saving change are right
+  (in the hour that repeats when clocks go back, the first occurrence is taken); without it read
+  as UTC wall-clock, which is off by an hour across such a change; or Unix seconds
+  (``SLURM_TIME_FORMAT=%s sacct ...``, exact, no zone needed);
 - GPUs = the ``gres/gpu`` count of ``AllocTRES`` (``billing=8,cpu=8,gres/gpu=2,mem=64G,node=1``);
   when only typed entries are there (``gres/gpu:a100=2``) their sum. Typed entries name the GPU
   model: a name containing one of our GPU types (``a100``, ``nvidia_a100-sxm4-80gb``,
@@ -41,8 +44,9 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Collection
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.errors import InputError
@@ -85,8 +89,9 @@ def parse_elapsed(text: str) -> float:
     return ((int(days or 0) * 24 + int(hours or 0)) * 60 + int(minutes)) * 60 + float(seconds)
 
 
-def parse_time(text: str) -> float | None:
+def parse_time(text: str, zone: tzinfo | None = None) -> float | None:
     """A sacct time (ISO wall-clock or Unix seconds) -> seconds; None when sacct says it has none.
+    A time without an offset is read in ``zone`` (default UTC).
 
     Raises ValueError for anything else.
     """
@@ -97,8 +102,17 @@ def parse_time(text: str) -> float | None:
         return float(t)
     stamp = datetime.fromisoformat(t)
     if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
+        stamp = stamp.replace(tzinfo=zone or timezone.utc)
     return stamp.timestamp()
+
+
+def time_zone(name: str, source: str = "--slurm-timezone") -> tzinfo:
+    """An IANA time zone by name; InputError naming ``source`` when it is not known."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(source, f"unknown time zone {name!r}: expected an IANA name such as Europe/Berlin or "
+                                 "America/New_York (the system's zone database; 'pip install tzdata' where there is none)") from None
 
 
 def parse_tres_gpus(text: str) -> tuple[int, dict[str, int]]:
@@ -148,14 +162,17 @@ def load_slurm(
     name: str | None = None,
     limit: int | None = None,
     util_cdf: UtilisationCdf | None = None,
+    timezone_name: str | None = None,
 ) -> Workload:
-    """Load a ``sacct`` export as a :class:`Workload` (see module docs for the rules).
+    """Load a ``sacct`` export as a :class:`Workload` (see module docs for the rules);
+    ``timezone_name``: the IANA zone its ISO times are in (default: read as UTC).
 
     ``excluded`` in the result counts ``"job_step"``, ``"not_ended"``, ``"never_ran"`` and
     ``"cpu_only"`` rows.
     """
     p = Path(path)
     cat = resolve_catalog(catalog)
+    zone = time_zone(timezone_name) if timezone_name else None
     delimiter = _sniff_delimiter(p) if p.is_file() else "|"
     table = CsvTable(p, required=("Submit", "State"), delimiter=delimiter,
                      quoting=csv.QUOTE_NONE if delimiter == "|" else csv.QUOTE_MINIMAL)
@@ -188,7 +205,7 @@ def load_slurm(
 
         def time_of(column: str) -> float | None:
             try:
-                return parse_time(cell(column))
+                return parse_time(cell(column), zone)
             except ValueError:
                 raise bad(column, "a time (YYYY-MM-DDTHH:MM:SS or Unix seconds)") from None
 

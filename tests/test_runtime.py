@@ -202,6 +202,8 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
         summary = json.loads(cli("status", "--summary", "--json", "--state-dir", str(state_dir)))
         table = cli("status", "--summary", "--state-dir", str(state_dir))
         assert "JCT s" in table and "jobs: 4 finished" in table and "GPU energy modelled" in table
+        priced = json.loads(cli("status", "--summary", "--json", "--price-per-kwh", "0.2", "--state-dir", str(state_dir)))
+        assert priced["costs"]["cluster"]["cost"] == pytest.approx(priced["energy"]["total_kwh"] * 0.2, rel=0.05)
         assert "status" not in summary
         assert "job0" in cli("status", "--state-dir", str(state_dir))
         assert "epoch 2 loss" in cli("logs", str(ids[0]), "--state-dir", str(state_dir))

@@ -19,7 +19,6 @@ from eaco.policies.eaco import EacoSettings
 from eaco.workloads.slo import SloSettings, assign_slos
 
 if TYPE_CHECKING:
-    from eaco.energy.grid import GridSettings
     from eaco.workloads.base import Workload
 
 app = typer.Typer(
@@ -142,6 +141,7 @@ def simulate(
     from eaco.report.files import write_hourly_energy, write_jobs, write_metrics, write_timeseries
     from eaco.report.simulate_report import write_simulate_report
     from eaco.report.tables import idle_cluster_note, metrics_table, speed_table
+    from eaco.energy.grid import grid_settings_from_options
     from eaco.sim.cost import with_costs
     from eaco.sim.metrics import with_common_end
     from eaco.sim.runner import SLEEP_MODES
@@ -177,7 +177,7 @@ def simulate(
             consolidate=consolidate, consolidate_min_remaining_s=consolidate_min_remaining_s,
             reserve=reserve, reserve_wait_s=reserve_wait_s,
         )
-        grid_settings = _grid_settings(price_per_kwh, carbon_g_per_kwh, grid, grid_offset_h, grid_repeat, pue, currency)
+        grid_settings = grid_settings_from_options(price_per_kwh, carbon_g_per_kwh, grid, grid_offset_h, grid_repeat, pue, currency)
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
         _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
     if env.profiles is not None and env.profiles.skipped:
@@ -238,27 +238,6 @@ def simulate(
     report = write_simulate_report(out, metrics, meta, figures, [note] if note else [], currency)
     written = [report, *written, *figures]
     console.print(f"wrote {len(written)} files to [bold]{out}[/]: " + ", ".join(p.name for p in written[:4]) + ", ...")
-
-
-def _grid_settings(price_per_kwh: float | None, carbon_g_per_kwh: float | None, grid: Path | None,
-                   offset_h: int, repeat: bool, pue: float, currency: str) -> GridSettings:
-    """The cost and carbon settings from the command line: a CSV, or constants (not both for the
-    same quantity)."""
-    from eaco.energy.grid import GridSettings, HourlySignal, load_grid_csv
-
-    price = None if price_per_kwh is None else HourlySignal.constant(price_per_kwh)
-    carbon = None if carbon_g_per_kwh is None else HourlySignal.constant(carbon_g_per_kwh)
-    if carbon_g_per_kwh is not None and not carbon_g_per_kwh >= 0:
-        raise InputError("--carbon-g-per-kwh", f"expected a number >= 0, got {carbon_g_per_kwh}")
-    source = "constant" if price or carbon else ""
-    if grid is not None:
-        from_csv = load_grid_csv(grid, repeat=repeat, offset_h=offset_h)
-        for name, (given, got) in {"--price-per-kwh": (price, from_csv[0]), "--carbon-g-per-kwh": (carbon, from_csv[1])}.items():
-            if given is not None and got is not None:
-                raise InputError(name, f"given as well as in {grid}; give one or the other")
-        price, carbon = price or from_csv[0], carbon or from_csv[1]
-        source = str(grid)
-    return GridSettings(pue=pue, price_per_kwh=price, carbon_g_per_kwh=carbon, currency=currency, source=source)
 
 
 @app.command()

@@ -109,12 +109,25 @@ def status_command(
     state_dir: Path = StateDirOption,
     summary: bool = typer.Option(False, "--summary", help="energy and JCT summary (tables; with --json: JSON)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    price_per_kwh: Optional[float] = typer.Option(None, "--price-per-kwh", help="--summary: electricity price (--currency per kWh): cost of the run and of each job"),
+    carbon_g_per_kwh: Optional[float] = typer.Option(None, "--carbon-g-per-kwh", help="--summary: grid carbon intensity (g CO2e per kWh): emissions of the run and of each job"),
+    pue: float = typer.Option(1.0, "--pue", help="--summary: power usage effectiveness: cost and carbon apply to energy x PUE"),
+    currency: str = typer.Option("USD", "--currency", help="currency of --price-per-kwh (a label)"),
 ) -> None:
     """Show jobs (state, GPUs, epochs, attempts), one job in detail, or the summary."""
+    from eaco.energy.grid import grid_settings_from_options
+    from eaco.runtime.summary import add_costs
+
+    try:
+        grid = grid_settings_from_options(price_per_kwh, carbon_g_per_kwh, pue=pue, currency=currency)
+    except InputError as exc:
+        _fail(str(exc))
+    if grid.active and not summary:
+        _fail("--price-per-kwh, --carbon-g-per-kwh and --pue apply to --summary")
     client = _client(state_dir)
     try:
         if summary:
-            payload = client.summary()
+            payload = add_costs(client.summary(), grid)
         elif job_id is not None:
             payload = client.job(job_id)
         else:
@@ -155,7 +168,21 @@ def format_summary(summary: dict) -> str:  # type: ignore[type-arg]
         if energy.get("model_gpu_error_pct") is not None:
             lines.append(f"energy model vs NVML on the GPUs: {energy['model_gpu_error_pct']:+.1f} %")
         lines.append(energy["label"])
+    costs = summary.get("costs")
+    if costs:
+        lines.append(f"cost and carbon ({costs['settings']}): " + "; ".join(
+            f"{what} {_priced(costs[key], costs['currency'])}"
+            for what, key in (("cluster", "cluster"), ("attributed to jobs", "attributed")) if costs.get(key)))
     return "\n".join(lines)
+
+
+def _priced(p: dict, currency: str) -> str:  # type: ignore[type-arg]
+    parts = [f"{p['facility_kwh']:.4f} kWh x PUE"]
+    if p.get("cost") is not None:
+        parts.append(f"{p['cost']:,.4f} {currency}")
+    if p.get("carbon_kg") is not None:
+        parts.append(f"{p['carbon_kg']:,.4f} kg CO2e")
+    return ", ".join(parts)
 
 
 def cancel_command(job_id: int = typer.Argument(...), state_dir: Path = StateDirOption) -> None:

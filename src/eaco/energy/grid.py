@@ -142,3 +142,22 @@ def load_grid_csv(path: str | Path, repeat: bool = True, offset_h: int = 0) -> t
         return HourlySignal(tuple(values[column]), repeat, offset_h) if column in values else None
 
     return signal(PRICE_COLUMN), signal(CARBON_COLUMN)
+
+
+def grid_settings_from_options(price_per_kwh: float | None, carbon_g_per_kwh: float | None, grid: Path | None = None,
+                               offset_h: int = 0, repeat: bool = True, pue: float = 1.0, currency: str = "USD") -> GridSettings:
+    """The cost and carbon settings from command-line options: a CSV, or constants (not both for
+    the same quantity). Errors name the option."""
+    price = None if price_per_kwh is None else HourlySignal.constant(price_per_kwh)
+    carbon = None if carbon_g_per_kwh is None else HourlySignal.constant(carbon_g_per_kwh)
+    if carbon_g_per_kwh is not None and not carbon_g_per_kwh >= 0:
+        raise InputError("--carbon-g-per-kwh", f"expected a number >= 0, got {carbon_g_per_kwh}")
+    source = "constant" if price or carbon else ""
+    if grid is not None:
+        from_csv = load_grid_csv(grid, repeat=repeat, offset_h=offset_h)
+        for name, (given, got) in {"--price-per-kwh": (price, from_csv[0]), "--carbon-g-per-kwh": (carbon, from_csv[1])}.items():
+            if given is not None and got is not None:
+                raise InputError(name, f"given as well as in {grid}; give one or the other")
+        price, carbon = price or from_csv[0], carbon or from_csv[1]
+        source = str(grid)
+    return GridSettings(pue=pue, price_per_kwh=price, carbon_g_per_kwh=carbon, currency=currency, source=source)

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from eaco.energy.grid import GridSettings
 from eaco.runtime.accounting import EnergyTotals
 from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, measured_epoch_s
 from eaco.runtime.gpus import GpuInventory
@@ -83,3 +84,31 @@ def write_summary(store: Store, path: Path, totals: EnergyTotals | None, invento
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(build_summary(store, totals, inventory), indent=2), encoding="utf-8")
     os.replace(tmp, path)
+
+
+J_PER_KWH = 3.6e6
+
+
+def add_costs(summary: dict[str, Any], grid: GridSettings) -> dict[str, Any]:
+    """The summary with electricity cost and carbon (constant price and intensity, on energy x
+    PUE): ``costs`` for the whole run (the cluster's energy) and per job (its attributed energy).
+    The summary is left as it was; nothing is added when ``grid`` has neither price nor intensity
+    and PUE 1."""
+    if not grid.active:
+        return summary
+    price = grid.price_per_kwh.at_hour(0) if grid.price_per_kwh is not None else None
+    carbon = grid.carbon_g_per_kwh.at_hour(0) if grid.carbon_g_per_kwh is not None else None
+
+    def priced(energy_j: float) -> dict[str, float | None]:
+        facility_kwh = energy_j / J_PER_KWH * grid.pue
+        return {"facility_kwh": facility_kwh,
+                "cost": facility_kwh * price if price is not None else None,
+                "carbon_kg": facility_kwh * carbon / 1000.0 if carbon is not None else None}
+
+    out = dict(summary)
+    out["jobs"] = [{**j, **priced(j["energy_j"])} for j in summary["jobs"]]
+    energy = summary.get("energy")
+    out["costs"] = {"settings": grid.describe(), "currency": grid.currency,
+                    "attributed": priced(summary["attributed_energy_j"]),
+                    "cluster": priced(energy["total_j"]) if energy else None}
+    return out

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -135,3 +136,33 @@ def test_predictor_error_prints_leave_one_out_per_gpu_type(tmp_path):
         assert gpu in res.output
     data = json.loads((tmp_path / "predictor_error.json").read_text())
     assert data
+
+
+def test_simulate_options_from_a_config_file_and_the_command_line_wins(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("jobs: 30\nrate: 6\ncluster: 2x8xv100\npolicies: fifo,eaco\nutil_threshold: 0.7\nreserve: false\nno-plots: true\n")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["simulate", "--config", str(cfg), "-p", "fifo", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "metrics.json").read_text())
+    assert [p["policy"] for p in data["policies"]] == ["fifo"]  # the command line's -p, not the file's
+    assert data["policies"][0]["num_jobs"] == 30 and data["meta"]["cluster"] == "2x8xv100"
+    assert "util_threshold=0.7" in data["meta"]["eaco_settings"] and "reserve=False" in data["meta"]["eaco_settings"]
+    assert data["meta"]["config"]["values"]["plots"] is False and not (out / "active_nodes.png").exists()
+    assert f"| options from | {cfg}: jobs=30" in (out / "report.md").read_text()
+    for text, message in (("colour: blue\n", "key 'colour' is not an option of this command"),
+                          ("util-threshold: abc\n", "key 'util-threshold': "),
+                          ("no-plots: maybe\n", "key 'no-plots': expected true or false"),
+                          ("- jobs\n", "expected a mapping of option names")):
+        cfg.write_text(text)
+        res = runner.invoke(app, ["simulate", "--config", str(cfg), "-o", str(out)], env={"COLUMNS": "400"})
+        plain = " ".join(re.sub(r"[\u2500-\u257f]", " ", res.output).split())  # without the error box's borders
+        assert res.exit_code == 2 and str(cfg.name) in plain and message in plain, res.output
+
+
+def test_the_example_config_file_is_valid():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "simulate" / "study.yaml"
+    res = runner.invoke(app, ["simulate", "--config", str(example), "--help"])  # checks every key and value, runs nothing
+    assert res.exit_code == 0, res.output

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from eaco import __version__
+from eaco.config_file import config_option, config_record
 from eaco.errors import InputError, PolicyError
 from eaco.policies.eaco import EacoSettings
 from eaco.workloads.slo import SloSettings, assign_slos
@@ -65,6 +66,8 @@ def _excluded_text(wl: Workload) -> str:
 
 @app.command()
 def simulate(
+    ctx: typer.Context,
+    config: Optional[Path] = config_option(),
     workload: str = typer.Option(
         "generated", "--workload", "-w",
         help="generated | philly | alibaba | csv:PATH (CSV with submit_time_s, duration_s, num_gpus) "
@@ -224,6 +227,8 @@ def simulate(
         "grid": grid_settings.describe() if grid_settings.active else "none (energy only)",
         "python": platform.python_version(),
     }
+    if config_record(ctx) is not None:
+        meta["config"] = config_record(ctx)
     written = write_metrics(out, metrics, meta)
     for result, _ in results:
         written.append(write_jobs(out, result))
@@ -242,6 +247,8 @@ def simulate(
 
 @app.command()
 def reproduce(
+    ctx: typer.Context,
+    config: Optional[Path] = config_option(),
     out: Path = typer.Option(Path("results/reproduce"), "--out", "-o", help="output folder"),
     jobs: int = typer.Option(1000, "--jobs", "-n", help="jobs in the generated workload"),
     rate_per_h: float = typer.Option(6.0, "--rate", help="Poisson arrival rate (jobs per hour)"),

@@ -16,6 +16,7 @@ REPORT_FILE = "report.md"
 # (label in the table, metrics.json key(s) under "meta")
 _SETUP = (
     ("command", "command"),
+    ("options from", "config"),
     ("workload", "workload"),
     ("workload source", "workload_source"),
     ("cluster", "cluster"),
@@ -63,6 +64,9 @@ def relative_rows(metrics: Sequence[Metrics]) -> list[list[str]]:
 
 
 def _value(v: object) -> str:
+    if isinstance(v, dict) and "file" in v:  # --config: the file and what it set
+        values = v.get("values") or {}
+        return f"{v['file']}: " + ", ".join(f"{k.replace('_', '-')}={val}" for k, val in values.items())
     if isinstance(v, (list, tuple)):
         return ", ".join(str(x) for x in v) if v else "none"
     return str(v)

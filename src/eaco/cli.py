@@ -6,6 +6,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -79,6 +80,10 @@ def simulate(
         "(the trace's machine list), or 'auto' (the trace's own cluster for philly/alibaba, 28x8xv100 otherwise)",
     ),
     policies: str = typer.Option(DEFAULT_POLICIES, "--policies", "-p", help="comma-separated policy names"),
+    sweep: Optional[str] = typer.Option(
+        None, "--sweep",
+        help="run EaCO once per value of its settings, e.g. 'alpha=0,0.5,1' or 'alpha=0,1; reserve=true,false' (every combination); "
+        "the variants take EaCO's place in --policies (docs/eaco.md)"),
     jobs: Optional[int] = typer.Option(
         None, "--jobs", "-n", help=f"generated: number of jobs (default {DEFAULT_GENERATED_JOBS}); traces: keep the first N"
     ),
@@ -180,6 +185,13 @@ def simulate(
             consolidate=consolidate, consolidate_min_remaining_s=consolidate_min_remaining_s,
             reserve=reserve, reserve_wait_s=reserve_wait_s,
         )
+        runs = [(name, name, eaco_settings) for name in names]
+        if sweep:
+            from eaco.policies.variants import parse_sweep
+
+            variants = [(label, "eaco", settings) for label, settings in parse_sweep(sweep, eaco_settings)]
+            at = next((i for i, (name, _, _) in enumerate(runs) if name == "eaco"), len(runs))
+            runs = runs[:at] + variants + [r for r in runs[at:] if r[0] != "eaco"]
         grid_settings = grid_settings_from_options(price_per_kwh, carbon_g_per_kwh, grid, grid_offset_h, grid_repeat, pue, currency)
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
         _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
@@ -194,18 +206,19 @@ def simulate(
     )
     results = []
     with _progress() as progress:
-        for name in names:
-            task = progress.add_task(name, total=wl.num_jobs)
+        for label, name, settings in runs:
+            task = progress.add_task(label, total=wl.num_jobs)
 
             def on_progress(done: int, total: int, now_s: float, task=task) -> None:  # type: ignore[no-untyped-def]
                 progress.update(task, completed=done)
 
             try:
-                results.append(
-                    run_one(spec, wl, name, env, on_progress=on_progress, sleep=sleep, eaco_settings=eaco_settings)
-                )
+                result, run_metrics = run_one(spec, wl, name, env, on_progress=on_progress, sleep=sleep, eaco_settings=settings)
             except (PolicyError, ValueError) as exc:
-                _fail(f"policy {name}: {exc}")
+                _fail(f"policy {label}: {exc}")
+            if label != name:
+                result, run_metrics = replace(result, policy=label), replace(run_metrics, policy=label)
+            results.append((result, run_metrics))
     metrics = with_costs([r for r, _ in results], with_common_end([m for _, m in results]), grid_settings)
     console.print(metrics_table(metrics, title=f"{wl.name} on {spec.describe()}", currency=currency))
     console.print(speed_table(metrics))
@@ -223,6 +236,7 @@ def simulate(
         "profiles": [str(p) for p in profiles],
         "slos": slo_settings.describe() if slos else "as in the trace",
         "eaco_settings": repr(eaco_settings),
+        "sweep": sweep or "none",
         "sleep_power_w": env.energy.host.low_power_w,
         "grid": grid_settings.describe() if grid_settings.active else "none (energy only)",
         "python": platform.python_version(),
@@ -261,7 +275,6 @@ def reproduce(
     """The paper's simulation study: 28 and 64 nodes x 8 V100, FIFO, FIFO-packed, Gandiva and
     EaCO on the same workload, the trade-off sweep and the full Philly trace; prints the paper's
     table side by side with ours and writes a Markdown report with figures."""
-    from dataclasses import replace as dc_replace
 
     from eaco.report.reproduce_report import beyond_paper_table, comparison_table, seeds_table, targets_table, write_reproduce_report
     from eaco.setup import load_environment
@@ -271,7 +284,7 @@ def reproduce(
         _fail("--jobs must be >= 1 and --rate > 0")
     config = StudyConfig(num_jobs=jobs, arrival_rate_per_h=rate_per_h, seed=seed, heavy_rate_per_h=2 * rate_per_h)
     if quick:
-        config = dc_replace(config, sensitivity=False, philly=False)
+        config = replace(config, sensitivity=False, philly=False)
     try:
         env = load_environment(profiles=profiles)
     except (InputError, FileNotFoundError) as exc:

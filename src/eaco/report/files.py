@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -47,6 +48,12 @@ METRIC_COLUMNS = (
 DIST_COLUMNS = ("jct_s", "run_time_s", "waiting_s", "total_time_s")
 
 
+def file_label(policy: str) -> str:
+    """A run's label as part of a file name: ``eaco(alpha=0.5,reserve=true)`` ->
+    ``eaco_alpha=0.5_reserve=true`` (plain policy names are unchanged)."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", policy).strip("_")
+
+
 def _clean(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -80,7 +87,7 @@ def write_metrics(out_dir: Path, metrics: list[Metrics], meta: dict[str, object]
 
 
 def write_jobs(out_dir: Path, result: SimulationResult) -> Path:
-    path = out_dir / f"jobs_{result.policy}.csv"
+    path = out_dir / f"jobs_{file_label(result.policy)}.csv"
     fields = [
         "job_id", "job_type", "num_gpus", "submit_s", "first_start_s", "finish_s", "run_time_s",
         "colocated_time_s", "exclusive_duration_s", "deadline_s", "priority", "energy_j", "undos",
@@ -99,7 +106,7 @@ def write_jobs(out_dir: Path, result: SimulationResult) -> Path:
 
 
 def write_timeseries(out_dir: Path, result: SimulationResult) -> Path:
-    path = out_dir / f"timeseries_{result.policy}.csv"
+    path = out_dir / f"timeseries_{file_label(result.policy)}.csv"
     ts = result.timeseries
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -112,7 +119,7 @@ def write_timeseries(out_dir: Path, result: SimulationResult) -> Path:
 def write_hourly_energy(out_dir: Path, result: SimulationResult) -> Path:
     """The run's exact energy per hour of simulated time (what hourly prices and carbon
     intensities apply to)."""
-    path = out_dir / f"energy_hourly_{result.policy}.csv"
+    path = out_dir / f"energy_hourly_{file_label(result.policy)}.csv"
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["hour", "energy_kwh"])

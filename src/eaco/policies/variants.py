@@ -1,0 +1,83 @@
+"""EaCO settings variants from text: ``eaco simulate --sweep "alpha=0,0.5,1"``.
+
+``NAME=V1,V2,...`` gives one variant per value of one :class:`~eaco.policies.eaco.EacoSettings`
+field (names as the fields, dashes allowed: ``util-threshold=0.7,0.9``); several such parts
+separated by ``;`` give every combination (``alpha=0,1; reserve=true,false``: 4 variants). Values
+are converted to the field's type (numbers, ``true``/``false``, ``inf``); a value the settings
+refuse is an error naming the option and the value. Each variant is labelled ``eaco(alpha=0.5)``
+(the swept values only), the label its run carries in tables and files (``jobs_eaco_alpha=0.5.csv``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import fields, replace
+
+from eaco.errors import InputError
+from eaco.policies.eaco import EacoSettings
+
+OPTION = "--sweep"
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _field_types() -> dict[str, str]:
+    return {f.name: str(f.type) for f in fields(EacoSettings)}
+
+
+def _convert(name: str, kind: str, text: str) -> object:
+    t = text.strip().lower()
+    if kind == "bool":
+        if t in _TRUE:
+            return True
+        if t in _FALSE:
+            return False
+        raise InputError(OPTION, f"{name}: expected true or false, got {text.strip()!r}")
+    try:
+        if kind == "int":
+            return int(t)
+        value = float(t)
+    except ValueError:
+        raise InputError(OPTION, f"{name}: expected {'an integer' if kind == 'int' else 'a number'}, got {text.strip()!r}") from None
+    if math.isnan(value):
+        raise InputError(OPTION, f"{name}: expected a number, got {text.strip()!r}")
+    return value
+
+
+def _label_value(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def parse_sweep(text: str, base: EacoSettings) -> list[tuple[str, EacoSettings]]:
+    """``text`` -> [(label, settings)], one per combination, in the order given."""
+    kinds = _field_types()
+    axes: list[tuple[str, list[object]]] = []
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        name, sep, values = part.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not values.strip():
+            raise InputError(OPTION, f"expected NAME=V1,V2,... (e.g. alpha=0,0.5,1), got {part!r}")
+        if name not in kinds:
+            raise InputError(OPTION, f"unknown EaCO setting {name!r}; expected one of: {', '.join(sorted(kinds))}")
+        if any(n == name for n, _ in axes):
+            raise InputError(OPTION, f"{name} is swept twice")
+        axes.append((name, [_convert(name, kinds[name], v) for v in values.split(",") if v.strip()]))
+    if not axes:
+        raise InputError(OPTION, "expected at least one NAME=V1,V2,...")
+    out = []
+    for combo in itertools.product(*(values for _, values in axes)):
+        changes = dict(zip((n for n, _ in axes), combo))
+        try:
+            settings = replace(base, **changes)
+        except ValueError as exc:
+            raise InputError(OPTION, f"{', '.join(f'{k}={_label_value(v)}' for k, v in changes.items())}: {exc}") from None
+        label = "eaco(" + ",".join(f"{k}={_label_value(v)}" for k, v in changes.items()) + ")"
+        out.append((label, settings))
+    return out

@@ -36,7 +36,7 @@ def test_simulate_generated_writes_table_json_csv_and_plots(tmp_path):
     assert (out / "energy_time.png").stat().st_size > 1000
     # report.md: the set-up, the table, each policy against FIFO (from the same metrics), the figures
     report = (out / "report.md").read_text()
-    assert "| command | `eaco " in report and "| cluster | 4x8xv100 |" in report
+    assert "| command | `eaco" in report and "| cluster | 4x8xv100 |" in report
     by_policy = {p["policy"]: p for p in data["policies"]}
     ratio = by_policy["eaco"]["energy_kwh"] / by_policy["fifo"]["energy_kwh"]
     assert f"| eaco | {ratio:.3f} |" in report

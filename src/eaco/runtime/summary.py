@@ -19,6 +19,7 @@ from eaco.runtime.accounting import EnergyTotals
 from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, measured_epoch_s
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.store import Store
+from eaco.sim.energy_meter import J_PER_KWH
 
 
 def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: GpuInventory | None = None) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
             "gpu_busy_j": totals.gpu_busy_j,
             "gpu_idle_j": totals.gpu_idle_j,
             "host_j": totals.host_j,
-            "total_kwh": totals.total_j / 3.6e6,
+            "total_kwh": totals.total_j / J_PER_KWH,
             "gpu_seconds_by_method": dict(totals.gpu_s_by_method),
         }
         if totals.gpu_source != "modelled":
@@ -85,8 +86,6 @@ def write_summary(store: Store, path: Path, totals: EnergyTotals | None, invento
     tmp.write_text(json.dumps(build_summary(store, totals, inventory), indent=2), encoding="utf-8")
     os.replace(tmp, path)
 
-
-J_PER_KWH = 3.6e6
 
 
 def add_costs(summary: dict[str, Any], grid: GridSettings) -> dict[str, Any]:

@@ -34,9 +34,9 @@ from eaco.colocation.catalog import JobCatalog
 from eaco.errors import InputError
 from eaco.model.gpu import GPU_TYPES
 from eaco.paths import shared_file
-from eaco.workloads._csvio import CsvTable, parse_int, parse_rows
-from eaco.workloads._defaults import make_assigner, resolve_catalog
-from eaco.workloads.base import JobDraft, Workload, build_workload
+from eaco.workloads._csvio import CsvTable, parse_int
+from eaco.workloads._defaults import resolve_catalog, workload_from_rows
+from eaco.workloads.base import JobDraft, Workload
 from eaco.workloads.util_cdf import UtilisationCdf
 
 ALIBABA_PODS = ("traces", "alibaba_gpu_v2023_pods.csv.gz")
@@ -132,14 +132,5 @@ def load_alibaba(
             priority=prio[qos],
         )
 
-    drafts, skipped = parse_rows(table, parse, skip_bad_rows)
-    return build_workload(
-        "alibaba",
-        src,
-        drafts,
-        catalog=cat,
-        assigner=lambda: make_assigner(cat, seed, util_cdf),
-        skipped_rows=skipped,
-        excluded=excluded,
-        limit=limit,
-    )
+    return workload_from_rows("alibaba", table, parse, skip_bad_rows=skip_bad_rows, catalog=cat, seed=seed,
+                              util_cdf=util_cdf, limit=limit, excluded=lambda: excluded)

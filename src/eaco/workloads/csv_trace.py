@@ -28,9 +28,9 @@ from pathlib import Path
 from eaco.colocation.catalog import JobCatalog
 from eaco.errors import InputError
 from eaco.model.gpu import GPU_TYPES
-from eaco.workloads._csvio import CsvTable, parse_float, parse_int, parse_rows
-from eaco.workloads._defaults import make_assigner, resolve_catalog
-from eaco.workloads.base import JobDraft, Workload, build_workload
+from eaco.workloads._csvio import CsvTable, parse_float, parse_int
+from eaco.workloads._defaults import resolve_catalog, workload_from_rows
+from eaco.workloads.base import JobDraft, Workload
 from eaco.workloads.util_cdf import UtilisationCdf
 
 REQUIRED_COLUMNS = ("submit_time_s", "duration_s", "num_gpus")
@@ -105,15 +105,9 @@ def load_csv_trace(
             num_epochs=epochs,
         )
 
-    drafts, skipped = parse_rows(table, parse, skip_bad_rows)
-    return build_workload(
-        name if name is not None else p.name.split(".")[0],
-        src,
-        drafts,
-        catalog=cat,
-        assigner=lambda: make_assigner(cat, seed, util_cdf),
-        skipped_rows=skipped,
-        limit=limit,
+    return workload_from_rows(
+        name if name is not None else p.name.split(".")[0], table, parse, skip_bad_rows=skip_bad_rows,
+        catalog=cat, seed=seed, util_cdf=util_cdf, limit=limit,
     )
 
 

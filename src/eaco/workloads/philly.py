@@ -26,9 +26,9 @@ from eaco.colocation.catalog import JobCatalog
 from eaco.errors import InputError
 from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.paths import shared_file
-from eaco.workloads._csvio import CsvTable, parse_int, parse_rows
-from eaco.workloads._defaults import make_assigner, resolve_catalog
-from eaco.workloads.base import JobDraft, Workload, build_workload
+from eaco.workloads._csvio import CsvTable, parse_int
+from eaco.workloads._defaults import resolve_catalog, workload_from_rows
+from eaco.workloads.base import JobDraft, Workload
 from eaco.workloads.util_cdf import UtilisationCdf
 
 PHILLY_TRACE = ("traces", "philly.csv.gz")
@@ -95,13 +95,5 @@ def load_philly(
                              line=line, field="cluster")
         return JobDraft(submit_s, duration_s, num_gpus, gpu_type=pinned)
 
-    drafts, skipped = parse_rows(table, parse, skip_bad_rows)
-    return build_workload(
-        "philly",
-        src,
-        drafts,
-        catalog=cat,
-        assigner=lambda: make_assigner(cat, seed, util_cdf),
-        skipped_rows=skipped,
-        limit=limit,
-    )
+    return workload_from_rows("philly", table, parse, skip_bad_rows=skip_bad_rows, catalog=cat, seed=seed,
+                              util_cdf=util_cdf, limit=limit)

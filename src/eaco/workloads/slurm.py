@@ -51,9 +51,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from eaco.colocation.catalog import JobCatalog
 from eaco.errors import InputError
 from eaco.model.gpu import GPU_TYPES
-from eaco.workloads._csvio import CsvTable, open_text, parse_rows
-from eaco.workloads._defaults import make_assigner, resolve_catalog
-from eaco.workloads.base import JobDraft, Workload, build_workload
+from eaco.workloads._csvio import CsvTable, open_text
+from eaco.workloads._defaults import resolve_catalog, workload_from_rows
+from eaco.workloads.base import JobDraft, Workload
 from eaco.workloads.util_cdf import UtilisationCdf
 
 ENDED_STATES = frozenset({
@@ -272,14 +272,8 @@ def load_slurm(
             duration_gpu_type=ran_on,
         )
 
-    drafts, skipped = parse_rows(table, parse, skip_bad_rows)
-    return build_workload(
-        name if name is not None else p.name.split(".")[0],
-        src,
-        drafts,
-        catalog=cat,
-        assigner=lambda: make_assigner(cat, seed, util_cdf),
-        skipped_rows=skipped,
-        excluded={k: v for k, v in excluded.items() if v},
-        limit=limit,
+    return workload_from_rows(
+        name if name is not None else p.name.split(".")[0], table, parse, skip_bad_rows=skip_bad_rows,
+        catalog=cat, seed=seed, util_cdf=util_cdf, limit=limit,
+        excluded=lambda: {k: v for k, v in excluded.items() if v},
     )

@@ -10,14 +10,12 @@ docs/eaco.md quotes its output.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
 from typing import Sequence
 
 from eaco.policies.eaco import EacoSettings
-from eaco.setup import load_environment
-from eaco.study.reproduce import sweep_eaco
+from eaco.study.reproduce import sweep_command_line
 
 VARIANTS: dict[str, EacoSettings] = {
     "off": replace(EacoSettings(), consolidate=False),
@@ -29,12 +27,9 @@ LOADS: tuple[tuple[float, tuple[int, ...]], ...] = ((6.0, (0, 1, 2, 3, 4)), (12.
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1000)
-    args = parser.parse_args(argv)
-    env = load_environment()
+    sweep = sweep_command_line(argv, __doc__.splitlines()[0], VARIANTS, LOADS)
     print("load  setting                 mean energy/FIFO  mean runtime/FIFO  per seed: energy/FIFO, active nodes, misses (by sharing), moved")
-    for rate, name, runs in sweep_eaco(VARIANTS, LOADS, env, args.jobs):
+    for rate, name, runs in sweep:
         rows = [(m.energy_kwh / fifo.energy_kwh, m.run_time_s.mean / fifo.run_time_s.mean,
                  m.avg_active_nodes, m.deadline_misses, m.deadline_misses_colocation, m.migrations)
                 for m, fifo in ((r.metrics, r.fifo) for r in runs)]

@@ -21,13 +21,14 @@ Targets (issue 3) are checked on the main 28-node run.
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from eaco.model.cluster import ClusterSpec
 from eaco.policies.eaco import EacoSettings
-from eaco.setup import build_cluster
+from eaco.setup import build_cluster, load_environment
 from eaco.sim.metrics import Metrics
 from eaco.sim.result import SimulationResult
 from eaco.sim.runner import Environment, simulate
@@ -139,6 +140,18 @@ def sweep_eaco(
             runs.append((wl, simulate(cluster, wl, "fifo", env)[1]))
         for name, settings in variants.items():
             yield rate, name, [SweepRun(*simulate(cluster, wl, "eaco", env, eaco_settings=settings), fifo) for wl, fifo in runs]
+
+
+def sweep_command_line(
+    argv: Sequence[str] | None, description: str, variants: dict[str, EacoSettings],
+    loads: tuple[tuple[float, tuple[int, ...]], ...],
+) -> Iterator[tuple[float, str, list[SweepRun]]]:
+    """The study scripts' command line (``--jobs``, default 1000): parse ``argv`` and load the
+    models now (``--help`` exits before anything is printed), then :func:`sweep_eaco`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--jobs", type=int, default=1000)
+    args = parser.parse_args(argv)
+    return sweep_eaco(variants, loads, load_environment(), args.jobs)
 
 
 def planned_runs(config: StudyConfig) -> int:

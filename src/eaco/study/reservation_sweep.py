@@ -11,14 +11,12 @@ output (about 1.5 min).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
 from typing import Sequence
 
 from eaco.policies.eaco import EacoSettings
-from eaco.setup import load_environment
-from eaco.study.reproduce import SweepRun, sweep_eaco
+from eaco.study.reproduce import SweepRun, sweep_command_line
 
 VARIANTS: dict[str, EacoSettings] = {
     "off": replace(EacoSettings(), reserve=False),
@@ -35,13 +33,10 @@ def _waits_h(run: SweepRun, min_gpus: int) -> list[float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1000)
-    args = parser.parse_args(argv)
-    env = load_environment()
+    sweep = sweep_command_line(argv, __doc__.splitlines()[0], VARIANTS, LOADS)
     print("load  setting                         energy/FIFO  runtime/FIFO  misses (by sharing)  "
           "wait avg / max (h)  8-GPU jobs: wait avg / max (h)")
-    for rate, name, runs in sweep_eaco(VARIANTS, LOADS, env, args.jobs):
+    for rate, name, runs in sweep:
         n = len(runs)
         energy = sum(r.metrics.energy_kwh / r.fifo.energy_kwh for r in runs) / n
         runtime = sum(r.metrics.run_time_s.mean / r.fifo.run_time_s.mean for r in runs) / n

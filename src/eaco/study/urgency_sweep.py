@@ -9,14 +9,12 @@ with its deadline misses (those caused by sharing in brackets). docs/eaco.md quo
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
 from typing import Sequence
 
 from eaco.policies.eaco import EacoSettings
-from eaco.setup import load_environment
-from eaco.study.reproduce import paper_rules, sweep_eaco
+from eaco.study.reproduce import paper_rules, sweep_command_line
 
 VARIANTS: dict[str, EacoSettings] = {
     "paper rules": paper_rules(EacoSettings()),
@@ -31,12 +29,9 @@ LOADS: tuple[tuple[float, tuple[int, ...]], ...] = ((6.0, (0, 1, 2)), (12.0, (0,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1000)
-    args = parser.parse_args(argv)
-    env = load_environment()
+    sweep = sweep_command_line(argv, __doc__.splitlines()[0], VARIANTS, LOADS)
     print("load  setting                          energy/FIFO  runtime/FIFO  total/FIFO  misses (by sharing), per seed")
-    for rate, name, runs in sweep_eaco(VARIANTS, LOADS, env, args.jobs):
+    for rate, name, runs in sweep:
         rows = [(m.energy_kwh / fifo.energy_kwh, m.run_time_s.mean / fifo.run_time_s.mean,
                  m.total_time_s.mean / fifo.total_time_s.mean, m.deadline_misses, m.deadline_misses_colocation)
                 for m, fifo in ((r.metrics, r.fifo) for r in runs)]

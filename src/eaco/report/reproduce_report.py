@@ -12,6 +12,7 @@ from rich.table import Table
 
 from eaco.policies.eaco import EacoSettings
 from eaco.report.files import _clean, metrics_row
+from eaco.report.markdown import md_table
 from eaco.report.plots import _step_downsample
 from eaco.sim.metrics import Metrics, with_common_end
 from eaco.study.paper_numbers import PaperNumber, load_paper_numbers
@@ -149,9 +150,12 @@ def beyond_paper_table(study: StudyResult) -> Table:
     return table
 
 
+_SEED_COLUMNS = ("seed", "energy /FIFO", "energy /Gandiva", "avg runtime /FIFO", "misses (by sharing)", "targets met")
+
+
 def seeds_table(study: StudyResult) -> Table:
     table = Table(title="EaCO at 28 nodes on other workloads (same generator, other seeds)")
-    for name in ("seed", "energy /FIFO", "energy /Gandiva", "avg runtime /FIFO", "misses (by sharing)", "targets met"):
+    for name in _SEED_COLUMNS:
         table.add_column(name, justify="right")
     for r in seed_rows(study):
         table.add_row(*_seed_cells(r))
@@ -394,10 +398,8 @@ def _markdown(study: StudyResult, command: str) -> str:
         n = len(rows_by_seed)
         parts += ["", "## Other workloads: the 28-node comparison on other seeds", "",
                   "The same generator and settings with other seeds (the first row is the main workload). "
-                  "Targets as above, per workload.", "",
-                  "| seed | energy /FIFO | energy /Gandiva | avg runtime /FIFO | misses (by sharing) | targets met |",
-                  "|---|---|---|---|---|---|"]
-        parts += ["| " + " | ".join(_seed_cells(r)) + " |" for r in rows_by_seed]
+                  "Targets as above, per workload.", ""]
+        parts += md_table(_SEED_COLUMNS, [_seed_cells(r) for r in rows_by_seed])
         parts += ["", f"Mean over the {n} workloads: energy {sum(r.energy_vs_fifo for r in rows_by_seed) / n:.3f} x FIFO "
                   f"(range {min(r.energy_vs_fifo for r in rows_by_seed):.3f}-{max(r.energy_vs_fifo for r in rows_by_seed):.3f}), "
                   f"{sum(r.energy_vs_gandiva for r in rows_by_seed) / n:.3f} x Gandiva, runtime "

@@ -61,6 +61,11 @@ class Job:
         return self.priority > 0
 
 
+# A job placed again after an undo or a move restarts from its checkpoint: it holds its new GPUs
+# this long before it makes progress (process start, checkpoint load, input pipeline warm-up).
+# An assumption (not measured): what the simulator charges and what EaCO plans with by default.
+DEFAULT_RESTART_OVERHEAD_S = 60.0
+
 # Philly-style traces give a total duration, not epochs. We split it into epochs of at most
 # MAX_EPOCH_S seconds, and at most MAX_EPOCHS epochs (the paper's ImageNet jobs ran 90 epochs).
 MAX_EPOCH_S = 3600.0

@@ -31,13 +31,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from eaco.model.job import Job
+from eaco.model.job import DEFAULT_RESTART_OVERHEAD_S, Job
 from eaco.policies.decisions import Decision, Place, Undo, Watch
 from eaco.policies.placement import best_fit_node
 from eaco.policies.view import SchedulerView
 
 DEFAULT_MIN_REMAINING_S = 3 * 3600.0
-DEFAULT_RESTART_OVERHEAD_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)

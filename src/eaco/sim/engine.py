@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 from eaco.errors import PolicyError
 from eaco.model.cluster import ClusterSpec
 from eaco.model.gpu import gpu_type as lookup_gpu_type
-from eaco.model.job import Job
+from eaco.model.job import DEFAULT_RESTART_OVERHEAD_S, Job
 from eaco.policies.base import Policy
 from eaco.policies.decisions import Place, WakeUp, Watch
 from eaco.policies.driver import drive_policy
@@ -50,7 +50,6 @@ _RUNNING = 2
 _DONE = 3
 
 EPOCH_EPS = 1e-9
-DEFAULT_RESTART_OVERHEAD_S = 60.0
 MAX_POLICY_CALLS_PER_INSTANT = 1_000_000
 
 ProgressCallback = Callable[[int, int, float], None]

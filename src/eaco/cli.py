@@ -77,7 +77,8 @@ def simulate(
     cluster: str = typer.Option(
         "auto", "--cluster", "-c",
         help="NODESxGPUSxTYPE (e.g. 28x8xv100, or mixed 20x8xv100,8x8xa100), 'philly' or 'alibaba' "
-        "(the trace's machine list), or 'auto' (the trace's own cluster for philly/alibaba, 28x8xv100 otherwise)",
+        "(the trace's machine list), sinfo:PATH[:TYPE] (your Slurm nodes, 'sinfo --Node --format=\"%N|%G\"'; TYPE for "
+        "untyped GPUs; docs/workloads.md), or 'auto' (the trace's own cluster for philly/alibaba, 28x8xv100 otherwise)",
     ),
     policies: str = typer.Option(DEFAULT_POLICIES, "--policies", "-p", help="comma-separated policy names"),
     sweep: Optional[str] = typer.Option(
@@ -172,7 +173,8 @@ def simulate(
             priority_qos=tuple(q.strip() for q in slurm_priority_qos.split(",") if q.strip()),
             slurm_timezone=slurm_timezone,
         )
-        spec = build_cluster(cluster, workload)
+        cluster_notes: list[str] = []
+        spec = build_cluster(cluster, workload, cluster_notes)
         slo_settings = SloSettings(slack_min, slack_max, no_slo_share, high_priority_share, seed=seed)
         if slos:
             wl = assign_slos(wl, slo_settings)
@@ -202,7 +204,8 @@ def simulate(
         f"workload [bold]{wl.name}[/]: {wl.num_jobs:,} jobs, {wl.total_gpu_hours():,.0f} GPU-hours"
         + (f", {wl.skipped_rows:,} bad rows skipped" if wl.skipped_rows else "")
         + (f" ({_excluded_text(wl)} left out)" if wl.num_excluded else "")
-        + f"; cluster [bold]{spec.describe()}[/] ({spec.num_gpus:,} GPUs); set-up {setup_s:.1f}s"
+        + f"; cluster [bold]{spec.describe()}[/] ({spec.num_gpus:,} GPUs"
+        + "".join(f"; {n}" for n in cluster_notes) + f"); set-up {setup_s:.1f}s"
     )
     results = []
     with _progress() as progress:
@@ -231,6 +234,8 @@ def simulate(
         "workload": wl.name,
         "workload_source": wl.source,
         "cluster": spec.describe(),
+        "cluster_source": spec.name,
+        "cluster_notes": cluster_notes,
         "seed": seed,
         "sleep": sleep,
         "profiles": [str(p) for p in profiles],

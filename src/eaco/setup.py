@@ -40,8 +40,24 @@ def load_environment(
     return Environment(catalog=colocation.catalog, colocation=colocation, energy=energy, profiles=measured)
 
 
-def build_cluster(cluster: str, workload: str = "") -> ClusterSpec:
-    """``auto``: the trace's own cluster for the Philly and Alibaba traces, else 28 nodes x 8 V100."""
+def build_cluster(cluster: str, workload: str = "", notes: list[str] | None = None) -> ClusterSpec:
+    """``auto``: the trace's own cluster for the Philly and Alibaba traces, else 28 nodes x 8 V100;
+    ``sinfo:PATH[:TYPE]``: a Slurm node list (:mod:`eaco.model.slurm_nodes`). What a node list
+    left out or assumed is appended to ``notes``."""
+    if cluster.strip().lower().startswith("sinfo:"):
+        from eaco.model.slurm_nodes import load_sinfo_cluster, split_spec
+
+        path, default_type = split_spec(cluster.strip()[len("sinfo:"):])
+        if not path:
+            raise InputError("--cluster", "expected sinfo:PATH (a node list from sinfo --Node --format=\"%N|%G\")")
+        got = load_sinfo_cluster(path, default_type)
+        if notes is not None:
+            if got.without_gpus:
+                notes.append(f"{got.without_gpus:,} node(s) without GPUs left out")
+            if got.defaulted:
+                notes.append(f"{len(got.defaulted):,} node(s) given the default GPU type {default_type} "
+                             f"(untyped or unknown GPUs; first: {got.defaulted[0]})")
+        return got.cluster
     key = cluster.strip().lower()
     if key == "auto":
         wl = workload.strip().lower()

@@ -6,6 +6,7 @@ Power parameters live in :mod:`eaco.energy` (they are calibrated from measuremen
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -41,3 +42,16 @@ def gpu_type(name: str) -> GpuType:
     except KeyError:
         known = ", ".join(sorted(GPU_TYPES))
         raise KeyError(f"unknown GPU type {name!r}; expected one of: {known}") from None
+
+
+# Longest names first so that "a100" is not read as "a10"; a digit may not follow the name.
+_GPU_NAME = re.compile(
+    "(" + "|".join(sorted(map(re.escape, GPU_TYPES), key=len, reverse=True)) + r")(?!\d)"
+)
+
+
+def gpu_type_from_model(model: str) -> str | None:
+    """Our GPU type for a vendor or Slurm GPU model name (``nvidia_a100-sxm4-80gb`` -> ``a100``):
+    the one known type the name contains, else None (none, or several)."""
+    found = set(_GPU_NAME.findall(model.lower()))
+    return found.pop() if len(found) == 1 else None

@@ -20,6 +20,8 @@ _SETUP = (
     ("workload", "workload"),
     ("workload source", "workload_source"),
     ("cluster", "cluster"),
+    ("cluster source", "cluster_source"),
+    ("cluster notes", "cluster_notes"),
     ("seed", "seed"),
     ("SLOs", "slos"),
     ("empty nodes sleep", "sleep"),

@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.errors import InputError
-from eaco.model.gpu import GPU_TYPES
+from eaco.model.gpu import gpu_type_from_model
 from eaco.workloads._csvio import CsvTable, open_text
 from eaco.workloads._defaults import resolve_catalog, workload_from_rows
 from eaco.workloads.base import JobDraft, Workload
@@ -68,18 +68,6 @@ MISSING_TIMES = frozenset({"", "unknown", "none", "n/a"})
 EXCLUSION_REASONS = ("job_step", "not_ended", "never_ran", "cpu_only")
 
 _ELAPSED = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
-# Longest names first so that "a100" is not read as "a10"; a digit may not follow the name.
-_GPU_NAME = re.compile(
-    "(" + "|".join(sorted(map(re.escape, GPU_TYPES), key=len, reverse=True)) + r")(?!\d)"
-)
-
-
-def gpu_type_from_model(model: str) -> str | None:
-    """Our GPU type for a Slurm GPU model name (``nvidia_a100-sxm4-80gb`` -> ``a100``), or None."""
-    found = set(_GPU_NAME.findall(model.lower()))
-    return found.pop() if len(found) == 1 else None
-
-
 def parse_elapsed(text: str) -> float:
     """``[days-][hours:]minutes:seconds[.frac]`` -> seconds; raises ValueError otherwise."""
     m = _ELAPSED.match(text.strip())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sqlite3
 import subprocess
@@ -206,6 +207,9 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
         assert priced["costs"]["cluster"]["cost"] == pytest.approx(priced["energy"]["total_kwh"] * 0.2, rel=0.05)
         assert "status" not in summary
         assert "job0" in cli("status", "--state-dir", str(state_dir))
+        one = cli("status", str(ids[0]), "--state-dir", str(state_dir))  # one job, for people
+        assert one.startswith(f"job {ids[0]} job0: finished") and "events:" in one and "submitted" in one
+        assert "attempt-finished" in one and "outcome" in one
         assert "epoch 2 loss" in cli("logs", str(ids[0]), "--state-dir", str(state_dir))
     finally:
         daemon.kill(signal.SIGTERM)
@@ -215,6 +219,11 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
     gpus_of = {a.job_id: a.gpus for a in attempts}
     shared = [g for g in (0, 1) if sum(1 for gs in gpus_of.values() if g in gs) >= 2]
     assert shared, f"no GPU was shared: {gpus_of}"
+    # the daemon printed every job's events on stderr, the sharing named
+    daemon_log = (state_dir.parent / f"daemon-{state_dir.name}.err").read_text()
+    for job_id in ids:
+        assert f"INFO job {job_id} submitted: job" in daemon_log and f"INFO job {job_id} attempt-finished" in daemon_log
+    assert ", sharing with job" in daemon_log
     assert all(a.outcome == "finished" for a in attempts) and len(attempts) == 4
     assert summary["counts"]["finished"] == 4 and summary["colocated_jobs"] >= 2
     assert summary["energy"]["total_j"] > 0 and "modelled" in summary["energy"]["label"]
@@ -330,9 +339,38 @@ def test_a_zoo_job_runs_under_the_daemon_and_checkpoints_in_the_runtime_folder(s
     try:
         job_id = int(cli("submit", str(p), "--state-dir", str(state_dir)).strip())
         wait_for(lambda: job_states(state_dir)[job_id] in ("finished", "failed"), 60, "the zoo job to end")
-        detail = json.loads(cli("status", str(job_id), "--state-dir", str(state_dir)))
+        detail = json.loads(cli("status", str(job_id), "--json", "--state-dir", str(state_dir)))
         assert detail["job"]["state"] == "finished", cli("logs", str(job_id), "--state-dir", str(state_dir))
     finally:
         daemon.kill(signal.SIGTERM)
     assert detail["job"]["epochs_done"] == 2
     assert (state_dir / "jobs" / str(job_id) / "checkpoints" / "zoo-ncf.pt").exists()
+
+
+def test_store_events_are_logged_once_committed(tmp_path: Path) -> None:
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    store = Store(tmp_path / "runtime.db")
+    events_log = logging.getLogger("eaco.runtime.events")
+    collect, old_level = Collect(), events_log.level
+    events_log.addHandler(collect)
+    events_log.setLevel(logging.INFO)
+    try:
+        store.event(None, "node-lost", "node n1: GPU 3 fenced")
+        with pytest.raises(RuntimeError):
+            with store.transaction() as db:
+                store._event(db, 7, "never", "rolled back")
+                raise RuntimeError("abort")
+        store.event(7, "memory", "")
+        assert collect.messages == ["node-lost: node n1: GPU 3 fenced", "job 7 memory"]
+        assert [e[2] for e in store.events()] == ["node-lost", "memory"]  # the rolled-back one is gone too
+    finally:
+        events_log.removeHandler(collect)
+        events_log.setLevel(old_level)
+        store.close()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +18,28 @@ from eaco.runtime.errors import ApiError
 DEFAULT_STATE_DIR = Path(os.environ.get("EACO_RUNTIME_DIR", str(Path.home() / ".eaco" / "runtime")))
 
 StateDirOption = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="the runtime's state folder (env EACO_RUNTIME_DIR)")
+
+
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (it may be replaced, e.g. in tests)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_daemon_logging(level: int) -> None:
+    """The daemon's messages (``eaco.runtime`` loggers) on stderr, one line each with the time."""
+    logger = logging.getLogger("eaco.runtime")
+    logger.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _fail(message: str) -> None:
@@ -53,8 +78,16 @@ def serve_command(
         [], "--profiles",
         help="profile store(s) from 'eaco profile': measured co-locations seed EaCO's history; jobs profiled with --jobs become job types specs may name",
     ),
+    log_level: str = typer.Option(
+        "info", "--log-level",
+        help="what the daemon prints on stderr: 'info' (every job event: submitted, started and with whom it shares, undone, moved, finished, failed), 'warning' or 'debug'",
+    ),
 ) -> None:
     """Run the runtime daemon (API on 127.0.0.1 or a Unix socket, with a token; state in SQLite)."""
+    level = LOG_LEVELS.get(log_level.strip().lower())
+    if level is None:
+        _fail(f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    configure_daemon_logging(level)
     from eaco.policies.registry import policy_names
     from eaco.runtime.api import check_transport
     from eaco.runtime.daemon import ServeOptions, serve
@@ -114,7 +147,7 @@ def status_command(
     pue: float = typer.Option(1.0, "--pue", help="--summary: power usage effectiveness: cost and carbon apply to energy x PUE"),
     currency: str = typer.Option("USD", "--currency", help="currency of --price-per-kwh (a label)"),
 ) -> None:
-    """Show jobs (state, GPUs, epochs, attempts), one job in detail, or the summary."""
+    """Show jobs (state, GPUs, epochs, attempts), one job in detail (its attempts and events), or the summary."""
     from eaco.energy.grid import grid_settings_from_options
     from eaco.runtime.summary import add_costs
 
@@ -137,8 +170,11 @@ def status_command(
     if summary and not as_json:
         typer.echo(format_summary(payload))
         return
-    if as_json or summary or job_id is not None:
+    if as_json or summary:
         typer.echo(json.dumps(payload, indent=2))
+        return
+    if job_id is not None:
+        typer.echo(format_job(payload))
         return
     typer.echo(f"{'id':>4} {'name':<20} {'state':<10} {'gpus':<8} {'epochs':>6} {'tries':>5} {'undos':>5} {'moves':>5}")
     for j in payload["jobs"]:
@@ -149,6 +185,37 @@ def status_command(
 
 def _fmt(value: object, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
+
+
+def _when(unix: float | None) -> str:
+    return "-" if unix is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unix))
+
+
+def format_job(payload: dict) -> str:  # type: ignore[type-arg]
+    """One job in detail (``eaco status JOB_ID``; ``--json`` for JSON): its state and times, its
+    attempts and its events, oldest first."""
+    j = payload["job"]
+    gpus = ",".join(str(g) for g in (j["gpus"] or [])) or "-"
+    end = j["finish_unix"]
+    jct = end - j["first_start_unix"] if end and j["first_start_unix"] else None
+    lines = [
+        f"job {j['job_id']} {j['name']}: {j['state']}" + (" (cancel requested)" if j.get("cancel_requested") and j["state"] in ("running", "stopping") else ""),
+        f"  submitted {_when(j['submit_unix'])}   first started {_when(j['first_start_unix'])}   ended {_when(end)}",
+        f"  JCT {_fmt(jct)} s   run {_fmt(j['run_time_s'])} s   shared {_fmt(j['colocated_s'])} s   energy {_fmt(j['energy_j'], ',.0f')} J",
+        f"  epochs done {j['epochs_done']}   GPUs {gpus}   attempts {j['attempts']}   undos {j['undos']}   moves {j.get('migrations', 0)}"
+        + ("   exclusive only" if j.get("exclusive_only") else ""),
+    ]
+    if j.get("exit_code") is not None or j.get("reason"):
+        lines.append(f"  exit code {_fmt(j.get('exit_code'), 'd')}" + (f"   {j['reason']}" if j.get("reason") else ""))
+    if payload.get("attempts"):
+        lines += ["", f"  {'attempt':>7}  {'GPUs':<8} {'started':<19}  {'ended':<19}  {'exit':>4}  {'outcome':<10} shared"]
+        for a in payload["attempts"]:
+            lines.append(f"  {a['attempt']:>7}  {','.join(map(str, a['gpus'])):<8} {_when(a['start_unix']):<19}  {_when(a['end_unix']):<19}  "
+                         f"{_fmt(a['exit_code'], 'd'):>4}  {a['outcome']:<10} {'yes' if a['colocated'] else 'no'}")
+    if payload.get("events"):
+        lines += ["", "  events:"]
+        lines += [f"  {_when(e['time_unix'])}  {e['kind']:<18} {e['detail']}".rstrip() for e in payload["events"]]
+    return "\n".join(lines)
 
 
 def format_summary(summary: dict) -> str:  # type: ignore[type-arg]

@@ -384,8 +384,9 @@ class Runtime:
     def _launch(self, job_id: int, gpus: tuple[int, ...], now_unix: float) -> None:
         spec = self.specs[job_id]
         colocated = any(len(self.state.gpu_jobs[g]) > 1 for g in gpus)
+        others = tuple(sorted({j for g in gpus for j in self.state.gpu_jobs[g] if j != job_id}))
         try:
-            attempt = self.store.begin_attempt(job_id, gpus, colocated, now_unix)
+            attempt = self.store.begin_attempt(job_id, gpus, colocated, now_unix, sharing_with=others)
         except RuntimeStateError:  # cancelled through the API a moment ago
             if job_id in self.state.job_gpus:
                 self.state.remove(job_id)

@@ -84,7 +84,7 @@ def open_gpu_meter(inventory: "GpuInventory") -> tuple[GpuMeter | None, str]:
     """A meter over the inventory's GPUs through NVML, or ``(None, why not)``: declared GPUs have
     no device behind them, and without NVML nothing can be read (energy is then modelled)."""
     if inventory.declared:
-        return None, "GPUs are declared, not found: GPU energy is modelled"
+        return None, "the GPUs are declared, not found"
     from eaco.profiler.telemetry import open_nvml
 
     source, why = open_nvml(inventory.device_indices)

@@ -11,6 +11,7 @@ recorded before its process starts) or right after it observes something (an exi
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -20,6 +21,9 @@ from typing import Any, Iterable, Iterator
 
 from eaco.predictor.history import LearnedSpeed
 from eaco.runtime.errors import RuntimeStateError
+
+# every job event, once committed (the daemon prints them: eaco serve --log-level)
+event_log = logging.getLogger("eaco.runtime.events")
 
 SCHEMA_VERSION = 2  # 2: jobs.migrations
 
@@ -183,6 +187,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._unlogged: list[tuple[int | None, str, str]] = []  # events of the open transaction
         self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -207,8 +212,16 @@ class Store:
             yield self._db
         except BaseException:
             self._db.execute("ROLLBACK")
+            self._unlogged.clear()
             raise
         self._db.execute("COMMIT")
+        if self._unlogged:
+            events, self._unlogged = self._unlogged, []
+            for job_id, kind, detail in events:
+                if job_id is None:
+                    event_log.info("%s%s", kind, f": {detail}" if detail else "")
+                else:
+                    event_log.info("job %d %s%s", job_id, kind, f": {detail}" if detail else "")
 
     # ------------------------------------------------------------------ meta
     def meta(self, key: str) -> str | None:
@@ -225,6 +238,7 @@ class Store:
 
     def _event(self, db: sqlite3.Connection, job_id: int | None, kind: str, detail: str = "") -> None:
         db.execute("INSERT INTO events(time_unix, job_id, kind, detail) VALUES (?, ?, ?, ?)", (time.time(), job_id, kind, detail))
+        self._unlogged.append((job_id, kind, detail))
 
     # --------------------------------------------------------------- queries
     def job(self, job_id: int) -> JobRow:
@@ -342,8 +356,10 @@ class Store:
             self._event(db, job_id, "submitted", name)
         return job_id
 
-    def begin_attempt(self, job_id: int, gpus: tuple[int, ...], colocated: bool, now_unix: float) -> int:
-        """queued/stopping -> running: record the attempt before its process starts."""
+    def begin_attempt(self, job_id: int, gpus: tuple[int, ...], colocated: bool, now_unix: float,
+                      sharing_with: tuple[int, ...] = ()) -> int:
+        """queued/stopping -> running: record the attempt before its process starts
+        (``sharing_with``: the jobs already on those GPUs, for its event)."""
         with self.transaction() as db:
             r = self._expect(db, job_id, ("queued", "stopping"))
             attempt = r["attempts"] + 1
@@ -356,7 +372,8 @@ class Store:
                 "epochs_at_placement = epochs_done, first_start_unix = COALESCE(first_start_unix, ?) WHERE job_id = ?",
                 (attempt, json.dumps(list(gpus)), now_unix, now_unix, job_id),
             )
-            self._event(db, job_id, "started", f"attempt {attempt} on GPUs {list(gpus)}")
+            shared = f", sharing with job {', '.join(map(str, sharing_with))}" if sharing_with else ""
+            self._event(db, job_id, "started", f"attempt {attempt} on GPUs {list(gpus)}{shared}")
         return attempt
 
     def set_pid(self, job_id: int, attempt: int, pid: int, start_ticks: int | None) -> None:

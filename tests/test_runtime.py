@@ -198,6 +198,9 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
         unknown.write_text(job_yaml("u").replace("job_type: resnet18", "job_type: nosuchmodel"))
         result = runner.invoke(app, ["submit", str(unknown), "--state-dir", str(state_dir)])
         assert result.exit_code == 1 and "field 'job_type'" in result.output
+        good = tmp_path / "job0.yaml"
+        result = runner.invoke(app, ["submit", str(good), str(unknown), "--state-dir", str(state_dir)])
+        assert result.exit_code == 1 and "unknown.yaml" in result.output and "nothing submitted" in result.output
         assert sorted(job_states(state_dir)) == ids
         wait_for(lambda: all(s == "finished" for s in job_states(state_dir).values()), 60, "4 jobs to finish")
         summary = json.loads(cli("status", "--summary", "--json", "--state-dir", str(state_dir)))
@@ -234,7 +237,12 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
 def test_crash_while_colocated_is_requeued_exclusive(state_dir: Path, tmp_path: Path) -> None:
     daemon = Daemon(state_dir)
     try:
-        ids = [submit(state_dir, tmp_path, f"c{i}", epochs=3, steps=30) for i in range(3)]
+        specs = []
+        for i in range(3):
+            specs.append(tmp_path / f"c{i}.yaml")
+            specs[-1].write_text(job_yaml(f"c{i}", epochs=3, steps=30))
+        ids = [int(x) for x in cli("submit", *map(str, specs), "--state-dir", str(state_dir)).split()]  # several at once
+        assert ids == sorted(ids) and len(set(ids)) == 3
         bad = submit(state_dir, tmp_path, "crashy", epochs=3, steps=30, args="--fail-at-epoch 1 --fail-kind oom")
         wait_for(lambda: all(s == "finished" for s in job_states(state_dir).values()), 60, "jobs to finish")
     finally:

@@ -120,21 +120,32 @@ def serve_command(
 
 
 def submit_command(
-    spec: Path = typer.Argument(..., help="job spec (YAML)"),
+    specs: list[Path] = typer.Argument(..., help="job spec(s) (YAML)", metavar="SPEC..."),
     state_dir: Path = StateDirOption,
 ) -> None:
-    """Submit a job spec; prints the job id. A bad spec is refused with the field named."""
+    """Submit job specs; prints one job id per spec, in order. Every spec is checked first: a bad
+    one is refused with its file and field named, and then none is submitted."""
     from eaco.runtime.spec import load_spec
 
-    try:
-        load_spec(spec)  # a clear error before any request
-    except InputError as exc:
-        _fail(str(exc))
-    try:
-        job_id = _client(state_dir).submit(spec)
-    except ApiError as exc:
-        _fail(str(exc))
-    typer.echo(str(job_id))
+    nothing = "; nothing submitted" if len(specs) > 1 else ""
+    for spec in specs:
+        try:
+            load_spec(spec)  # a clear error before any request
+        except InputError as exc:
+            _fail(str(exc) + nothing)
+    client = _client(state_dir)
+    if len(specs) > 1:  # what only the daemon can check (its job types and GPUs), for all before any
+        for spec in specs:
+            try:
+                client.check(spec)
+            except ApiError as exc:
+                _fail(str(exc) + nothing)
+    for i, spec in enumerate(specs):
+        try:
+            job_id = client.submit(spec)
+        except ApiError as exc:
+            _fail(f"{exc}" + (f" (the {i} spec(s) before it were submitted: their ids are above)" if i else ""))
+        typer.echo(str(job_id))
 
 
 def status_command(

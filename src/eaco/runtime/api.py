@@ -7,6 +7,7 @@
 The token is in ``<state>/api.token`` (0600) for both. JSON endpoints:
 
     POST /jobs                {"spec_yaml": "...", "source": "job.yaml", "base_dir": "/abs"} -> {"job_id"}
+                              (with "check_only": true: validated, not submitted -> {"ok": true})
     GET  /jobs                -> {"jobs": [...]}
     GET  /jobs/<id>           -> {"job": {...}, "attempts": [...], "events": [...]}
     POST /jobs/<id>/cancel    -> {"job_id", "state"}
@@ -190,6 +191,8 @@ class ApiServer:
                 raise InputError(source, f"no such folder: {spec.working_dir}", field="working_dir")
         except InputError as exc:
             return 400, {"error": str(exc), "field": exc.field}
+        if body.get("check_only") is True:
+            return 200, {"ok": True}
         job_id = self.store().submit(spec.name, spec.model_dump_json())
         return 201, {"job_id": job_id}
 

@@ -84,13 +84,22 @@ class RuntimeClient:
         return payload
 
     def submit(self, spec_path: Path) -> int:
+        out = self.request("POST", "/jobs", self._spec_body(spec_path))
+        return int(out["job_id"])
+
+    def check(self, spec_path: Path) -> None:
+        """Have the daemon validate a spec as it would on submission (job type, GPUs, memory,
+        working folder) without submitting it; ApiError naming the field if it is refused."""
+        self.request("POST", "/jobs", {**self._spec_body(spec_path), "check_only": True})
+
+    @staticmethod
+    def _spec_body(spec_path: Path) -> dict[str, Any]:
         p = Path(spec_path)
         try:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ApiError(0, f"{p}: cannot read the spec: {exc.strerror}") from None
-        out = self.request("POST", "/jobs", {"spec_yaml": text, "source": str(p), "base_dir": str(p.parent.resolve())})
-        return int(out["job_id"])
+        return {"spec_yaml": text, "source": str(p), "base_dir": str(p.parent.resolve())}
 
     def jobs(self) -> list[dict[str, Any]]:
         return list(self.request("GET", "/jobs")["jobs"])

@@ -146,6 +146,15 @@ def test_runtime_reports_measured_gpu_energy_and_the_model_beside_it(tmp_path: P
         kill_leftover_jobs(layout.root)
     assert not stop.is_set(), "the runtime did not finish two tiny jobs in 60 s"
     summary = build_summary(store, runtime.accountant.totals, inventory)
+    # the store kept the same energy, per hour: a daemon restarted on the folder starts from it
+    kept = store.energy_totals()
+    assert kept == pytest.approx(runtime.accountant.totals.parts(), rel=1e-9)
+    again = Runtime(layout, store, LocalBackend(), make_policy("eaco", env.policy_context()), inventory, env.catalog,
+                    env.energy, cpu_util=lambda: 0.5, tick_s=0.05)
+    assert again.accountant.totals.total_j == pytest.approx(runtime.accountant.totals.total_j, rel=1e-9)
+    assert again.accountant.totals.gpu_s_by_method == pytest.approx(runtime.accountant.totals.gpu_s_by_method, rel=1e-9)
+    hourly = (layout.root / "energy_hourly.csv").read_text().splitlines()
+    assert hourly[0].startswith("hour_start_unix,hour_start_utc,duration_s,gpu_busy_j") and len(hourly) >= 2
     store.close()
     assert summary["counts"]["finished"] == 2
     energy = summary["energy"]
@@ -165,3 +174,21 @@ def test_runtime_reports_measured_gpu_energy_and_the_model_beside_it(tmp_path: P
     assert samples[("eaco_gpu_power_watts", (("gpu", "0"), ("gpu_type", "v100")))] == pytest.approx(200.0)
     assert samples[("eaco_gpu_utilisation", (("gpu", "1"), ("gpu_type", "v100")))] == pytest.approx(0.4)
     assert ("eaco_model_gpu_energy_joules_total", (("part", "gpu_busy"),)) in samples
+
+
+def test_store_splits_an_interval_across_hours(tmp_path: Path) -> None:
+    store = Store(tmp_path / "runtime.db")
+    try:
+        hour = 1_800_000_000 // 3600 * 3600
+        # 60 s ending 15 s past an hour: a quarter in the new hour, three quarters in the old one
+        store.add_accounting({}, {"duration_s": 60.0, "gpu_busy_j": 600.0, "host_j": 120.0, "counter_gpu_s": 60.0}, hour + 15.0)
+        store.add_accounting({}, {"duration_s": 10.0, "gpu_busy_j": 100.0}, hour + 30.0)
+        rows = store.energy_hours()
+        assert [r["hour_start_unix"] for r in rows] == [hour - 3600, hour]
+        assert rows[0]["gpu_busy_j"] == pytest.approx(450.0) and rows[0]["host_j"] == pytest.approx(90.0)
+        assert rows[1]["gpu_busy_j"] == pytest.approx(250.0) and rows[1]["duration_s"] == pytest.approx(25.0)
+        totals = store.energy_totals()
+        assert totals["gpu_busy_j"] == pytest.approx(700.0) and totals["duration_s"] == pytest.approx(70.0)
+        assert totals["counter_gpu_s"] == pytest.approx(60.0) and totals["gpu_idle_j"] == 0.0
+    finally:
+        store.close()

@@ -26,9 +26,14 @@ from eaco.energy.attribution import split_gpu_energy
 from eaco.energy.node_power import EnergyModel
 from eaco.model.job import Job
 from eaco.runtime.gpu_meter import GpuInterval, GpuMeter
+from eaco.runtime.store import ENERGY_COLUMNS as ENERGY_PARTS
 from eaco.state.cluster_state import ClusterState
 
 log = logging.getLogger("eaco.runtime")
+
+
+# the per-part figures the store keeps per hour (table energy_hours): ENERGY_PARTS
+_METHOD_OF_PART = {"counter_gpu_s": "counter", "power_gpu_s": "power", "model_gpu_s": "model"}
 
 
 @dataclass(slots=True)
@@ -55,6 +60,20 @@ class EnergyTotals:
     def total_j(self) -> float:
         return self.gpu_busy_j + self.gpu_idle_j + self.host_j
 
+    def parts(self) -> dict[str, float]:
+        """The figures the store keeps (:data:`ENERGY_PARTS`)."""
+        out = {k: float(getattr(self, k)) for k in ENERGY_PARTS if k not in _METHOD_OF_PART}
+        out.update({k: self.gpu_s_by_method[m] for k, m in _METHOD_OF_PART.items()})
+        return out
+
+    def add_parts(self, parts: dict[str, float]) -> None:
+        """Add figures of :data:`ENERGY_PARTS` (a restart adds what the store kept before it)."""
+        for k, v in parts.items():
+            if k in _METHOD_OF_PART:
+                self.gpu_s_by_method[_METHOD_OF_PART[k]] += v
+            elif k in ENERGY_PARTS:
+                setattr(self, k, getattr(self, k) + v)
+
     @property
     def measured_share(self) -> float:
         """Share of GPU-seconds whose energy was measured (0 without a meter)."""
@@ -80,6 +99,7 @@ class EnergyAccountant:
         self.gpu_meter = gpu_meter
         self.totals = EnergyTotals(cpu_util_source="measured (psutil)" if cpu_util else "modelled (catalogue)",
                                    gpu_source="measured (NVML)" if gpu_meter else "modelled")
+        self.last_step: dict[str, float] = {}  # the last step's figures (ENERGY_PARTS)
 
     def start(self) -> None:
         """Take the meter's first reading (the start of the first interval)."""
@@ -97,9 +117,11 @@ class EnergyAccountant:
     def step(self, state: ClusterState, jobs: dict[int, Job], dt_s: float) -> dict[int, tuple[float, float, float]]:
         """Advance by ``dt_s`` at the current placement; return per job (+run s, +co-located s, +J)."""
         out: dict[int, tuple[float, float, float]] = {}
+        self.last_step = {}
         if dt_s <= 0:
             return out
         t = self.totals
+        before = t.parts()
         t.duration_s += dt_s
         busy_before, idle_before = t.gpu_busy_j, t.gpu_idle_j
         slots: list[int] = []
@@ -138,4 +160,5 @@ class EnergyAccountant:
             run_s, coloc_s, e = out.get(j, (0.0, 0.0, 0.0))
             shared = any(len(state.gpu_jobs[g]) > 1 for g in gpus)
             out[j] = (run_s + dt_s, coloc_s + (dt_s if shared else 0.0), e)
+        self.last_step = {k: v - before[k] for k, v in t.parts().items()}
         return out

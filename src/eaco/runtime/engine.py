@@ -122,6 +122,7 @@ class Runtime:
         self.reports_pending: list[EpochReport] = []
         self.wake_at_unix = math.inf
         self.accountant = EnergyAccountant(energy, catalog, cpu_util, gpu_meter)
+        self.accountant.totals.add_parts(store.energy_totals())  # what daemons on this state folder used before
         self._last_tick_unix: float | None = None
         self._something_ended = False
         self.policy_calls = 0
@@ -212,7 +213,8 @@ class Runtime:
     def tick(self) -> None:
         now_unix = time.time()
         if self._last_tick_unix is not None:
-            self.store.add_accounting(self.accountant.step(self.state, self.jobs, now_unix - self._last_tick_unix))
+            increments = self.accountant.step(self.state, self.jobs, now_unix - self._last_tick_unix)
+            self.store.add_accounting(increments, self.accountant.last_step, now_unix)
         else:
             self.accountant.start()
         self._last_tick_unix = now_unix

@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from eaco.predictor.history import LearnedSpeed
 from eaco.runtime.errors import RuntimeStateError
@@ -95,6 +95,18 @@ CREATE TABLE IF NOT EXISTS memory_peaks (
     time_unix REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS memory_peaks_key ON memory_peaks(workload_key);
+CREATE TABLE IF NOT EXISTS energy_hours (
+    hour_start_unix INTEGER PRIMARY KEY,
+    duration_s REAL NOT NULL DEFAULT 0,
+    gpu_busy_j REAL NOT NULL DEFAULT 0,
+    gpu_idle_j REAL NOT NULL DEFAULT 0,
+    host_j REAL NOT NULL DEFAULT 0,
+    model_gpu_busy_j REAL NOT NULL DEFAULT 0,
+    model_gpu_idle_j REAL NOT NULL DEFAULT 0,
+    counter_gpu_s REAL NOT NULL DEFAULT 0,
+    power_gpu_s REAL NOT NULL DEFAULT 0,
+    model_gpu_s REAL NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time_unix REAL NOT NULL,
@@ -103,6 +115,29 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL DEFAULT ''
 );
 """
+
+
+ENERGY_COLUMNS = ("duration_s", "gpu_busy_j", "gpu_idle_j", "host_j", "model_gpu_busy_j", "model_gpu_idle_j",
+                  "counter_gpu_s", "power_gpu_s", "model_gpu_s")
+_ADD_HOUR = (
+    "INSERT INTO energy_hours(hour_start_unix, " + ", ".join(ENERGY_COLUMNS) + ") VALUES (?" + ", ?" * len(ENERGY_COLUMNS) + ") "
+    "ON CONFLICT(hour_start_unix) DO UPDATE SET " + ", ".join(f"{c} = {c} + excluded.{c}" for c in ENERGY_COLUMNS)
+)
+
+
+def _hour_pieces(end_unix: float, duration_s: float) -> list[tuple[int, float]]:
+    """The UTC hours that ``[end_unix - duration_s, end_unix]`` covers, each with its share."""
+    if not duration_s > 0:
+        return []
+    start = end_unix - duration_s
+    out: list[tuple[int, float]] = []
+    t = start
+    while t < end_unix:
+        hour = int(t // 3600) * 3600
+        upto = min(end_unix, hour + 3600)
+        out.append((hour, (upto - t) / duration_s))
+        t = upto
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,9 +423,14 @@ class Store:
         with self.transaction() as db:
             db.execute("UPDATE jobs SET epochs_done = MAX(epochs_done, ?) WHERE job_id = ?", (epochs_done, job_id))
 
-    def add_accounting(self, increments: dict[int, tuple[float, float, float]]) -> None:
-        """Per job: (+run time s, +co-located time s, +modelled energy J)."""
-        if not increments:
+    def add_accounting(self, increments: dict[int, tuple[float, float, float]],
+                       energy: Mapping[str, float] | None = None, end_unix: float | None = None) -> None:
+        """Per job: (+run time s, +co-located time s, +energy J); and the cluster's energy of the
+        same interval by part (``energy``: :data:`~eaco.runtime.accounting.ENERGY_PARTS`, the
+        interval ending at ``end_unix`` and lasting ``energy["duration_s"]``), added to the
+        hours it covers (split in proportion where it crosses an hour)."""
+        pieces = _hour_pieces(end_unix, energy.get("duration_s", 0.0)) if energy and end_unix is not None else []
+        if not increments and not pieces:
             return
         with self.transaction() as db:
             for job_id, (run_s, coloc_s, energy_j) in increments.items():
@@ -398,6 +438,21 @@ class Store:
                     "UPDATE jobs SET run_time_s = run_time_s + ?, colocated_s = colocated_s + ?, energy_j = energy_j + ? WHERE job_id = ?",
                     (run_s, coloc_s, energy_j, job_id),
                 )
+            assert energy is not None or not pieces
+            for hour, share in pieces:
+                values = [energy.get(c, 0.0) * share for c in ENERGY_COLUMNS]  # type: ignore[union-attr]
+                db.execute(_ADD_HOUR, (hour, *values))
+
+    def energy_totals(self) -> dict[str, float]:
+        """The cluster's energy by part over every hour recorded (survives daemon restarts)."""
+        row = self._db.execute("SELECT " + ", ".join(f"COALESCE(SUM({c}), 0) AS {c}" for c in ENERGY_COLUMNS)
+                               + " FROM energy_hours").fetchone()
+        return {c: float(row[c]) for c in ENERGY_COLUMNS}
+
+    def energy_hours(self) -> list[dict[str, float]]:
+        """Per hour (UTC-aligned, ``hour_start_unix``) with energy recorded: its parts, oldest first."""
+        rows = self._db.execute("SELECT * FROM energy_hours ORDER BY hour_start_unix").fetchall()
+        return [{k: (int(r[k]) if k == "hour_start_unix" else float(r[k])) for k in r.keys()} for r in rows]
 
     def request_undo(self, job_id: int, reason: str = "colocation") -> None:
         """running -> stopping: the job was asked to stop at its next epoch end, to undo its

@@ -9,8 +9,10 @@ the measured CPU utilisation (see :mod:`eaco.runtime.accounting`). ``energy.labe
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,10 @@ from eaco.energy.grid import GridSettings
 from eaco.runtime.accounting import EnergyTotals
 from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, measured_epoch_s
 from eaco.runtime.gpus import GpuInventory
-from eaco.runtime.store import Store
+from eaco.runtime.store import ENERGY_COLUMNS, Store
 from eaco.sim.energy_meter import J_PER_KWH
+
+HOURLY_FILE = "energy_hourly.csv"
 
 
 def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: GpuInventory | None = None) -> dict[str, Any]:
@@ -61,6 +65,9 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
             "host_j": totals.host_j,
             "total_kwh": totals.total_j / J_PER_KWH,
             "gpu_seconds_by_method": dict(totals.gpu_s_by_method),
+            # every daemon that served this state folder, not only the running one
+            "since": "the state folder's first accounted hour",
+            "hourly_file": HOURLY_FILE,
         }
         if totals.gpu_source != "modelled":
             measured_gpu_j = totals.gpu_busy_j + totals.gpu_idle_j
@@ -82,8 +89,26 @@ def energy_label(totals: EnergyTotals) -> str:
 
 
 def write_summary(store: Store, path: Path, totals: EnergyTotals | None, inventory: GpuInventory | None) -> None:
+    """``summary.json`` at ``path`` and, beside it, the cluster's energy per hour (:data:`HOURLY_FILE`)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(build_summary(store, totals, inventory), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    write_hourly_energy(store, path.with_name(HOURLY_FILE))
+
+
+def write_hourly_energy(store: Store, path: Path) -> None:
+    """One row per UTC hour with energy accounted: its start (Unix and ISO), the seconds
+    accounted in it, energy by part in J and the total in kWh, and the GPU-seconds measured by
+    the energy counter, by power readings or only modelled."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["hour_start_unix", "hour_start_utc", *ENERGY_COLUMNS, "total_kwh"])
+        for row in store.energy_hours():
+            start = row["hour_start_unix"]
+            total_j = row["gpu_busy_j"] + row["gpu_idle_j"] + row["host_j"]
+            w.writerow([start, datetime.fromtimestamp(start, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        *(f"{row[c]:.6g}" for c in ENERGY_COLUMNS), f"{total_j / J_PER_KWH:.6g}"])
     os.replace(tmp, path)
 
 

@@ -208,6 +208,10 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
         assert "JCT s" in table and "jobs: 4 finished" in table and "GPU energy modelled" in table
         priced = json.loads(cli("status", "--summary", "--json", "--price-per-kwh", "0.2", "--state-dir", str(state_dir)))
         assert priced["costs"]["cluster"]["cost"] == pytest.approx(priced["energy"]["total_kwh"] * 0.2, rel=0.05)
+        tariff = tmp_path / "tariff.csv"
+        tariff.write_text("hour,price_per_kwh\n" + "".join(f"{h},0.2\n" for h in range(24)))
+        hourly = json.loads(cli("status", "--summary", "--json", "--grid", str(tariff), "--state-dir", str(state_dir)))
+        assert hourly["costs"]["hourly"] and hourly["costs"]["cluster"]["cost"] == pytest.approx(priced["costs"]["cluster"]["cost"], rel=0.05)
         assert "status" not in summary
         assert "job0" in cli("status", "--state-dir", str(state_dir))
         one = cli("status", str(ids[0]), "--state-dir", str(state_dir))  # one job, for people

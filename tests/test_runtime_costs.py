@@ -47,3 +47,29 @@ def test_status_cost_options_are_checked(tmp_path: Path) -> None:
     assert res.exit_code != 0 and "apply to --summary" in res.output
     res = runner.invoke(app, ["status", "--summary", "--pue", "0.5", "--state-dir", str(tmp_path)])
     assert res.exit_code != 0 and "--pue: expected a number >= 1" in res.output
+
+
+def test_hourly_prices_charge_the_cluster_per_hour_and_jobs_at_their_hours_mean(tmp_path: Path) -> None:
+    h0 = 490_000 * 3600  # 16:00 UTC on some day (490,000 h = 20,416 days + 16 h)
+    assert h0 // 3600 % 24 == 16
+    csv_path = tmp_path / "tariff.csv"
+    csv_path.write_text("hour,price_per_kwh,carbon_g_per_kwh\n" + "".join(f"{h},{0.1 if h < 20 else 0.3},{100 * (h % 2)}\n" for h in range(24)))
+    grid = grid_settings_from_options(None, None, csv_path, offset_h=0)
+    # 1 kWh in the hour 16-17 UTC (price 0.1, carbon 0), 2 kWh in 20-21 UTC (price 0.3, carbon 0)
+    kwh_j = 3.6e6
+    hours = [{"hour_start_unix": h0, "gpu_busy_j": kwh_j, "gpu_idle_j": 0.0, "host_j": 0.0},
+             {"hour_start_unix": h0 + 4 * 3600, "gpu_busy_j": 2 * kwh_j, "gpu_idle_j": 0.0, "host_j": 0.0},
+             {"hour_start_unix": h0 + 5 * 3600, "gpu_busy_j": 0.0, "gpu_idle_j": 0.0, "host_j": kwh_j}]  # 21-22: 0.3, 100 g
+    summary = {**SUMMARY, "jobs": [{**SUMMARY["jobs"][0], "first_start_unix": h0 + 60.0, "finish_unix": h0 + 600.0},
+                                   {**SUMMARY["jobs"][1], "first_start_unix": h0 + 60.0, "finish_unix": h0 + 4 * 3600 + 60.0}]}
+    out = add_costs(summary, grid, hours)
+    assert out["costs"]["hourly"] is True
+    assert out["costs"]["cluster"] == pytest.approx({"facility_kwh": 4.0, "cost": 0.1 + 0.6 + 0.3, "carbon_kg": 0.1})
+    # job 1 ran only in the 16 h hour: 0.1/kWh; job 2 over 16 h-20 h: (1 x 0.1 + 2 x 0.3) / 3 per kWh
+    assert out["jobs"][0]["cost"] == pytest.approx(1.0 * 0.1)
+    assert out["jobs"][1]["cost"] == pytest.approx(0.5 * 0.7 / 3)
+    assert out["costs"]["attributed"]["cost"] == pytest.approx(0.1 + 0.5 * 0.7 / 3)
+    assert "each job at the energy-weighted mean" in format_summary(out)
+    # shifted by -1 h (a series in UTC+1): the 16 h UTC hour reads row 17
+    shifted = add_costs(summary, grid_settings_from_options(None, None, csv_path, offset_h=-1), hours)
+    assert shifted["costs"]["cluster"]["carbon_kg"] == pytest.approx((1 * 100 + 2 * 100 + 1 * 0) / 1000)

@@ -157,21 +157,30 @@ def status_command(
     carbon_g_per_kwh: Optional[float] = typer.Option(None, "--carbon-g-per-kwh", help="--summary: grid carbon intensity (g CO2e per kWh): emissions of the run and of each job"),
     pue: float = typer.Option(1.0, "--pue", help="--summary: power usage effectiveness: cost and carbon apply to energy x PUE"),
     currency: str = typer.Option("USD", "--currency", help="currency of --price-per-kwh (a label)"),
+    grid: Optional[Path] = typer.Option(
+        None, "--grid",
+        help="--summary: CSV of hourly prices/intensities (columns hour, price_per_kwh and/or carbon_g_per_kwh); "
+             "hour h = the h-th UTC hour since 1970-01-01, so a 24-row series is a UTC day (docs/runtime.md)"),
+    grid_offset_h: int = typer.Option(0, "--grid-offset-h", help="--grid: shift the series by this many hours (-1 for a series in UTC+1 local time)"),
+    grid_repeat: bool = typer.Option(True, "--grid-repeat/--grid-hold", help="--grid: past its last hour the series repeats, or holds its last value"),
 ) -> None:
     """Show jobs (state, GPUs, epochs, attempts), one job in detail (its attempts and events), or the summary."""
     from eaco.energy.grid import grid_settings_from_options
     from eaco.runtime.summary import add_costs
 
     try:
-        grid = grid_settings_from_options(price_per_kwh, carbon_g_per_kwh, pue=pue, currency=currency)
+        grid_settings = grid_settings_from_options(price_per_kwh, carbon_g_per_kwh, grid, grid_offset_h, grid_repeat,
+                                                   pue=pue, currency=currency)
     except InputError as exc:
         _fail(str(exc))
-    if grid.active and not summary:
-        _fail("--price-per-kwh, --carbon-g-per-kwh and --pue apply to --summary")
+    if grid_settings.active and not summary:
+        _fail("--price-per-kwh, --carbon-g-per-kwh, --grid and --pue apply to --summary")
     client = _client(state_dir)
     try:
         if summary:
-            payload = add_costs(client.summary(), grid)
+            payload = client.summary()
+            if grid_settings.active:
+                payload = add_costs(payload, grid_settings, client.energy_hours())
         elif job_id is not None:
             payload = client.job(job_id)
         else:
@@ -251,6 +260,8 @@ def format_summary(summary: dict) -> str:  # type: ignore[type-arg]
         lines.append(f"cost and carbon ({costs['settings']}): " + "; ".join(
             f"{what} {_priced(costs[key], costs['currency'])}"
             for what, key in (("cluster", "cluster"), ("attributed to jobs", "attributed")) if costs.get(key)))
+        if costs.get("hourly"):
+            lines.append("hourly prices/intensities: the cluster per hour; each job at the energy-weighted mean over the hours it ran")
     return "\n".join(lines)
 
 

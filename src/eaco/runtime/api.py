@@ -13,6 +13,7 @@ The token is in ``<state>/api.token`` (0600) for both. JSON endpoints:
     POST /jobs/<id>/cancel    -> {"job_id", "state"}
     GET  /jobs/<id>/logs?tail_bytes=N -> {"log": "..."}
     GET  /summary             -> the energy and JCT summary
+    GET  /energy/hours        -> {"hours": [...]}: the cluster's energy per UTC hour, by part
 
 Each request opens its own SQLite connection (WAL lets readers run beside the daemon loop).
 """
@@ -205,6 +206,8 @@ class ApiServer:
             return 200, {"jobs": [r.to_dict() for r in store.jobs()]}
         if method == "GET" and parts == ["summary"]:
             return 200, build_summary(store, self.summary_totals(), self.inventory)
+        if method == "GET" and parts == ["energy", "hours"]:
+            return 200, {"hours": store.energy_hours()}
         if len(parts) >= 2 and parts[0] == "jobs":
             try:
                 job_id = int(parts[1])

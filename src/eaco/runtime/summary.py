@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from eaco.energy.grid import GridSettings
+from eaco.energy.grid import GridSettings, HourlySignal
 from eaco.runtime.accounting import EnergyTotals
 from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, measured_epoch_s
 from eaco.runtime.gpus import GpuInventory
@@ -38,6 +40,7 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
             "run_time_s": row.run_time_s, "colocated_s": row.colocated_s,
             "waiting_s": (total_s - row.run_time_s) if total_s is not None else None,
             "energy_j": row.energy_j, "exclusive_only": row.exclusive_only, "reason": row.reason,
+            "first_start_unix": row.first_start_unix, "finish_unix": row.finish_unix,
             "exclusive_epoch_s": measured_epoch_s(alone[row.job_id])[0] if row.job_id in alone else None,
             "alone_epochs_measured": len(alone.get(row.job_id, ())),
         })
@@ -113,26 +116,60 @@ def write_hourly_energy(store: Store, path: Path) -> None:
 
 
 
-def add_costs(summary: dict[str, Any], grid: GridSettings) -> dict[str, Any]:
-    """The summary with electricity cost and carbon (constant price and intensity, on energy x
-    PUE): ``costs`` for the whole run (the cluster's energy) and per job (its attributed energy).
-    The summary is left as it was; nothing is added when ``grid`` has neither price nor intensity
-    and PUE 1."""
+def add_costs(summary: dict[str, Any], grid: GridSettings, hours: list[dict[str, float]] | None = None) -> dict[str, Any]:
+    """The summary with electricity cost and carbon (on energy x PUE): ``costs`` for the whole run
+    (the cluster's energy) and per job (its attributed energy). The summary is left as it was;
+    nothing is added when ``grid`` has neither price nor intensity and PUE 1.
+
+    Prices and intensities may vary by the hour (``--grid``): the runtime's hour ``h`` is the UTC
+    hour ``h`` hours after 1970-01-01T00:00Z (``hour_start_unix // 3600``), so a 24-row daily
+    series lines up with the UTC hours of the day (``offset_h`` shifts it: -1 for a series in
+    UTC+1 local time). The cluster's cost is exact per hour (``hours``: the store's energy per
+    hour); a job's energy is not kept per hour, so a job is charged its energy at the cluster's
+    energy-weighted mean price (intensity) over the hours it ran."""
     if not grid.active:
         return summary
-    price = grid.price_per_kwh.at_hour(0) if grid.price_per_kwh is not None else None
-    carbon = grid.carbon_g_per_kwh.at_hour(0) if grid.carbon_g_per_kwh is not None else None
+    by_hour = [(int(h["hour_start_unix"]) // 3600, (h["gpu_busy_j"] + h["gpu_idle_j"] + h["host_j"]) / J_PER_KWH * grid.pue)
+               for h in (hours or [])]
 
-    def priced(energy_j: float) -> dict[str, float | None]:
+    def mean_value(signal: HourlySignal | None, lo_unix: float | None, hi_unix: float | None) -> float | None:
+        if signal is None:
+            return None
+        if len(signal.values) == 1:
+            return signal.values[0]
+        lo = -math.inf if lo_unix is None else lo_unix // 3600
+        hi = math.inf if hi_unix is None else hi_unix // 3600
+        span = [(h, kwh) for h, kwh in by_hour if lo <= h <= hi and kwh > 0]
+        weight = sum(kwh for _, kwh in span)
+        if weight > 0:
+            return sum(kwh * signal.at_hour(h) for h, kwh in span) / weight
+        return signal.at_hour(int(lo if math.isfinite(lo) else time.time() // 3600))
+
+    def priced(energy_j: float, lo_unix: float | None = None, hi_unix: float | None = None) -> dict[str, float | None]:
         facility_kwh = energy_j / J_PER_KWH * grid.pue
+        price = mean_value(grid.price_per_kwh, lo_unix, hi_unix)
+        carbon = mean_value(grid.carbon_g_per_kwh, lo_unix, hi_unix)
         return {"facility_kwh": facility_kwh,
                 "cost": facility_kwh * price if price is not None else None,
                 "carbon_kg": facility_kwh * carbon / 1000.0 if carbon is not None else None}
 
+    def cluster() -> dict[str, float | None] | None:
+        energy = summary.get("energy")
+        if not energy:
+            return None
+        if not by_hour:
+            return priced(energy["total_j"])
+        facility_kwh = sum(kwh for _, kwh in by_hour)
+        price, carbon = grid.price_per_kwh, grid.carbon_g_per_kwh
+        return {"facility_kwh": facility_kwh,
+                "cost": sum(kwh * price.at_hour(h) for h, kwh in by_hour) if price is not None else None,
+                "carbon_kg": sum(kwh * carbon.at_hour(h) for h, kwh in by_hour) / 1000.0 if carbon is not None else None}
+
     out = dict(summary)
-    out["jobs"] = [{**j, **priced(j["energy_j"])} for j in summary["jobs"]]
-    energy = summary.get("energy")
+    out["jobs"] = [{**j, **priced(j["energy_j"], j.get("first_start_unix"), j.get("finish_unix"))} for j in summary["jobs"]]
     out["costs"] = {"settings": grid.describe(), "currency": grid.currency,
-                    "attributed": priced(summary["attributed_energy_j"]),
-                    "cluster": priced(energy["total_j"]) if energy else None}
+                    "hourly": any(sig is not None and len(sig.values) > 1 for sig in (grid.price_per_kwh, grid.carbon_g_per_kwh)),
+                    "attributed": {k: sum(j[k] for j in out["jobs"]) if all(j[k] is not None for j in out["jobs"]) else None
+                                   for k in ("facility_kwh", "cost", "carbon_kg")} if out["jobs"] else priced(0.0),
+                    "cluster": cluster()}
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -285,3 +286,44 @@ def test_a_lost_node_requeues_its_jobs_and_they_finish_elsewhere(cluster: dict[s
     finally:
         runtime.backend.close()
         runtime.store.close()
+
+
+# ------------------------------------------------------- node-local files
+def test_node_local_files_mode_needs_no_shared_state_folder(cluster: dict[str, Any], state_dir: Path) -> None:
+    """--ray-files node: the jobs write their reports, logs and exit codes on their node; the
+    daemon copies reports and logs through Ray, and an undo's stop request goes through the actor."""
+    from eaco.runtime.control import EXIT_STOPPED
+    from eaco.runtime.ray_backend import PULL_FILE, node_files_root
+
+    runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, shared_files=False)
+    try:
+        ids = [submit(runtime, tiny_spec(f"nf{i}", epochs=3, steps=30)) for i in range(2)]
+        runtime.recover()
+        run_until(runtime, lambda: all(s in ("finished", "failed") for s in states(runtime).values()), 75, "2 jobs")
+        assert set(states(runtime).values()) == {"finished"}
+        tag = runtime.backend.node_tag
+        assert tag is not None
+        for job_id in ids:
+            # every epoch reached the engine, and the log is here, copied from the node
+            assert runtime.store.job(job_id).epochs_done == 3
+            assert "epoch 2 loss" in runtime.layout.log_file(job_id).read_text()
+            assert len(runtime.layout.report_file(job_id).read_text().splitlines()) >= 3
+            attempt_dir = runtime.layout.attempt_dir(job_id, 1)
+            assert not (attempt_dir / "exit.json").exists() and (attempt_dir / PULL_FILE).exists()
+            assert json.loads((attempt_dir / RAY_ATTEMPT_FILE).read_text())["node"] in ("n0", "n1")
+            on_node = node_files_root(tag) / "jobs" / str(job_id) / "attempts" / "1"
+            assert (on_node / "exit.json").exists() and (on_node / "report.jsonl").read_bytes() == runtime.layout.report_file(job_id).read_bytes()
+        # a stop request reaches a job that cannot see the daemon's stop file
+        long_job = submit(runtime, tiny_spec("nf-long", epochs=50, steps=300))
+        run_until(runtime, lambda: runtime.store.job(long_job).epochs_done >= 1, 60, "the long job's first epoch")
+        runtime._undo(long_job)
+        run_until(runtime, lambda: states(runtime)[long_job] != "stopping", 60, "the long job to stop at an epoch end")
+        stopped = runtime.store.attempts(long_job)[0]
+        assert stopped.exit_code == EXIT_STOPPED and runtime.store.job(long_job).epochs_done < 50
+        runtime.store.request_cancel(long_job)
+        run_until(runtime, lambda: states(runtime)[long_job] == "cancelled", 60, "the long job cancelled")
+    finally:
+        runtime.backend.close()
+        runtime.store.close()
+        if runtime.backend.node_tag:
+            shutil.rmtree(node_files_root(runtime.backend.node_tag), ignore_errors=True)

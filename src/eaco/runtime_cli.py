@@ -78,6 +78,11 @@ def serve_command(
         [], "--profiles",
         help="profile store(s) from 'eaco profile': measured co-locations seed EaCO's history; jobs profiled with --jobs become job types specs may name",
     ),
+    ray_files: str = typer.Option(
+        "shared", "--ray-files",
+        help="--backend ray: 'shared' (the nodes see the state folder: NFS or one host) or 'node' (each attempt's report, "
+             "log and stop file on its node, copied to the daemon through Ray; docs/runtime_ray.md)",
+    ),
     log_level: str = typer.Option(
         "info", "--log-level",
         help="what the daemon prints on stderr: 'info' (every job event: submitted, started and with whom it shares, undone, moved, finished, failed), 'warning' or 'debug'",
@@ -98,6 +103,11 @@ def serve_command(
     backend = backend.strip().lower()
     if backend not in ("local", "ray"):
         _fail(f"--backend: expected 'local' or 'ray', got {backend!r}")
+    ray_files = ray_files.strip().lower()
+    if ray_files not in ("shared", "node"):
+        _fail(f"--ray-files: expected 'shared' or 'node', got {ray_files!r}")
+    if ray_files == "node" and backend != "ray":
+        _fail("--ray-files applies to --backend ray")
     try:
         api = check_transport(api)
     except InputError as exc:
@@ -114,7 +124,8 @@ def serve_command(
         typer.echo(f"eaco serve: Ray cluster {ray_address}, policy {policy}, state {state_dir}", err=True)
     try:
         serve(ServeOptions(state_dir, inventory, policy.strip().lower(), tick_s, exit_when_idle, metrics_port,
-                           backend, ray_address, ray_gpu_type, api, alone_first, tuple(profiles)))
+                           backend, ray_address, ray_gpu_type, api, alone_first, tuple(profiles),
+                           ray_shared_files=ray_files == "shared"))
     except InputError as exc:
         _fail(str(exc))
 

@@ -41,6 +41,7 @@ class ServeOptions:
     # profile stores from ``eaco profile``: measured co-locations seed EaCO's history, and the
     # jobs profiled there (``--jobs``) become job types that specs may name
     profiles: tuple[Path, ...] = ()
+    ray_shared_files: bool = True  # Ray: the nodes see the state folder (else node-local files, runtime_ray.md)
 
 
 def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext], Policy] | None = None) -> tuple[Runtime, "object"]:
@@ -52,7 +53,8 @@ def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext
         return build_ray_runtime(options.state_dir, options.policy_name, options.tick_s,
                                  options.ray_address, options.ray_gpu_type, policy_factory,
                                  local_gpus=options.inventory if options.ray_address is None else None,
-                                 alone_first=options.alone_first, profiles=options.profiles)
+                                 alone_first=options.alone_first, profiles=options.profiles,
+                                 shared_files=options.ray_shared_files)
     if options.backend != "local":
         raise InputError("--backend", f"expected 'local' or 'ray', got {options.backend!r}")
     if options.inventory is None:

@@ -639,6 +639,9 @@ class Runtime:
         status = self.status.get(job_id)
         if status == "running":
             request_stop(self.layout.control_dir(job_id))
+            forward = getattr(self.backend, "forward_stop", None)  # a backend whose jobs do not see this folder
+            if forward is not None and job_id in self.live:
+                forward(self.live[job_id].handle)
             self.store.request_undo(job_id, reason)
             self.watches.pop(job_id, None)
             self.status[job_id] = "stopping"

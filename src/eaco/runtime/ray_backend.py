@@ -14,6 +14,14 @@ started on the node and GPU the policy chose (docs/runtime_ray.md).
   its node, with ``CUDA_VISIBLE_DEVICES`` set to the local indices. Reports, logs, the stop file
   and checkpoints live in the runtime's state folder, which must be on a file system shared by
   the daemon and every node (one host in the tests; NFS or similar across hosts).
+- **Node-local files** (``state_root`` given; ``eaco serve --ray-files node``): for clusters
+  without a shared file system. An attempt's report, log, stop file, ``wrapper.json`` and
+  ``exit.json`` live in a folder of its own on its node (:func:`node_files_root`); the backend
+  copies new report and log bytes to the daemon's files while the job runs (one read in flight
+  per attempt, every ``pull_interval_s``) and everything left once it has ended, before the
+  engine sees the end; an undo's stop request goes through the actor (:meth:`forward_stop`). The
+  default checkpoint folder (under the state folder) is then on the node too: a job moved to
+  another node starts over, unless its spec's ``checkpoint_dir`` is storage every node reaches.
 - **Lost nodes.** :class:`RayBackend` watches ``ray.nodes()``; an attempt whose node is gone (or
   whose actor died) ends "lost" and the engine requeues it as for a killed process.
   :class:`RayRuntime` additionally fences the GPUs of a lost node, so the policy places nothing
@@ -34,6 +42,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +51,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from eaco.errors import InputError
 from eaco.model.cluster import ClusterSpec, NodeSpec
 from eaco.model.gpu import gpu_type as lookup_gpu_type
+from eaco.profiler.epoch_report import REPORT_FILE_ENV
 from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
+from eaco.runtime.control import CONTROL_DIR_ENV, request_stop
 from eaco.runtime.engine import Runtime
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.wrapper import EXIT_FILE
@@ -187,11 +198,23 @@ class _AttemptActor:
         import ray
 
         self.attempt_dir = Path(payload["attempt_dir"])
-        self.attempt_dir.mkdir(parents=True, exist_ok=True)
         log_file = Path(payload["log_file"])
+        job_env = dict(payload["env"])
+        self.pull_files: tuple[Path, Path] | None = None
+        self.control_dir: Path | None = None
+        local = payload.get("node_files")
+        if local:  # no shared file system: this attempt's files on this node, pulled by the daemon
+            base = node_files_root(local["tag"])
+            self.attempt_dir = base / local["attempt"]
+            log_file = self.attempt_dir / "job.log"
+            self.control_dir = self.attempt_dir / "control"
+            job_env.update({REPORT_FILE_ENV: str(self.attempt_dir / "report.jsonl"), CONTROL_DIR_ENV: str(self.control_dir)})
+            job_env.update({k: str(base / rel) for k, rel in local["env_under_state"].items()})
+            self.pull_files = (self.attempt_dir / "report.jsonl", log_file)
+        self.attempt_dir.mkdir(parents=True, exist_ok=True)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
-        env.update(payload["env"])
+        env.update(job_env)
         devices = ",".join(str(i) for i in payload["local_devices"])
         env["CUDA_VISIBLE_DEVICES"] = devices
         node_id = ray.get_runtime_context().get_node_id()
@@ -220,6 +243,24 @@ class _AttemptActor:
     def describe(self) -> dict[str, Any]:
         return self.info
 
+    def read(self, offsets: list[int], max_bytes: int) -> list[bytes]:
+        """Node-local files only: the bytes of the report and the log from ``offsets`` on (at most
+        ``max_bytes`` each)."""
+        out: list[bytes] = []
+        for path, offset in zip(self.pull_files or (), offsets):
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    out.append(fh.read(max_bytes))
+            except FileNotFoundError:
+                out.append(b"")
+        return out
+
+    def stop_at_epoch_end(self) -> None:
+        """Node-local files only: the stop request (the daemon's own stop file is not seen here)."""
+        if self.control_dir is not None:
+            request_stop(self.control_dir)
+
     def wait(self) -> dict[str, Any]:
         """Blocks until the job ended; its exit code (None: it left no exit.json)."""
         self.proc.wait()
@@ -236,6 +277,42 @@ class _AttemptActor:
             except subprocess.TimeoutExpired:
                 pass
         _killpg(self.proc.pid, signal.SIGKILL)  # what is left of the group (the job's children)
+
+
+NODE_FILES_DIR = "eaco-ray-files"  # under the node's temporary folder
+PULL_FILE = "pulled.json"  # daemon side, node-local files mode: where the pulled bytes go, how far
+PULL_MAX_BYTES = 1 << 20
+
+
+def node_files_root(tag: str) -> Path:
+    """A node's folder for the attempts of one state folder (``tag``), node-local files mode."""
+    return Path(tempfile.gettempdir()) / NODE_FILES_DIR / tag
+
+
+@dataclass(slots=True)
+class _Pull:
+    """Node-local files mode: copies of an attempt's report and log kept on the daemon side."""
+
+    targets: tuple[Path, Path]  # the daemon's report file and log file of the job (appended to)
+    offsets: list[int]  # bytes of the node's report and log copied so far
+    record: Path  # PULL_FILE in the daemon's attempt folder (survives a daemon restart)
+    ref: Any = None  # an outstanding read
+    last_s: float = -1e9
+    described: Any = None  # an outstanding describe (for ray.json on the daemon side)
+    described_done: bool = False
+
+    def save(self) -> None:
+        tmp = self.record.with_name(PULL_FILE + ".tmp")
+        tmp.write_text(json.dumps({"targets": [str(t) for t in self.targets], "offsets": self.offsets}), encoding="utf-8")
+        os.replace(tmp, self.record)
+
+    @classmethod
+    def load(cls, attempt_dir: Path) -> "_Pull | None":
+        info = _read_json(Path(attempt_dir) / PULL_FILE)
+        if not info:
+            return None
+        targets = tuple(Path(t) for t in info["targets"])
+        return cls((targets[0], targets[1]), [int(o) for o in info["offsets"]], Path(attempt_dir) / PULL_FILE)
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -284,8 +361,15 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, inventory: RayInventory, address: str | None = None, node_check_s: float = 1.0,
-                 suspect_s: float = 10.0) -> None:
+                 suspect_s: float = 10.0, state_root: Path | None = None, pull_interval_s: float = 0.5) -> None:
+        """``state_root``: run in node-local files mode (the state folder is not shared with the
+        nodes; module docs); None: the state folder is on a shared file system."""
         import ray
+
+        self.state_root = Path(state_root).resolve() if state_root is not None else None
+        # node-local files mode: the name of this state folder's folder on every node
+        self.node_tag = hashlib.sha1(str(self.state_root).encode()).hexdigest()[:16] if self.state_root else None
+        self.pull_interval_s = pull_interval_s
 
         self._ray = ray
         self._owns_connection = False
@@ -338,6 +422,11 @@ class RayBackend:
             "env": dict(request.env), "local_devices": [local for _, _, local in where], "node": node,
             "attempt_dir": str(request.attempt_dir), "log_file": str(request.log_file),
         }
+        pull = None
+        if self.state_root is not None:
+            payload["node_files"] = self._node_files(request)
+            pull = _Pull((Path(request.env[REPORT_FILE_ENV]), Path(request.log_file)), [0, 0], request.attempt_dir / PULL_FILE)
+            pull.save()
         options = dict(
             name=key, namespace=NAMESPACE, lifetime="detached", num_cpus=0, max_concurrency=4, max_restarts=0,
             resources={gpu_resource(node, local): JOB_UNITS for _, _, local in where},
@@ -347,8 +436,95 @@ class RayBackend:
         except ValueError:  # a stale actor of the same name (a reused state folder): replace it
             self._kill_named(key)
             actor = self._actor_cls.options(**options).remote(payload)
-        self._attempts[key] = _Attempt(key, node, actor, actor.wait.remote(), request.attempt_dir)
+        self._attempts[key] = _Attempt(key, node, actor, actor.wait.remote(), request.attempt_dir,
+                                       extra={"pull": pull} if pull else {})
         return RayHandle(0, None, key)
+
+    def _node_files(self, request: LaunchRequest) -> dict[str, Any]:
+        """Where the attempt's files go on its node: its folder relative to the state folder, and
+        the environment's other paths under the state folder (the default checkpoint folder)."""
+        assert self.state_root is not None
+        root = self.state_root
+
+        def under(path: str | Path) -> str | None:
+            try:
+                return str(Path(path).resolve().relative_to(root))
+            except ValueError:
+                return None
+
+        attempt = under(request.attempt_dir)
+        if attempt is None:
+            raise OSError(f"attempt folder {request.attempt_dir} is not under the state folder {root}")
+        env_under = {k: rel for k, v in request.env.items()
+                     if k not in (REPORT_FILE_ENV, CONTROL_DIR_ENV) and k.startswith("EACO_") and (rel := under(v)) is not None}
+        return {"tag": self.node_tag, "attempt": attempt, "env_under_state": env_under}
+
+    def forward_stop(self, handle: ProcessHandle) -> None:
+        """Node-local files mode: pass an undo's stop request on to the attempt's node (the
+        engine wrote the daemon's stop file, which the job does not see there)."""
+        entry = self._attempts.get(handle.key) if isinstance(handle, RayHandle) else None
+        if entry is not None and "pull" in entry.extra:
+            entry.actor.stop_at_epoch_end.remote()
+
+    def _pull(self, entry: _Attempt, final: bool = False) -> None:
+        """Node-local files mode: copy what the job added to its report and log. Without
+        ``final``, at most one read in flight, one every ``pull_interval_s``; ``final`` (the job
+        has ended): read until nothing is left."""
+        pull: _Pull | None = entry.extra.get("pull")
+        if pull is None:
+            return
+        if not pull.described_done:
+            if pull.described is None:
+                pull.described = entry.actor.describe.remote()
+            if self._ray.wait([pull.described], timeout=0)[0]:
+                pull.described_done = True
+                try:
+                    info = self._ray.get(pull.described)
+                    tmp = entry.attempt_dir / (RAY_ATTEMPT_FILE + ".tmp")
+                    tmp.write_text(json.dumps(info), encoding="utf-8")
+                    os.replace(tmp, entry.attempt_dir / RAY_ATTEMPT_FILE)
+                except Exception:
+                    pass
+        if final:
+            deadline = time.monotonic() + 30.0
+            while time.monotonic() < deadline:
+                ref, pull.ref = pull.ref or entry.actor.read.remote(pull.offsets, PULL_MAX_BYTES), None
+                try:
+                    chunks = self._ray.get(ref, timeout=max(0.1, deadline - time.monotonic()))
+                except Exception:
+                    return
+                if not self._append(pull, chunks):
+                    return
+            return
+        if pull.ref is not None:
+            if not self._ray.wait([pull.ref], timeout=0)[0]:
+                return
+            ref, pull.ref = pull.ref, None
+            try:
+                self._append(pull, self._ray.get(ref))
+            except Exception:
+                return
+        now = time.monotonic()
+        if now - pull.last_s >= self.pull_interval_s:
+            pull.ref = entry.actor.read.remote(pull.offsets, PULL_MAX_BYTES)
+            pull.last_s = now
+
+    @staticmethod
+    def _append(pull: _Pull, chunks: list[bytes]) -> bool:
+        """Append the chunks to the daemon's files; whether there was anything."""
+        got = False
+        for i, chunk in enumerate(chunks[:2]):
+            if not chunk:
+                continue
+            got = True
+            target = pull.targets[i]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "ab") as fh:
+                fh.write(chunk)
+            pull.offsets[i] += len(chunk)
+        if got:
+            pull.save()
+        return got
 
     def _kill_named(self, key: str) -> None:
         try:
@@ -372,7 +548,9 @@ class RayBackend:
                 node = str(self._ray.get(actor.describe.remote(), timeout=30)["node"])
             except Exception:
                 node = ""
-        self._attempts[key] = _Attempt(key, node, actor, actor.wait.remote(), Path(attempt_dir))
+        pull = _Pull.load(Path(attempt_dir)) if self.state_root is not None else None
+        self._attempts[key] = _Attempt(key, node, actor, actor.wait.remote(), Path(attempt_dir),
+                                       extra={"pull": pull} if pull else {})
         return RayHandle(0, None, key)
 
     # ------------------------------------------------------------- poll
@@ -383,6 +561,7 @@ class RayBackend:
             if self.find(attempt_dir) is None:  # no actor: the end is in exit.json, or it was lost
                 return self._from_exit_file(attempt_dir)
             entry = self._attempts[key]
+        self._pull(entry)
         ready, _ = self._ray.wait([entry.wait_ref], timeout=0)
         if ready:
             try:
@@ -393,6 +572,7 @@ class RayBackend:
                 self._suspect_node(entry)
                 return self._finish(entry, self._from_exit_file(attempt_dir, why))
             if isinstance(code, int):
+                self._pull(entry, final=True)  # the last epochs' reports, before the engine sees the end
                 return self._finish(entry, AttemptExit(code))
             # the job vanished without its exit code (its worker killed it when its actor went,
             # or it was killed): on a failing node this often comes before the actor's death
@@ -509,10 +689,11 @@ def build_ray_runtime(
     state_dir: Path, policy_name: str = "eaco", tick_s: float = 0.2, address: str | None = None,
     gpu_type: str = "v100", policy_factory: Callable[[Any], Any] | None = None, node_check_s: float = 1.0,
     local_gpus: GpuInventory | None = None, measure_gpus: bool = True, alone_first: bool = True,
-    profiles: Sequence[Path] = (),
+    profiles: Sequence[Path] = (), shared_files: bool = True,
 ) -> tuple[RayRuntime, Any]:
     """What ``eaco serve --backend ray`` builds: connect, discover (keeping the GPU numbering of
-    this state folder's earlier daemons), and the runtime with the Ray backend."""
+    this state folder's earlier daemons), and the runtime with the Ray backend. ``shared_files``
+    False: the nodes do not see the state folder (node-local files mode, module docs)."""
     import ray
 
     from eaco.policies.registry import make_policy
@@ -542,7 +723,7 @@ def build_ray_runtime(
     ctx = env.policy_context()
     policy = policy_factory(ctx) if policy_factory else make_policy(policy_name, ctx)
     store = Store(layout.db)
-    backend = RayBackend(inventory, address, node_check_s=node_check_s)
+    backend = RayBackend(inventory, address, node_check_s=node_check_s, state_root=None if shared_files else layout.root)
     meter = None
     if measure_gpus:
         from eaco.runtime.ray_meter import open_ray_gpu_meter

@@ -72,6 +72,28 @@ def test_simulate_says_when_idle_nodes_dominate_energy(tmp_path):
         assert res.exit_code == 0 and "keep empty nodes awake" not in res.output, extra
 
 
+def test_simulate_on_several_clusters_runs_every_policy_on_each(tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("submit_time_s,duration_s,num_gpus,job_type\n0,3600,1,resnet50\n60,7200,2,vgg16\n120,3600,1,resnet18\n")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["simulate", "-w", f"csv:{trace}", "-p", "fifo,eaco", "-c", "8x4xv100; 1x4xv100",
+                              "--no-plots", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "metrics.json").read_text())
+    runs = [(p["policy"], p["cluster"], p["num_jobs"]) for p in data["policies"]]
+    assert runs == [("fifo@8x4xv100", "8x4xv100", 3), ("eaco@8x4xv100", "8x4xv100", 3),
+                    ("fifo@1x4xv100", "1x4xv100", 3), ("eaco@1x4xv100", "1x4xv100", 3)]
+    assert data["meta"]["cluster"] == "8x4xv100; 1x4xv100"
+    assert (out / "jobs_fifo_1x4xv100.csv").exists() and (out / "timeseries_eaco_8x4xv100.csv").exists()
+    # the idle-cluster note concerns the 8-node cluster only
+    said = " ".join(res.output.split())
+    assert "had a job; fifo@8x4xv100 keep empty nodes awake" in said and "fifo@1x4xv100 keep" not in said
+    # the same energy as a run on that cluster alone: each cluster's runs are independent
+    alone = runner.invoke(app, ["simulate", "-w", f"csv:{trace}", "-p", "eaco", "-c", "1x4xv100", "--no-plots", "-o", str(tmp_path / "alone")])
+    assert alone.exit_code == 0, alone.output
+    assert json.loads((tmp_path / "alone" / "metrics.json").read_text())["policies"][0]["energy_kwh"] == data["policies"][3]["energy_kwh"]
+
+
 def test_simulate_rejects_unknown_policy_and_cluster(tmp_path):
     res = runner.invoke(app, ["simulate", "-p", "fifo,nope", "-o", str(tmp_path)])
     assert res.exit_code == 2 and "nope" in res.output

@@ -78,7 +78,8 @@ def simulate(
         "auto", "--cluster", "-c",
         help="NODESxGPUSxTYPE (e.g. 28x8xv100, or mixed 20x8xv100,8x8xa100), 'philly' or 'alibaba' "
         "(the trace's machine list), sinfo:PATH[:TYPE] (your Slurm nodes, 'sinfo --Node --format=\"%N|%G\"'; TYPE for "
-        "untyped GPUs; docs/workloads.md), or 'auto' (the trace's own cluster for philly/alibaba, 28x8xv100 otherwise)",
+        "untyped GPUs; docs/workloads.md), or 'auto' (the trace's own cluster for philly/alibaba, 28x8xv100 otherwise); "
+        "several separated by ';' run every policy on each ('28x8xv100;20x8xv100': runs named fifo@28x8xv100, ...)",
     ),
     policies: str = typer.Option(DEFAULT_POLICIES, "--policies", "-p", help="comma-separated policy names"),
     sweep: Optional[str] = typer.Option(
@@ -156,6 +157,7 @@ def simulate(
     from eaco.sim.runner import SLEEP_MODES
     from eaco.sim.runner import simulate as run_one
     from eaco.policies.registry import policy_names
+    from eaco.model.cluster import ClusterSpec
     from eaco.setup import build_cluster, load_environment, load_named_workload
 
     names = [p.strip().lower() for p in policies.split(",") if p.strip()]
@@ -173,8 +175,10 @@ def simulate(
             priority_qos=tuple(q.strip() for q in slurm_priority_qos.split(",") if q.strip()),
             slurm_timezone=slurm_timezone,
         )
-        cluster_notes: list[str] = []
-        spec = build_cluster(cluster, workload, cluster_notes)
+        clusters: list[tuple[str, ClusterSpec, list[str]]] = []  # (as given, cluster, notes)
+        for text in [c.strip() for c in cluster.split(";") if c.strip()] or ["auto"]:
+            notes: list[str] = []
+            clusters.append((text, build_cluster(text, workload, notes), notes))
         slo_settings = SloSettings(slack_min, slack_max, no_slo_share, high_priority_share, seed=seed)
         if slos:
             wl = assign_slos(wl, slo_settings)
@@ -204,38 +208,46 @@ def simulate(
         f"workload [bold]{wl.name}[/]: {wl.num_jobs:,} jobs, {wl.total_gpu_hours():,.0f} GPU-hours"
         + (f", {wl.skipped_rows:,} bad rows skipped" if wl.skipped_rows else "")
         + (f" ({_excluded_text(wl)} left out)" if wl.num_excluded else "")
-        + f"; cluster [bold]{spec.describe()}[/] ({spec.num_gpus:,} GPUs"
-        + "".join(f"; {n}" for n in cluster_notes) + f"); set-up {setup_s:.1f}s"
+        + "; " + "; ".join(f"cluster [bold]{spec.describe()}[/] ({spec.num_gpus:,} GPUs" + "".join(f"; {n}" for n in notes) + ")"
+                           for _, spec, notes in clusters)
+        + f"; set-up {setup_s:.1f}s"
     )
+    several = len(clusters) > 1  # each run's label then names its cluster: fifo@20x8xv100
     results = []
+    run_cluster: list[int] = []  # per result, its cluster's index
     with _progress() as progress:
-        for label, name, settings in runs:
-            task = progress.add_task(label, total=wl.num_jobs)
+        for k, (ctext, spec, _) in enumerate(clusters):
+            for label, name, settings in runs:
+                shown = f"{label}@{ctext}" if several else label
+                task = progress.add_task(shown, total=wl.num_jobs)
 
-            def on_progress(done: int, total: int, now_s: float, task=task) -> None:  # type: ignore[no-untyped-def]
-                progress.update(task, completed=done)
+                def on_progress(done: int, total: int, now_s: float, task=task) -> None:  # type: ignore[no-untyped-def]
+                    progress.update(task, completed=done)
 
-            try:
-                result, run_metrics = run_one(spec, wl, name, env, on_progress=on_progress, sleep=sleep, eaco_settings=settings)
-            except (PolicyError, ValueError) as exc:
-                _fail(f"policy {label}: {exc}")
-            if label != name:
-                result, run_metrics = replace(result, policy=label), replace(run_metrics, policy=label)
-            results.append((result, run_metrics))
+                try:
+                    result, run_metrics = run_one(spec, wl, name, env, on_progress=on_progress, sleep=sleep, eaco_settings=settings)
+                except (PolicyError, ValueError) as exc:
+                    _fail(f"policy {shown}: {exc}")
+                if shown != name:
+                    result, run_metrics = replace(result, policy=shown), replace(run_metrics, policy=shown)
+                results.append((result, run_metrics))
+                run_cluster.append(k)
     metrics = with_costs([r for r, _ in results], with_common_end([m for _, m in results]), grid_settings)
-    console.print(metrics_table(metrics, title=f"{wl.name} on {spec.describe()}", currency=currency))
+    cluster_text = "; ".join(spec.describe() for _, spec, _ in clusters)
+    console.print(metrics_table(metrics, title=f"{wl.name} on {cluster_text}", currency=currency))
     console.print(speed_table(metrics))
-    note = idle_cluster_note(metrics, spec.num_nodes, sleep)
-    if note:
+    idle_notes = [n for k, (_, spec, _) in enumerate(clusters)
+                  if (n := idle_cluster_note([m for m, c in zip(metrics, run_cluster) if c == k], spec.num_nodes, sleep))]
+    for note in idle_notes:
         err_console.print(f"[yellow]{note}[/]")
     meta = {
         "eaco_version": __version__,
         "command": " ".join(["eaco", *sys.argv[1:]]),
         "workload": wl.name,
         "workload_source": wl.source,
-        "cluster": spec.describe(),
-        "cluster_source": spec.name,
-        "cluster_notes": cluster_notes,
+        "cluster": cluster_text,
+        "cluster_source": "; ".join(spec.name for _, spec, _ in clusters),
+        "cluster_notes": [f"{spec.name}: {n}" if several else n for _, spec, notes in clusters for n in notes],
         "seed": seed,
         "sleep": sleep,
         "profiles": [str(p) for p in profiles],
@@ -257,9 +269,9 @@ def simulate(
     if plots:
         from eaco.report.plots import plot_active_nodes, plot_energy_and_time
 
-        figures.append(plot_active_nodes(out / "active_nodes.png", [r for r, _ in results], spec.num_nodes))
+        figures.append(plot_active_nodes(out / "active_nodes.png", [r for r, _ in results], max(c[1].num_nodes for c in clusters)))
         figures.append(plot_energy_and_time(out / "energy_time.png", metrics))
-    report = write_simulate_report(out, metrics, meta, figures, [note] if note else [], currency)
+    report = write_simulate_report(out, metrics, meta, figures, idle_notes, currency)
     written = [report, *written, *figures]
     console.print(f"wrote {len(written)} files to [bold]{out}[/]: " + ", ".join(p.name for p in written[:4]) + ", ...")
 

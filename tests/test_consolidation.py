@@ -124,3 +124,81 @@ def test_settings_are_checked():
         EacoSettings(consolidate_min_remaining_s=-1)
     with pytest.raises(ValueError, match="reason"):
         Undo(1, reason="whim")
+
+
+def test_a_shared_gpus_set_moves_member_by_member_onto_one_held_gpu():
+    """move_shared: jobs 1 and 2 share GPU 0 (node 0), job 3 runs alone on GPU 2 (node 1). Node 0
+    is drained: each member is undone at its own epoch end and placed on node 1's free GPU 3,
+    which is held for the set (no other job may join it) until the set is whole again."""
+    from eaco.policies.consolidation import Consolidator
+    from eaco.policies.view import JobProgress, SchedulerView
+    from eaco.state.cluster_state import ClusterState
+
+    spec = ClusterSpec.homogeneous(2, 2, V100)
+    state = ClusterState(spec)
+    jobs = {j: Job(j, 0.0, 1, TYPE, 10, HOUR, 8.0, 0.4) for j in (1, 2, 3)}
+    state.place(jobs[1], (0,))
+    state.place(jobs[2], (0,))
+    state.place(jobs[3], (2,))
+    held_nodes: list[int] = []
+    speeds = {1: 0.8, 2: 0.7, 3: 1.0}
+    consolidator = Consolidator(
+        ConsolidationSettings(interval_s=0.0, min_remaining_s=0.0, move_shared=True),
+        remaining_s=lambda view, job, gpu_type: job.num_epochs * job.epoch_duration_s,
+        movable=lambda job_id: True,
+        speed=lambda view, job_id: speeds[job_id],
+        on_hold_change=held_nodes.append,
+    )
+
+    def view(now_s, queued=()):
+        progress = lambda j: JobProgress(0.0, 0.0, None if j in queued else 0.0, 0.0)  # noqa: E731
+        return SchedulerView(now_s, state, [jobs[j] for j in queued], jobs, progress)
+
+    assert consolidator.maybe_start(view(0.0)) == [Watch(1, 1), Watch(2, 1)]
+    assert consolidator.draining_nodes == {0}
+    # job 1's epoch ends first: undone, then placed on node 1's free GPU, which becomes held
+    assert consolidator.on_reports(view(HOUR), {1}) == [Undo(1, reason="migration")]
+    state.remove(1)
+    assert consolidator.place_moving(view(HOUR, queued=(1,))) == [Place(1, (3,))]
+    state.place(jobs[1], (3,))
+    assert consolidator.held_gpus == {3} and held_nodes == [1]
+    # job 2 follows at its epoch end: onto the same GPU, re-forming the set; the hold ends
+    assert consolidator.on_reports(view(1.25 * HOUR), {2}) == [Undo(2, reason="migration")]
+    state.remove(2)
+    assert consolidator.place_moving(view(1.25 * HOUR, queued=(2,))) == [Place(2, (3,))]
+    state.place(jobs[2], (3,))
+    assert consolidator.held_gpus == frozenset() and held_nodes == [1, 1]
+    assert consolidator.draining_nodes == frozenset()
+    stats = consolidator.stats
+    assert (stats.drains_started, stats.drains_completed, stats.drains_called_off, stats.moves) == (1, 1, 0, 2)
+    # without move_shared the node with a shared GPU is never drained (node 1's lone job moves instead)
+    plain = Consolidator(ConsolidationSettings(interval_s=0.0, min_remaining_s=0.0),
+                         remaining_s=lambda view, job, gpu_type: job.num_epochs * job.epoch_duration_s,
+                         movable=lambda job_id: True, speed=lambda view, job_id: 1.0)
+    state.remove(1)
+    state.remove(2)
+    state.place(jobs[1], (0,))
+    state.place(jobs[2], (0,))
+    assert plain.maybe_start(view(2 * HOUR)) == [Watch(3, 1)] and plain.draining_nodes == {1}
+
+
+def test_a_set_member_that_would_miss_its_deadline_keeps_the_node(env):
+    """A set's member is checked at its speed in the set: 10 h of work alone at 0.5 is 20 h."""
+    from eaco.policies.consolidation import Consolidator
+    from eaco.policies.view import JobProgress, SchedulerView
+    from eaco.state.cluster_state import ClusterState
+
+    state = ClusterState(ClusterSpec.homogeneous(2, 2, V100))
+    jobs = {1: Job(1, 0.0, 1, TYPE, 10, HOUR, 8.0, 0.4, deadline_s=15 * HOUR), 2: Job(2, 0.0, 1, TYPE, 10, HOUR, 8.0, 0.4),
+            3: Job(3, 0.0, 1, TYPE, 10, HOUR, 8.0, 0.4)}
+    for j, g in ((1, 0), (2, 0), (3, 2)):
+        state.place(jobs[j], (g,))
+    consolidator = Consolidator(
+        ConsolidationSettings(interval_s=0.0, min_remaining_s=0.0, move_shared=True),
+        remaining_s=lambda view, job, gpu_type: job.num_epochs * job.epoch_duration_s,
+        movable=lambda job_id: True, speed=lambda view, job_id: 0.5,
+    )
+    view = SchedulerView(0.0, state, [], jobs, lambda j: JobProgress(0.0, 0.0, 0.0, 0.0))
+    # node 0 cannot go (job 1 would finish at 20 h > 15 h); node 1's lone job 3 may move instead
+    assert consolidator.maybe_start(view) == [Watch(3, 1)]
+    assert consolidator.draining_nodes == {1}

@@ -144,6 +144,7 @@ def simulate(
     late_best_effort: bool = typer.Option(_EACO.late_jobs_best_effort, "--late-best-effort/--no-late-best-effort", help="EaCO: a job that can no longer meet its deadline is placed best-effort"),
     consolidate: bool = typer.Option(_EACO.consolidate, "--consolidate/--no-consolidate", help="EaCO: move jobs at epoch ends to empty lightly loaded nodes so they sleep"),
     consolidate_min_remaining_s: float = typer.Option(_EACO.consolidate_min_remaining_s, "--consolidate-min-remaining-s", help="EaCO: drain a node only if its longest job has this much work left"),
+    consolidate_shared: bool = typer.Option(_EACO.consolidate_shared, "--consolidate-shared/--no-consolidate-shared", help="EaCO: also drain nodes whose GPUs are shared, moving each set to one GPU held for it (docs/eaco.md: not the default)"),
     reserve: bool = typer.Option(_EACO.reserve, "--reserve/--no-reserve", help="EaCO: hold the node that frees first for a job that is urgent or has waited --reserve-wait-s"),
     reserve_wait_s: float = typer.Option(_EACO.reserve_wait_s, "--reserve-wait-s", min=0.0, help="EaCO: wait after which a job that cannot be placed gets a reservation"),
 ) -> None:
@@ -189,6 +190,7 @@ def simulate(
             min_speed=min_speed, urgent_slack=urgent_slack,
             urgent_min_speed=urgent_min_speed, late_jobs_best_effort=late_best_effort,
             consolidate=consolidate, consolidate_min_remaining_s=consolidate_min_remaining_s,
+            consolidate_shared=consolidate_shared,
             reserve=reserve, reserve_wait_s=reserve_wait_s,
         )
         runs = [(name, name, eaco_settings) for name in names]

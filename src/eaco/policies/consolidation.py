@@ -47,6 +47,9 @@ class ConsolidationSettings:
     restart_overhead_s: float = DEFAULT_RESTART_OVERHEAD_S  # what a move costs a job (checked against its deadline)
     max_moves_per_job: int = 2
     nodes_examined: int = 3  # least-loaded nodes tried per search
+    # also drain nodes whose GPUs are shared: each shared GPU's jobs (all single-GPU) move one by
+    # one at their epoch ends onto one free GPU elsewhere, held for them until the set is whole
+    move_shared: bool = False
     timeout_s: float = 3600.0  # extra time, past the longest epoch, before a drain is called off
 
     def __post_init__(self) -> None:
@@ -64,6 +67,13 @@ class _Drain:
     waiting: set[int]  # jobs still on the node, watched to their next epoch end
     moving: set[int] = field(default_factory=set)  # undone, to be placed elsewhere
     give_up_at_s: float = math.inf
+    # jobs that share a GPU move as a set: job -> its set; set -> the GPU it is re-formed on
+    # (chosen when its first member is placed, held for the others until all are there)
+    sets: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    set_gpu: dict[tuple[int, ...], int] = field(default_factory=dict)
+    set_left: dict[tuple[int, ...], set[int]] = field(default_factory=dict)  # members not yet placed there
+    set_node: dict[tuple[int, ...], int] = field(default_factory=dict)  # the node of set_gpu
+    speeds: dict[int, float] = field(default_factory=dict)  # a set member's predicted speed in its set
 
 
 @dataclass(slots=True)
@@ -80,14 +90,22 @@ RemainingFn = Callable[[SchedulerView, Job, str], float]
 MovableFn = Callable[[int], bool]
 # the nodes held for a waiting job (policies/reservation.py): never a move's target
 ReservedFn = Callable[[], frozenset[int]]
+# (view, job id) -> the job's predicted speed where it runs now (1 alone)
+SpeedFn = Callable[[SchedulerView, int], float]
 
 
 class Consolidator:
     """Drains lightly loaded nodes by moving their jobs at epoch boundaries (see module docs)."""
 
     def __init__(self, settings: ConsolidationSettings, remaining_s: RemainingFn, movable: MovableFn,
-                 reserved: ReservedFn = frozenset) -> None:
+                 reserved: ReservedFn = frozenset, speed: SpeedFn | None = None,
+                 on_hold_change: Callable[[int], None] = lambda node: None) -> None:
+        """``speed``: a running job's predicted speed (needed for ``move_shared``);
+        ``on_hold_change``: told the node of each GPU that starts or stops being held for a
+        moving set."""
         self.settings = settings
+        self._speed = speed
+        self._on_hold_change = on_hold_change
         self.stats = ConsolidationStats()
         self._remaining_s = remaining_s
         self._movable = movable
@@ -106,6 +124,11 @@ class Consolidator:
         """Whether the job is part of a drain (watched for its move, or moving)."""
         return job_id in self._drain_of_job
 
+    @property
+    def held_gpus(self) -> frozenset[int]:
+        """GPUs on which a moving set is being re-formed: no other job may join them."""
+        return frozenset(g for d in self._drains.values() for group, g in d.set_gpu.items() if d.set_left.get(group))
+
     # ------------------------------------------------------------------- events
     def job_finished(self, job_id: int) -> None:
         self._moves.pop(job_id, None)
@@ -113,6 +136,9 @@ class Consolidator:
         if drain is not None:
             drain.waiting.discard(job_id)
             drain.moving.discard(job_id)
+            group = drain.sets.get(job_id)
+            if group is not None:
+                self._set_member_gone(drain, group, job_id)
             self._maybe_done(drain)
 
     def on_reports(self, view: SchedulerView, reported: set[int]) -> list[Decision]:
@@ -126,7 +152,8 @@ class Consolidator:
                 if not view.is_running(job_id):
                     continue
                 job = view.job(job_id)
-                if self._target(view, job, drain.gpu_type) is None or not self._deadline_ok(view, job, drain.gpu_type):
+                if (self._target_for(view, drain, job) is None
+                        or not self._deadline_ok(view, job, drain.gpu_type, drain.speeds.get(job_id, 1.0))):
                     self._call_off(drain)
                     break
                 drain.waiting.discard(job_id)
@@ -141,10 +168,17 @@ class Consolidator:
                 if view.is_running(job_id):
                     continue  # in the runtime: still checkpointing and exiting
                 job = view.job(job_id)
-                gpus = self._target(view, job, drain.gpu_type)
+                gpus = self._target_for(view, drain, job)
                 if gpus is None:
                     self._call_off(drain)  # it will be placed like any queued job
                     break
+                group = drain.sets.get(job_id)
+                if group is not None:
+                    if group not in drain.set_gpu:
+                        drain.set_gpu[group] = gpus[0]
+                        drain.set_node[group] = view.gpu_node(gpus[0])
+                        self._on_hold_change(drain.set_node[group])
+                    self._set_member_gone(drain, group, job_id)
                 drain.moving.discard(job_id)
                 del self._drain_of_job[job_id]
                 self._moves[job_id] = self._moves.get(job_id, 0) + 1
@@ -191,19 +225,23 @@ class Consolidator:
             return []
         partly_free.sort()
         for _busy, node in partly_free[: st.nodes_examined]:
-            jobs = self._movable_jobs(view, node, gpu_type)
-            if jobs is None:
+            found = self._movable_jobs(view, node, gpu_type)
+            if found is None:
                 continue
+            jobs, sets = found
             reserved = self._reserved()
             room = {n: k for n, k in free_on.items() if n != node and n not in self._drains and n not in reserved}
-            if not self._fits(jobs, room):
+            units = [j.num_gpus for j in jobs if j.job_id not in sets] + [1] * len(set(sets.values()))
+            if not self._fits(units, room):
                 continue
-            longest = max(self._remaining_s(view, j, gpu_type) for j in jobs)
+            longest = max(self._remaining_s(view, j, gpu_type) / self._job_speed(view, j.job_id, sets) for j in jobs)
             if longest < st.min_remaining_s:
                 continue
-            longest_epoch_s = max(j.epoch_duration_s for j in jobs)
+            longest_epoch_s = max(j.epoch_duration_s / self._job_speed(view, j.job_id, sets) for j in jobs)
             drain = _Drain(node, gpu_type, {j.job_id for j in jobs},
-                           give_up_at_s=view.now_s + longest_epoch_s * 2 + st.timeout_s)
+                           give_up_at_s=view.now_s + longest_epoch_s * 2 + st.timeout_s,
+                           sets=dict(sets), set_left={g: set(g) for g in set(sets.values())},
+                           speeds={j: self._job_speed(view, j, sets) for j in sets})
             self._drains[node] = drain
             for j in jobs:
                 self._drain_of_job[j.job_id] = drain
@@ -211,14 +249,23 @@ class Consolidator:
             return [Watch(j.job_id, 1) for j in jobs]
         return []
 
-    def _movable_jobs(self, view: SchedulerView, node: int, gpu_type: str) -> list[Job] | None:
-        """The jobs on ``node`` if every one of them may move, else None."""
+    def _movable_jobs(self, view: SchedulerView, node: int, gpu_type: str) -> tuple[list[Job], dict[int, tuple[int, ...]]] | None:
+        """The jobs on ``node`` if every one of them may move (else None), and the sets that
+        share a GPU (job -> its GPU's jobs; only with ``move_shared``, and only of single-GPU
+        jobs)."""
         node_gpus = set(view.node_gpus(node))
         seen: dict[int, Job] = {}
+        sets: dict[int, tuple[int, ...]] = {}
         for g in node_gpus:
             members = view.gpu_jobs(g)
             if len(members) > 1:
-                return None  # a shared GPU: its set stays together (not moved)
+                if not self.settings.move_shared or self._speed is None:
+                    return None  # a shared GPU: its set stays together (not moved)
+                group = tuple(sorted(members))
+                for j in group:
+                    if view.job(j).num_gpus != 1:
+                        return None  # a multi-GPU job meets other jobs on its other GPUs
+                    sets[j] = group
             for j in members:
                 if j in seen:
                     continue
@@ -226,30 +273,64 @@ class Consolidator:
                 if (job.is_high_priority or not self._movable(j) or j in self._drain_of_job
                         or self._moves.get(j, 0) >= self.settings.max_moves_per_job
                         or not set(view.job_gpus(j)) <= node_gpus
-                        or not self._deadline_ok(view, job, gpu_type)):
+                        or not self._deadline_ok(view, job, gpu_type, self._job_speed(view, j, sets))):
                     return None
                 seen[j] = job
-        return sorted(seen.values(), key=lambda x: (-x.num_gpus, x.job_id)) if seen else None
+        if not seen:
+            return None
+        return sorted(seen.values(), key=lambda x: (-x.num_gpus, x.job_id)), sets
 
-    def _deadline_ok(self, view: SchedulerView, job: Job, gpu_type: str) -> bool:
+    def _job_speed(self, view: SchedulerView, job_id: int, sets: dict[int, tuple[int, ...]]) -> float:
+        """Predicted speed of a job that shares its GPU (it keeps it after the move: the same set
+        is re-formed); 1 for a job alone."""
+        if job_id not in sets or self._speed is None:
+            return 1.0
+        return max(1e-3, self._speed(view, job_id))
+
+    def _deadline_ok(self, view: SchedulerView, job: Job, gpu_type: str, speed: float = 1.0) -> bool:
         """Moved at an epoch end, it loses no work, only the restart: it must still finish in time
-        running alone (a job already late is not delayed further)."""
+        at its speed where it runs now (alone: 1; a shared set keeps its speed) (a job already
+        late is not delayed further)."""
         if not job.has_deadline:
             return True
-        finish_s = view.now_s + self._remaining_s(view, job, gpu_type) + self.settings.restart_overhead_s
+        finish_s = view.now_s + self._remaining_s(view, job, gpu_type) / speed + self.settings.restart_overhead_s
         return finish_s <= job.deadline_s
 
     @staticmethod
-    def _fits(jobs: list[Job], room: dict[int, int]) -> bool:
-        """Best-fit of the jobs (largest first) into the free GPU counts of other nodes."""
+    def _fits(units: list[int], room: dict[int, int]) -> bool:
+        """Best-fit of GPU counts (each on one node; largest first) into the free GPUs of other nodes."""
         room = dict(room)
-        for job in jobs:
-            fitting = [(k, n) for n, k in room.items() if k >= job.num_gpus]
+        for need in sorted(units, reverse=True):
+            fitting = [(k, n) for n, k in room.items() if k >= need]
             if not fitting:
                 return False
             _, node = min(fitting)
-            room[node] -= job.num_gpus
+            room[node] -= need
         return True
+
+    def _target_for(self, view: SchedulerView, drain: _Drain, job: Job) -> tuple[int, ...] | None:
+        """Where a drained job goes: a member of a set whose GPU is chosen goes there (if that GPU
+        holds nothing but the set's members); any other job to free GPUs (:meth:`_target`)."""
+        group = drain.sets.get(job.job_id)
+        if group is None or group not in drain.set_gpu:
+            return self._target(view, job, drain.gpu_type)
+        gpu = drain.set_gpu[group]
+        node = view.gpu_node(gpu)
+        if node in self._drains or node in self._reserved() or not set(view.gpu_jobs(gpu)) <= set(group):
+            return None
+        return (gpu,)
+
+    def _set_member_gone(self, drain: _Drain, group: tuple[int, ...], job_id: int) -> None:
+        """A set's member was placed on its GPU (or finished): once none is left, the GPU is free
+        for others again."""
+        left = drain.set_left.get(group)
+        if left is None:
+            return
+        left.discard(job_id)
+        if not left:
+            del drain.set_left[group]
+            if group in drain.set_node:
+                self._on_hold_change(drain.set_node[group])
 
     def _target(self, view: SchedulerView, job: Job, gpu_type: str) -> tuple[int, ...] | None:
         """Free GPUs for ``job`` on the awake node (not draining) with the fewest that suffice; an
@@ -261,12 +342,22 @@ class Consolidator:
     def _maybe_done(self, drain: _Drain) -> None:
         if not drain.waiting and not drain.moving and self._drains.get(drain.node) is drain:
             del self._drains[drain.node]
+            self._release_holds(drain)
             self.stats.drains_completed += 1
 
     def _call_off(self, drain: _Drain) -> None:
         if self._drains.get(drain.node) is not drain:
             return
         del self._drains[drain.node]
+        self._release_holds(drain)
         for j in drain.waiting | drain.moving:
             self._drain_of_job.pop(j, None)
         self.stats.drains_called_off += 1
+
+    def _release_holds(self, drain: _Drain) -> None:
+        """The drain is over: GPUs still held for its sets are free for others (a set called off
+        half-way runs split, each part on its own GPU)."""
+        for group in list(drain.set_left):
+            del drain.set_left[group]
+            if group in drain.set_node:
+                self._on_hold_change(drain.set_node[group])

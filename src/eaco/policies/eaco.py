@@ -87,6 +87,9 @@ class EacoSettings:
     # drained only if its longest job has at least consolidate_min_remaining_s left
     consolidate: bool = True
     consolidate_min_remaining_s: float = DEFAULT_MIN_REMAINING_S
+    # ... also nodes whose GPUs are shared: each shared GPU's jobs move as a set, one by one at
+    # their epoch ends, to one free GPU held for them until the set is whole again
+    consolidate_shared: bool = False
     restart_overhead_s: float = DEFAULT_RESTART_OVERHEAD_S  # what EaCO assumes a move costs a job (its deadline check)
     # beyond the paper: a job that could not be placed and whose deadline is urgent (slack below
     # urgent_slack), or that has been in the system for reserve_wait_s (default: never), gets the
@@ -231,11 +234,18 @@ class EacoPolicy(Policy):
         )
         self.consolidator = Consolidator(
             ConsolidationSettings(enabled=st.consolidate, min_remaining_s=st.consolidate_min_remaining_s,
-                                  restart_overhead_s=st.restart_overhead_s),
+                                  restart_overhead_s=st.restart_overhead_s, move_shared=st.consolidate_shared),
             remaining_s=self._remaining_alone_s,
             movable=self._movable,
             reserved=self.reserver.reserved_nodes,
+            speed=self._job_speed,
+            on_hold_change=self._hold_changed,
         )
+
+    def _hold_changed(self, node: int) -> None:
+        """A GPU of ``node`` started or stopped being held for a moving set: its eligibility changed."""
+        self._lock_epoch += 1
+        self._mark_dirty(node)
 
     def _movable(self, job_id: int) -> bool:
         """Whether consolidation may move the job: not in a co-location under observation, no
@@ -663,9 +673,10 @@ class EacoPolicy(Policy):
         s = self.settings
         node_gpus = view.node_gpus(node)
         eligible: list[_Eligible] = []
+        held = self.consolidator.held_gpus
         for g in node_gpus:
             count = view.gpu_job_count(g)
-            if count == 0 or count >= s.max_jobs_per_gpu or g in self._locked:
+            if count == 0 or count >= s.max_jobs_per_gpu or g in self._locked or g in held:
                 continue
             if any(view.job(j).is_high_priority for j in view.gpu_jobs(g)):
                 continue  # high-priority jobs keep their GPUs to themselves

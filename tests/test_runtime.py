@@ -202,6 +202,10 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
         result = runner.invoke(app, ["submit", str(good), str(unknown), "--state-dir", str(state_dir)])
         assert result.exit_code == 1 and "unknown.yaml" in result.output and "nothing submitted" in result.output
         assert sorted(job_states(state_dir)) == ids
+        # following a job's output returns once it has ended, with every line
+        followed = cli("logs", str(ids[3]), "--follow", "--poll-s", "0.1", "--state-dir", str(state_dir))
+        assert job_states(state_dir)[ids[3]] == "finished" and "epoch 2 loss" in followed
+        assert followed.count("epoch 0 loss") == 1
         wait_for(lambda: all(s == "finished" for s in job_states(state_dir).values()), 60, "4 jobs to finish")
         summary = json.loads(cli("status", "--summary", "--json", "--state-dir", str(state_dir)))
         table = cli("status", "--summary", "--state-dir", str(state_dir))
@@ -386,3 +390,16 @@ def test_store_events_are_logged_once_committed(tmp_path: Path) -> None:
         events_log.removeHandler(collect)
         events_log.setLevel(old_level)
         store.close()
+
+
+def test_log_reads_from_an_offset_give_whole_lines(tmp_path: Path) -> None:
+    from eaco.runtime.api import read_from, read_tail
+
+    log = tmp_path / "job.log"
+    assert read_from(log, 0) == ("", 0) and read_tail(log, 10) == ("", 0)
+    log.write_bytes(b"one\ntwo\nthr")
+    assert read_from(log, 0) == ("one\ntwo\n", 8)  # the line being written waits
+    assert read_from(log, 8) == ("", 8)
+    assert read_from(log, 8, whole_lines=False) == ("thr", 11)
+    assert read_from(log, 0, max_bytes=2) == ("on", 2)  # a line longer than the limit comes in parts
+    assert read_tail(log, 3) == ("thr", 11)

@@ -298,10 +298,29 @@ def logs_command(
     job_id: int = typer.Argument(...),
     state_dir: Path = StateDirOption,
     tail_bytes: int = typer.Option(65536, "--tail-bytes", min=0, help="show at most this many bytes from the end"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="then print new output as it comes, until the job has ended (Ctrl-C stops)"),
+    poll_s: float = typer.Option(0.5, "--poll-s", min=0.05, help="--follow: seconds between looks"),
 ) -> None:
-    """Print a job's output (every attempt)."""
+    """Print a job's output (every attempt); with --follow, go on printing it as it grows."""
+    client = _client(state_dir)
     try:
-        text = _client(state_dir).logs(job_id, tail_bytes)
+        text, end = client.logs_tail(job_id, tail_bytes)
+        typer.echo(text, nl=False)
+        if not follow:
+            return
+        while True:
+            ended = client.job(job_id)["job"]["state"] in ENDED_STATES  # read before the log: nothing is missed
+            text, end = client.logs_from(job_id, end, partial=ended)
+            if text:
+                typer.echo(text, nl=False)
+            elif ended:
+                return
+            else:
+                time.sleep(poll_s)
     except ApiError as exc:
         _fail(str(exc))
-    typer.echo(text, nl=False)
+    except KeyboardInterrupt:
+        return
+
+
+ENDED_STATES = ("finished", "failed", "cancelled")

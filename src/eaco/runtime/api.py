@@ -11,7 +11,9 @@ The token is in ``<state>/api.token`` (0600) for both. JSON endpoints:
     GET  /jobs                -> {"jobs": [...]}
     GET  /jobs/<id>           -> {"job": {...}, "attempts": [...], "events": [...]}
     POST /jobs/<id>/cancel    -> {"job_id", "state"}
-    GET  /jobs/<id>/logs?tail_bytes=N -> {"log": "..."}
+    GET  /jobs/<id>/logs?tail_bytes=N -> {"log": "...", "end": byte offset after it}
+    GET  /jobs/<id>/logs?offset=N     -> {"log": whole lines from byte N on (at most 1 MiB), "end"}
+                                         (&partial=1: a last line without its newline too)
     GET  /summary             -> the energy and JCT summary
     GET  /energy/hours        -> {"hours": [...]}: the cluster's energy per UTC hour, by part
 
@@ -220,11 +222,22 @@ class ApiServer:
             if method == "POST" and parts[2:] == ["cancel"]:
                 return 200, {"job_id": job_id, "state": store.request_cancel(job_id)}
             if method == "GET" and parts[2:] == ["logs"]:
+                if "offset" in query:
+                    try:
+                        offset = int(query["offset"][0])
+                    except ValueError:
+                        offset = -1
+                    if offset < 0:
+                        return 400, {"error": "field 'offset': expected an integer >= 0", "field": "offset"}
+                    whole = query.get("partial", ["0"])[0] != "1"
+                    text, end = read_from(self.layout.log_file(job_id), offset, whole_lines=whole)
+                    return 200, {"log": text, "end": end}
                 try:
                     tail = int(query.get("tail_bytes", ["65536"])[0])
                 except ValueError:
                     return 400, {"error": "field 'tail_bytes': expected an integer", "field": "tail_bytes"}
-                return 200, {"log": read_tail(self.layout.log_file(job_id), tail)}
+                text, end = read_tail(self.layout.log_file(job_id), tail)
+                return 200, {"log": text, "end": end}
         return 404, {"error": f"no endpoint {method} {path}"}
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -279,11 +292,35 @@ class ApiServer:
         return Handler
 
 
-def read_tail(path: Path, tail_bytes: int) -> str:
+def read_tail(path: Path, tail_bytes: int) -> tuple[str, int]:
+    """The last ``tail_bytes`` of a log, and the file's size (where a follower goes on from)."""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, 2)
-            fh.seek(max(0, fh.tell() - max(0, tail_bytes)))
-            return fh.read().decode("utf-8", errors="replace")
+            end = fh.tell()
+            fh.seek(max(0, end - max(0, tail_bytes)))
+            return fh.read().decode("utf-8", errors="replace"), end
     except FileNotFoundError:
-        return ""
+        return "", 0
+
+
+FOLLOW_MAX_BYTES = 1 << 20
+
+
+def read_from(path: Path, offset: int, max_bytes: int = FOLLOW_MAX_BYTES, whole_lines: bool = True) -> tuple[str, int]:
+    """The whole lines of a log from byte ``offset`` on (a line still being written waits, unless
+    it alone exceeds ``max_bytes``; ``whole_lines`` False: whatever is there), and the offset
+    after them."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read(max_bytes)
+    except FileNotFoundError:
+        return "", offset
+    if not whole_lines:
+        return data.decode("utf-8", errors="replace"), offset + len(data)
+    cut = data.rfind(b"\n") + 1
+    if cut == 0 and len(data) < max_bytes:
+        return "", offset
+    data = data[:cut] if cut else data
+    return data.decode("utf-8", errors="replace"), offset + len(data)

@@ -117,5 +117,16 @@ class RuntimeClient:
     def logs(self, job_id: int, tail_bytes: int = 65536) -> str:
         return str(self.request("GET", f"/jobs/{job_id}/logs?tail_bytes={tail_bytes}")["log"])
 
+    def logs_tail(self, job_id: int, tail_bytes: int = 65536) -> tuple[str, int]:
+        """The log's last ``tail_bytes`` and the byte offset after them."""
+        out = self.request("GET", f"/jobs/{job_id}/logs?tail_bytes={tail_bytes}")
+        return str(out["log"]), int(out["end"])
+
+    def logs_from(self, job_id: int, offset: int, partial: bool = False) -> tuple[str, int]:
+        """Whole lines of the log from byte ``offset`` on (``partial``: and a last line not ended
+        yet), and the offset after them."""
+        out = self.request("GET", f"/jobs/{job_id}/logs?offset={offset}" + ("&partial=1" if partial else ""))
+        return str(out["log"]), int(out["end"])
+
     def summary(self) -> dict[str, Any]:
         return self.request("GET", "/summary")

@@ -62,11 +62,11 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     kill_leftover_jobs(state, RAY_ATTEMPT_FILE)
 
 
-def tiny_spec(name: str, epochs: int = 3, steps: int = 30, expected_epoch_s: float = 0.5) -> str:
+def tiny_spec(name: str, epochs: int = 3, steps: int = 30, expected_epoch_s: float = 0.5, num_gpus: int = 1) -> str:
     return (
         f"name: {name}\n"
         f"command: {sys.executable} -m eaco.runtime.examples.tiny_train --job-name {name} --epochs {epochs} --steps-per-epoch {steps}\n"
-        f"epochs: {epochs}\nexpected_epoch_s: {expected_epoch_s}\njob_type: resnet18\n"
+        f"epochs: {epochs}\nexpected_epoch_s: {expected_epoch_s}\njob_type: resnet18\nnum_gpus: {num_gpus}\n"
         "env: {OMP_NUM_THREADS: '1'}\n"
     )
 
@@ -327,3 +327,42 @@ def test_node_local_files_mode_needs_no_shared_state_folder(cluster: dict[str, A
         runtime.store.close()
         if runtime.backend.node_tag:
             shutil.rmtree(node_files_root(runtime.backend.node_tag), ignore_errors=True)
+
+
+# ------------------------------------------------------------- a node joins
+def test_a_node_joining_the_cluster_is_used_at_once(cluster: dict[str, Any], state_dir: Path) -> None:
+    """Both nodes busy with 2-GPU jobs, a third waits; node n2 joins: the daemon adds it (GPUs 4
+    and 5, after the others) and the waiting job runs there. Another GPU type is refused."""
+    from eaco.runtime.ray_backend import NODES_FILE
+
+    c: Cluster = cluster["cluster"]
+    runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, node_check_s=0.2, measure_gpus=False)
+    runtime.join_check_s = 0.2
+    joined: list[Any] = []
+    try:
+        assert [n.name for n in runtime.inventory.nodes] == ["n0", "n1"]
+        ids = [submit(runtime, tiny_spec(f"wide{i}", epochs=400, steps=300, num_gpus=2)) for i in range(3)]
+        runtime.recover()
+        run_until(runtime, lambda: sorted(states(runtime).values()) == ["queued", "running", "running"], 30, "two running")
+        other = c.add_node(**NODE_ARGS, resources=node_resources("t9", 1, "a100"))
+        joined.append(other)
+        run_until(runtime, lambda: any(kind == "node-refused" for _, _, kind, _ in runtime.store.events()), 30, "the A100 node refused")
+        n2 = c.add_node(**NODE_ARGS, resources=node_resources("n2", 2))
+        joined.append(n2)
+        waiting = next(j for j, st in states(runtime).items() if st == "queued")
+        run_until(runtime, lambda: states(runtime)[waiting] == "running", 60, "the waiting job on the new node")
+        assert [n.name for n in runtime.inventory.nodes] == ["n0", "n1", "n2"]
+        assert runtime.state.spec.num_gpus == 6 and runtime.store.job(waiting).gpus == (4, 5)
+        assert json.loads((state_dir / NODES_FILE).read_text())["nodes"] == [["n0", 2], ["n1", 2], ["n2", 2]]
+        assert any(kind == "node-joined" and "node n2: 2 x v100, GPUs 4-5" in detail for _, _, kind, detail in runtime.store.events())
+        info = wait_for(lambda: json.loads(p.read_text()) if (p := runtime.layout.attempt_dir(waiting, 1) / RAY_ATTEMPT_FILE).exists() else None,
+                        30, "the attempt's ray.json")
+        assert info["node"] == "n2" and info["node_id"] == node_id_of(n2)
+        for job_id in ids:
+            runtime.store.request_cancel(job_id)
+        run_until(runtime, lambda: all(st == "cancelled" for st in states(runtime).values()), 60, "all cancelled")
+    finally:
+        runtime.backend.close()
+        runtime.store.close()
+        for node in joined:
+            c.remove_node(node)

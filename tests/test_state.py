@@ -123,3 +123,33 @@ def test_an_unshareable_job_is_never_a_packing_partner():
     assert 1 not in s.unshareable
     s.place(job(1), (0,))  # placed again normally: a partner like any other
     assert list(s.solo_partner_groups(1, "v100")["resnet18"]) == [2, 1]
+
+
+def test_nodes_added_to_a_live_cluster_are_usable_and_announced():
+    from eaco.model.cluster import ClusterSpec, NodeSpec
+    from eaco.model.job import Job
+    from eaco.policies.fifo import FifoPolicy
+    from eaco.policies.view import JobProgress, SchedulerView
+    from eaco.state.cluster_state import ClusterState
+
+    state = ClusterState(ClusterSpec.homogeneous(1, 2, "v100"))
+    wide = Job(1, 0.0, 2, "resnet50", 1, 60.0, 4.0, 0.5)
+    big = Job(2, 0.0, 4, "resnet50", 1, 60.0, 4.0, 0.5)
+    state.place(wide, (0, 1))
+    fifo = FifoPolicy()
+
+    def view():
+        return SchedulerView(0.0, state, [big], {1: wide, 2: big}, lambda j: JobProgress(0.0, None, None, 0.0))
+
+    assert fifo.schedule(view()) == []  # no room: the head is blocked ...
+    _, position = state.nodes_changed_since(0)
+    assert state.add_nodes([NodeSpec(0, "v100", 4)]) == (2, 3, 4, 5)
+    assert state.spec.num_nodes == 2 and state.gpu_node[2:] == [1, 1, 1, 1] and state.max_node_gpus["v100"] == 4
+    assert state.free_gpu_count("v100") == 4 and state.nodes_with_free("v100", 4) == {1}
+    assert state.nodes_changed_since(position)[0] == [1] and state.capacity_version == 1
+    # ... and looks again once GPUs joined, although no job ended
+    assert [d.gpus for d in fifo.schedule(view())] == [(2, 3, 4, 5)]
+    state.place(big, (2, 3, 4, 5))
+    assert state.active_nodes == 2
+    state.set_offline((), True)
+    assert state.capacity_version == 1  # nothing changed

@@ -188,6 +188,7 @@ class EacoStats:
 
 class EacoPolicy(Policy):
     name = "eaco"
+    _capacity_seen = 0  # the view's capacity_version when the blocked jobs were last looked at
     manages_node_power = True
 
     def __init__(
@@ -265,6 +266,9 @@ class EacoPolicy(Policy):
 
     # ================================================================== entry
     def schedule(self, view: SchedulerView) -> list[Decision]:
+        if view.capacity_version != self._capacity_seen:  # GPUs joined or came back
+            self._capacity_seen = view.capacity_version
+            self._blocked.clear()
         if view.finished:
             self._blocked.clear()
             for job_id in view.finished:

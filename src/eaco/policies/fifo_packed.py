@@ -23,6 +23,7 @@ GAVEL_PACKING_THRESHOLD = 1.5
 
 class FifoPackedPolicy(Policy):
     name = "fifo-packed"
+    _capacity_seen = 0  # the view's capacity_version when the blocked jobs were last looked at
 
     def __init__(self, knowledge: ThroughputKnowledge, threshold: float = GAVEL_PACKING_THRESHOLD) -> None:
         self.knowledge = knowledge
@@ -30,6 +31,9 @@ class FifoPackedPolicy(Policy):
         self._blocked_head: int | None = None
 
     def schedule(self, view: SchedulerView) -> list[Decision]:
+        if view.capacity_version != self._capacity_seen:  # GPUs joined or came back
+            self._capacity_seen = view.capacity_version
+            self._blocked_head = None
         if view.finished:
             self._blocked_head = None
         if not view.queue:

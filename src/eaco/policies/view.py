@@ -113,6 +113,12 @@ class SchedulerView:
         return self._state.num_gpus
 
     @property
+    def capacity_version(self) -> int:
+        """Changes when GPUs join the cluster or go offline / come back (the live runtime on a
+        Ray cluster): a policy that remembers a job could not be placed should look again."""
+        return self._state.capacity_version
+
+    @property
     def num_nodes(self) -> int:
         return len(self._state.node_gpus)
 

@@ -119,11 +119,12 @@ def bind_unix_server(path: Path, handler: type[BaseHTTPRequestHandler]) -> socke
 
 
 class ApiServer:
-    def __init__(self, layout: StateLayout, catalog: JobCatalog, inventory: GpuInventory,
+    def __init__(self, layout: StateLayout, catalog: JobCatalog, inventory: GpuInventory | Callable[[], GpuInventory],
                  summary_totals: Callable[[], Any], transport: str = "tcp") -> None:
+        """``inventory``: the runtime's GPUs, or a function giving them now (a Ray cluster grows)."""
         self.layout = layout
         self.catalog = catalog
-        self.inventory = inventory
+        self._inventory = inventory
         self.summary_totals = summary_totals
         self.transport = check_transport(transport)
         self._local = threading.local()
@@ -172,6 +173,10 @@ class ApiServer:
                 self.socket_path.unlink()
         except FileNotFoundError:
             pass
+
+    @property
+    def inventory(self) -> GpuInventory:
+        return self._inventory() if callable(self._inventory) else self._inventory
 
     def store(self) -> Store:
         store = getattr(self._local, "store", None)

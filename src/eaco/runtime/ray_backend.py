@@ -156,6 +156,28 @@ def scan_nodes(ray_nodes: Iterable[Mapping[str, Any]]) -> tuple[dict[str, int], 
     return counts, ids, types
 
 
+def split_by_type(ray_nodes: Iterable[Mapping[str, Any]], gpu_type: str) -> tuple[list[Mapping[str, Any]], dict[str, str]]:
+    """``ray.nodes()`` entries whose EaCO GPUs are of ``gpu_type`` (or unmarked), and the EaCO
+    names of the others with their type."""
+    usable: list[Mapping[str, Any]] = []
+    refused: dict[str, str] = {}
+    for rn in ray_nodes:
+        resources = rn.get("Resources") or {}
+        marked = [k[len(TYPE_PREFIX):] for k in resources if k.startswith(TYPE_PREFIX)]
+        try:
+            other = bool(marked) and lookup_gpu_type(marked[0]).name != gpu_type
+        except KeyError:
+            other = True
+        if other and rn.get("Alive", rn.get("alive", False)):
+            for key in resources:
+                m = _RESOURCE.match(key)
+                if m:
+                    refused[m.group(1)] = marked[0]
+            continue
+        usable.append(rn)
+    return usable, refused
+
+
 def discover(gpu_type: str = "v100", known: Iterable[tuple[str, int]] = (), declared: bool = True,
              ray_nodes: Iterable[Mapping[str, Any]] | None = None) -> RayInventory:
     """The EaCO GPUs of the connected Ray cluster. Nodes come in ``known`` order first (a restarted
@@ -381,6 +403,7 @@ class RayBackend:
         self._attempts: dict[str, _Attempt] = {}
         self._actor_cls = ray.remote(_AttemptActor)
         self._alive: dict[str, set[str]] = {}
+        self.last_nodes: list[Any] = []  # the last ray.nodes() read
         # node -> until when it counts as lost: an attempt actor there died unasked, which Ray often
         # reports before it marks the node dead; without this the requeued job could go right back
         self.suspect_s = suspect_s
@@ -395,11 +418,13 @@ class RayBackend:
             return
         self._checked_at = now
         try:
-            _, ids, _ = scan_nodes(self._ray.nodes())
+            nodes = self._ray.nodes()
+            _, ids, _ = scan_nodes(nodes)
         except Exception as exc:  # GCS briefly unreachable: keep the last view
             log.warning("ray.nodes() failed: %s", exc)
             return
         self._alive = ids
+        self.last_nodes = nodes
 
     def lost_nodes(self) -> set[str]:
         """EaCO node names of the inventory that no alive Ray node carries now."""
@@ -638,10 +663,15 @@ class RayBackend:
 class RayRuntime(Runtime):
     """The engine, unchanged, plus lost-node handling: before each policy call the idle GPUs of
     nodes the cluster lost are fenced (:meth:`ClusterState.set_offline`; their attempts have been
-    requeued by the poll of the same tick), and unfenced when a node of that name comes back."""
+    requeued by the poll of the same tick), and unfenced when a node of that name comes back.
+    Nodes that join the Ray cluster with EaCO GPUs of the runtime's type are added as they come
+    (:meth:`ClusterState.add_nodes`; checked every ``join_check_s``)."""
 
     backend: RayBackend
     inventory: RayInventory
+    join_check_s = 2.0
+    _next_join_check = 0.0
+    _join_refused: str = ""
 
     @property
     def fenced(self) -> set[int]:
@@ -650,8 +680,43 @@ class RayRuntime(Runtime):
 
     def tick(self) -> None:
         self.backend.refresh_nodes()
+        self._take_new_nodes()
         super().tick()
         self._sync_fences()
+
+    def _take_new_nodes(self) -> None:
+        """Append nodes that joined the cluster since the last look: their GPUs are numbered after
+        the others (the numbering of the nodes already known never changes) and kept in
+        ``ray_nodes.json``. A node that cannot be taken (another GPU type) is skipped, said once."""
+        now = time.monotonic()
+        if now < self._next_join_check or not self.backend.last_nodes:
+            return
+        self._next_join_check = now + self.join_check_s
+        old = self.inventory
+        usable, refused = split_by_type(self.backend.last_nodes, old.gpu_type)
+        why = ""
+        if refused:
+            why = f"nodes {', '.join(sorted(refused))} have GPUs of another type ({', '.join(sorted(set(refused.values())))}); this runtime's are {old.gpu_type}"
+        try:
+            grown = discover(old.gpu_type, [(n.name, n.num_gpus) for n in old.nodes], old.declared, ray_nodes=usable)
+        except InputError as exc:
+            grown, why = old, str(exc)
+        if why and why != self._join_refused:
+            log.warning("a Ray node is not taken: %s", why)
+            self.store.event(None, "node-refused", why)
+        self._join_refused = why
+        if len(grown.nodes) == len(old.nodes):
+            return
+        new = grown.nodes[len(old.nodes):]
+        gpus = self.state.add_nodes([NodeSpec(0, grown.gpu_type, n.num_gpus) for n in new])
+        self.inventory = grown
+        self.backend.inventory = grown
+        save_inventory(self.layout.root, grown)
+        first = gpus[0]
+        for n in new:
+            self.store.event(None, "node-joined", f"node {n.name}: {n.num_gpus} x {grown.gpu_type}, GPUs {first}-{first + n.num_gpus - 1}")
+            first += n.num_gpus
+        self.snapshot = self.take_snapshot()
 
     def _call_policy(self) -> None:
         self._sync_fences()
@@ -672,6 +737,14 @@ class RayRuntime(Runtime):
 NODES_FILE = "ray_nodes.json"
 LOCAL_NODE = "local"  # the node name of a Ray instance the daemon starts itself
 LOCAL_OBJECT_STORE_BYTES = 200 * 2**20
+
+
+def save_inventory(state_root: Path, inventory: RayInventory) -> None:
+    """``ray_nodes.json`` in the state folder: the nodes in GPU-numbering order, for the next daemon."""
+    nodes_file = Path(state_root) / NODES_FILE
+    tmp = nodes_file.with_name(NODES_FILE + ".tmp")
+    tmp.write_text(json.dumps(inventory.to_json()), encoding="utf-8")
+    os.replace(tmp, nodes_file)
 
 
 def start_local_ray(gpus: GpuInventory) -> None:
@@ -716,9 +789,7 @@ def build_ray_runtime(
     previous = _read_json(nodes_file) or {}
     known = [(str(n), int(c)) for n, c in previous.get("nodes", [])]
     inventory = discover(previous.get("gpu_type", gpu_type), known)
-    tmp = nodes_file.with_name(NODES_FILE + ".tmp")
-    tmp.write_text(json.dumps(inventory.to_json()), encoding="utf-8")
-    os.replace(tmp, nodes_file)
+    save_inventory(layout.root, inventory)
     env = load_environment(profiles=profiles)
     ctx = env.policy_context()
     policy = policy_factory(ctx) if policy_factory else make_policy(policy_name, ctx)

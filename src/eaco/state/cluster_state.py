@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from eaco.errors import PolicyError
-from eaco.model.cluster import ClusterSpec
+from eaco.model.cluster import ClusterSpec, NodeSpec
 from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.model.job import Job
 
@@ -48,6 +48,7 @@ class ClusterState:
         "_job_shape",
         "offline_gpus",
         "unshareable",
+        "capacity_version",
     )
 
     def __init__(self, spec: ClusterSpec) -> None:
@@ -86,6 +87,9 @@ class ClusterState:
         self.solo_jobs: dict[tuple[int, str], dict[str, dict[int, None]]] = {}
         self._job_shape: dict[int, tuple[tuple[int, str], str]] = {}
         self.offline_gpus: set[int] = set()  # idle GPUs no policy may use (set_offline; do not modify)
+        # bumped when GPUs appear (add_nodes) or go offline / come back (set_offline): room a
+        # policy saw lacking may be there now although no job ended
+        self.capacity_version = 0
         # jobs placed with shareable=False: never offered as a packing partner (do not modify)
         self.unshareable: set[int] = set()
         # gpu type -> the most GPUs any node of that type has
@@ -268,6 +272,40 @@ class ClusterState:
             self._log_node(node)
         if changed:
             self.version += 1
+            self.capacity_version += 1
+
+    def add_nodes(self, nodes: Iterable[NodeSpec]) -> tuple[int, ...]:
+        """Grow the cluster (a node joined the live runtime): the nodes are appended with the next
+        node ids, their GPUs numbered after the existing ones, all free; readers see them as
+        changed nodes. Returns the new GPUs."""
+        first_gpu = len(self.gpu_node)
+        added: list[NodeSpec] = []
+        for node in nodes:
+            spec = NodeSpec(len(self.spec.nodes) + len(added), lookup_gpu_type(node.gpu_type).name, node.num_gpus)
+            if spec.num_gpus < 1:
+                raise ValueError(f"a node needs at least one GPU, got {spec.num_gpus}")
+            added.append(spec)
+        if not added:
+            return ()
+        self.spec = ClusterSpec(self.spec.nodes + tuple(added), name=self.spec.name)
+        for node in added:
+            gpus = tuple(range(len(self.gpu_node), len(self.gpu_node) + node.num_gpus))
+            memory_gb = lookup_gpu_type(node.gpu_type).memory_gb
+            self.gpu_node.extend([node.node_id] * node.num_gpus)
+            self.gpu_type.extend([node.gpu_type] * node.num_gpus)
+            self.gpu_memory_gb.extend([memory_gb] * node.num_gpus)
+            self.gpu_memory_used_gb.extend([0.0] * node.num_gpus)
+            self.gpu_jobs.extend([] for _ in gpus)
+            self.node_gpus.append(gpus)
+            self.node_free_gpus.append(set(gpus))
+            self.node_job_count.append(0)
+            self.node_version.append(0)
+            self._free_buckets.setdefault(node.gpu_type, {}).setdefault(node.num_gpus, set()).add(node.node_id)
+            self.max_node_gpus[node.gpu_type] = max(self.max_node_gpus.get(node.gpu_type, 0), node.num_gpus)
+            self._log_node(node.node_id)
+        self.version += 1
+        self.capacity_version += 1
+        return tuple(range(first_gpu, len(self.gpu_node)))
 
     def _log_node(self, node: int) -> None:
         log = self._node_log

@@ -53,7 +53,7 @@ class RuntimeSnapshot:
     stopping_jobs: int  # undone, process finishing its epoch
     colocated_jobs: int  # jobs with at least one GPU shared with another job
     power_w: dict[str, float]  # over the last tick: gpu_busy, gpu_idle, host
-    energy_j: dict[str, float]  # since this daemon started: gpu_busy, gpu_idle, host
+    energy_j: dict[str, float]  # over the state folder's life (kept in the store across restarts): gpu_busy, gpu_idle, host
     accounted_s: float  # seconds integrated into energy_j
     policy_calls: int
     gpus: tuple[GpuSnapshot, ...]
@@ -112,7 +112,7 @@ class RuntimeCollector:
             yield _by_part(GaugeMetricFamily("eaco_power_watts", "Cluster power over the last tick, by part "
                                              "(source: measured through NVML or modelled)", labels=["part", "source"]),
                            snap, snap.power_w)
-            yield _by_part(CounterMetricFamily("eaco_energy_joules", "Cluster energy since this daemon started, by part "
+            yield _by_part(CounterMetricFamily("eaco_energy_joules", "Cluster energy over the state folder's life (kept across daemon restarts), by part "
                                                "(source: measured through NVML or modelled)", labels=["part", "source"]),
                            snap, snap.energy_j)
             if snap.gpu_energy_source == "measured" and snap.model_gpu_energy_j is not None:
@@ -124,7 +124,7 @@ class RuntimeCollector:
                 for part, j in snap.model_gpu_energy_j.items():
                     model.add_metric([part], j)
                 yield model
-            yield CounterMetricFamily("eaco_accounted_seconds", "Seconds of energy integration since this daemon started", value=snap.accounted_s)
+            yield CounterMetricFamily("eaco_accounted_seconds", "Seconds of energy integration over the state folder's life", value=snap.accounted_s)
             yield GaugeMetricFamily("eaco_queue_length", "Jobs waiting to be placed", value=snap.queue_length)
             yield GaugeMetricFamily("eaco_running_jobs", "Jobs whose process is training (state running)", value=snap.running_jobs)
             yield GaugeMetricFamily("eaco_stopping_jobs", "Undone jobs whose process finishes its epoch", value=snap.stopping_jobs)

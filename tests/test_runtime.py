@@ -198,6 +198,12 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
         unknown.write_text(job_yaml("u").replace("job_type: resnet18", "job_type: nosuchmodel"))
         result = runner.invoke(app, ["submit", str(unknown), "--state-dir", str(state_dir)])
         assert result.exit_code == 1 and "field 'job_type'" in result.output
+        # the GPUs now, for people and as JSON
+        table = cli("status", "--gpus", "--state-dir", str(state_dir))
+        assert "memory GB" in table and "2 GPUs:" in table and "power not measured" in table
+        gpus = json.loads(cli("status", "--gpus", "--json", "--state-dir", str(state_dir)))["gpus"]
+        assert [(g["gpu"], g["node"], g["gpu_type"], g["memory_gb"]) for g in gpus] == [(0, "local", "v100", 32.0), (1, "local", "v100", 32.0)]
+        assert all(set(g["jobs"]) <= set(ids) and g["memory_reserved_gb"] >= 0 for g in gpus)
         good = tmp_path / "job0.yaml"
         result = runner.invoke(app, ["submit", str(good), str(unknown), "--state-dir", str(state_dir)])
         assert result.exit_code == 1 and "unknown.yaml" in result.output and "nothing submitted" in result.output
@@ -403,3 +409,24 @@ def test_log_reads_from_an_offset_give_whole_lines(tmp_path: Path) -> None:
     assert read_from(log, 8, whole_lines=False) == ("thr", 11)
     assert read_from(log, 0, max_bytes=2) == ("on", 2)  # a line longer than the limit comes in parts
     assert read_tail(log, 3) == ("thr", 11)
+
+
+def test_gpus_payload_names_each_gpus_node() -> None:
+    from eaco.runtime.api import gpus_payload
+    from eaco.runtime.gpu_meter import GpuInterval
+    from eaco.runtime.metrics import GpuSnapshot, RuntimeSnapshot
+    from eaco.runtime.ray_backend import RayInventory, RayNode
+
+    inventory = RayInventory("v100", (0, 1, 2), True, (RayNode("a", 2), RayNode("b", 1)))
+    gpus = (GpuSnapshot(0, "v100", 2, 24.0, 0.9, GpuInterval(10.0, "counter", 250.0, 0.8, None), job_ids=(3, 4), memory_gb=32.0),
+            GpuSnapshot(1, "v100", 0, 0.0, 0.0, None, memory_gb=32.0),
+            GpuSnapshot(2, "v100", 1, 8.0, 0.4, None, job_ids=(5,), memory_gb=32.0))
+    snap = RuntimeSnapshot(1.0, 0, 3, 0, 2, {}, {}, 0.0, 0, gpus)
+    out = gpus_payload(snap, inventory)
+    assert [(g["gpu"], g["node"], g["jobs"]) for g in out["gpus"]] == [(0, "a", [3, 4]), (1, "a", []), (2, "b", [5])]
+    assert out["gpus"][0]["power_w"] == 250.0 and out["gpus"][0]["util_measured"] == 0.8 and out["gpus"][1]["power_w"] is None
+    assert gpus_payload(None, inventory) == {"time_unix": None, "gpus": []}
+    from eaco.runtime_cli import format_gpus
+
+    text = format_gpus(out)
+    assert "3,4" in text and "24.0/32" in text and "3 GPUs: 2 busy, 1 shared" in text and "power not measured" not in text

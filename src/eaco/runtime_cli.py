@@ -163,6 +163,7 @@ def status_command(
     job_id: Optional[int] = typer.Argument(None, help="one job (default: all)"),
     state_dir: Path = StateDirOption,
     summary: bool = typer.Option(False, "--summary", help="energy and JCT summary (tables; with --json: JSON)"),
+    gpus: bool = typer.Option(False, "--gpus", help="each GPU now: node, type, its jobs, memory, utilisation, power"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     price_per_kwh: Optional[float] = typer.Option(None, "--price-per-kwh", help="--summary: electricity price (--currency per kWh): cost of the run and of each job"),
     carbon_g_per_kwh: Optional[float] = typer.Option(None, "--carbon-g-per-kwh", help="--summary: grid carbon intensity (g CO2e per kWh): emissions of the run and of each job"),
@@ -186,8 +187,14 @@ def status_command(
         _fail(str(exc))
     if grid_settings.active and not summary:
         _fail("--price-per-kwh, --carbon-g-per-kwh, --grid and --pue apply to --summary")
+    if gpus and (summary or job_id is not None):
+        _fail("--gpus shows the GPUs; give it without --summary or a job id")
     client = _client(state_dir)
     try:
+        if gpus:
+            payload = client.gpus()
+            typer.echo(json.dumps(payload, indent=2) if as_json else format_gpus(payload))
+            return
         if summary:
             payload = client.summary()
             if grid_settings.active:
@@ -216,6 +223,24 @@ def status_command(
 
 def _fmt(value: object, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
+
+
+def format_gpus(payload: dict) -> str:  # type: ignore[type-arg]
+    """``eaco status --gpus``: one line per GPU as of the daemon's last tick."""
+    rows = payload.get("gpus") or []
+    if not rows:
+        return "no GPU state yet (the daemon has not completed a tick)"
+    lines = [f"{'gpu':>4} {'node':<10} {'type':<6} {'jobs':<16} {'memory GB':>13} {'util est':>8} {'power W':>8} {'util':>5}"]
+    for g in rows:
+        jobs = ",".join(str(j) for j in g["jobs"]) or "-"
+        memory = f"{g['memory_reserved_gb']:.1f}/{g['memory_gb']:.0f}"
+        measured_util = "-" if g.get("util_measured") is None else f"{g['util_measured']:.0%}"
+        lines.append(f"{g['gpu']:>4} {g['node'][:10]:<10} {g['gpu_type']:<6} {jobs[:16]:<16} {memory:>13} "
+                     f"{g['util_estimate']:>8.0%} {_fmt(g.get('power_w'), '.0f'):>8} {measured_util:>5}")
+    shared = sum(1 for g in rows if len(g["jobs"]) > 1)
+    lines.append(f"{len(rows)} GPUs: {sum(1 for g in rows if g['jobs'])} busy, {shared} shared; as of {_when(payload.get('time_unix'))}"
+                 + ("" if any(g.get("power_w") is not None for g in rows) else "; power not measured (no NVML)"))
+    return "\n".join(lines)
 
 
 def _when(unix: float | None) -> str:

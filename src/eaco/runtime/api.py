@@ -16,6 +16,7 @@ The token is in ``<state>/api.token`` (0600) for both. JSON endpoints:
                                          (&partial=1: a last line without its newline too)
     GET  /summary             -> the energy and JCT summary
     GET  /energy/hours        -> {"hours": [...]}: the cluster's energy per UTC hour, by part
+    GET  /gpus                -> {"gpus": [...]}: each GPU now: node, type, jobs, memory, utilisation, power
 
 Each request opens its own SQLite connection (WAL lets readers run beside the daemon loop).
 """
@@ -120,11 +121,14 @@ def bind_unix_server(path: Path, handler: type[BaseHTTPRequestHandler]) -> socke
 
 class ApiServer:
     def __init__(self, layout: StateLayout, catalog: JobCatalog, inventory: GpuInventory | Callable[[], GpuInventory],
-                 summary_totals: Callable[[], Any], transport: str = "tcp") -> None:
-        """``inventory``: the runtime's GPUs, or a function giving them now (a Ray cluster grows)."""
+                 summary_totals: Callable[[], Any], transport: str = "tcp",
+                 snapshot: Callable[[], Any] | None = None) -> None:
+        """``inventory``: the runtime's GPUs, or a function giving them now (a Ray cluster grows);
+        ``snapshot``: the daemon's latest :class:`~eaco.runtime.metrics.RuntimeSnapshot` (``GET /gpus``)."""
         self.layout = layout
         self.catalog = catalog
         self._inventory = inventory
+        self.snapshot = snapshot
         self.summary_totals = summary_totals
         self.transport = check_transport(transport)
         self._local = threading.local()
@@ -215,6 +219,8 @@ class ApiServer:
             return 200, build_summary(store, self.summary_totals(), self.inventory)
         if method == "GET" and parts == ["energy", "hours"]:
             return 200, {"hours": store.energy_hours()}
+        if method == "GET" and parts == ["gpus"]:
+            return 200, gpus_payload(self.snapshot() if self.snapshot else None, self.inventory)
         if len(parts) >= 2 and parts[0] == "jobs":
             try:
                 job_id = int(parts[1])
@@ -329,3 +335,25 @@ def read_from(path: Path, offset: int, max_bytes: int = FOLLOW_MAX_BYTES, whole_
         return "", offset
     data = data[:cut] if cut else data
     return data.decode("utf-8", errors="replace"), offset + len(data)
+
+
+def gpus_payload(snapshot: Any, inventory: GpuInventory) -> dict[str, Any]:
+    """Each GPU as of the daemon's last tick: its node (a Ray node's name, else ``local``), type,
+    jobs, the memory the policy holds for them and the GPU's, the estimated utilisation, and the
+    measured power and utilisation where NVML reads it."""
+    if snapshot is None:
+        return {"time_unix": None, "gpus": []}
+    locate = getattr(inventory, "locate", None)
+    rows = []
+    for g in snapshot.gpus:
+        node = "local"
+        if locate is not None:
+            try:
+                node = str(locate(g.gpu)[1])
+            except IndexError:
+                node = "?"
+        m = g.measured
+        rows.append({"gpu": g.gpu, "node": node, "gpu_type": g.gpu_type, "jobs": list(g.job_ids),
+                     "memory_reserved_gb": g.memory_reserved_gb, "memory_gb": g.memory_gb,
+                     "util_estimate": g.util_estimate, "power_w": m.power_w if m else None, "util_measured": m.util if m else None})
+    return {"time_unix": snapshot.time_unix, "gpus": rows}

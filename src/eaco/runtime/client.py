@@ -101,6 +101,10 @@ class RuntimeClient:
             raise ApiError(0, f"{p}: cannot read the spec: {exc.strerror}") from None
         return {"spec_yaml": text, "source": str(p), "base_dir": str(p.parent.resolve())}
 
+    def gpus(self) -> dict[str, Any]:
+        """Each GPU now (``GET /gpus``)."""
+        return self.request("GET", "/gpus")
+
     def energy_hours(self) -> list[dict[str, float]]:
         """The cluster's energy per UTC hour, by part (``Store.energy_hours``)."""
         return list(self.request("GET", "/energy/hours")["hours"])

@@ -105,7 +105,8 @@ def _serve_locked(options: ServeOptions, stop: threading.Event | None,
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        api = ApiServer(runtime.layout, runtime.catalog, lambda: runtime.inventory, lambda: runtime.accountant.totals, options.api)
+        api = ApiServer(runtime.layout, runtime.catalog, lambda: runtime.inventory, lambda: runtime.accountant.totals, options.api,
+                        snapshot=lambda: runtime.snapshot)
         api.start()
     except BaseException:
         if metrics is not None:

@@ -246,6 +246,7 @@ class Runtime:
                 gpu=g, gpu_type=state.gpu_type[g], jobs=len(on_gpu), memory_reserved_gb=state.gpu_memory_used_gb[g],
                 util_estimate=min(1.0, sum(self.jobs[j].gpu_util for j in on_gpu)),
                 measured=measured[g] if g < len(measured) else None,
+                job_ids=tuple(on_gpu), memory_gb=state.gpu_memory_gb[g],
             )
             for g, on_gpu in enumerate(state.gpu_jobs)
         )

@@ -41,6 +41,8 @@ class GpuSnapshot:
     memory_reserved_gb: float  # what the policy's accounting holds on it (the jobs' declared peaks)
     util_estimate: float  # sum of its jobs' exclusive utilisation, capped at 1 (as the energy model)
     measured: GpuInterval | None = None  # the latest NVML interval (None: not measured)
+    job_ids: tuple[int, ...] = ()  # the jobs on it, in placement order
+    memory_gb: float = 0.0  # the GPU's memory
 
 
 @dataclass(frozen=True, slots=True)

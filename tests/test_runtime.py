@@ -418,9 +418,9 @@ def test_gpus_payload_names_each_gpus_node() -> None:
     from eaco.runtime.ray_backend import RayInventory, RayNode
 
     inventory = RayInventory("v100", (0, 1, 2), True, (RayNode("a", 2), RayNode("b", 1)))
-    gpus = (GpuSnapshot(0, "v100", 2, 24.0, 0.9, GpuInterval(10.0, "counter", 250.0, 0.8, None), job_ids=(3, 4), memory_gb=32.0),
-            GpuSnapshot(1, "v100", 0, 0.0, 0.0, None, memory_gb=32.0),
-            GpuSnapshot(2, "v100", 1, 8.0, 0.4, None, job_ids=(5,), memory_gb=32.0))
+    gpus = (GpuSnapshot(0, "v100", (3, 4), 24.0, 32.0, 0.9, GpuInterval(10.0, "counter", 250.0, 0.8, None)),
+            GpuSnapshot(1, "v100", (), 0.0, 32.0, 0.0),
+            GpuSnapshot(2, "v100", (5,), 8.0, 32.0, 0.4))
     snap = RuntimeSnapshot(1.0, 0, 3, 0, 2, {}, {}, 0.0, 0, gpus)
     out = gpus_payload(snap, inventory)
     assert [(g["gpu"], g["node"], g["jobs"]) for g in out["gpus"]] == [(0, "a", [3, 4]), (1, "a", []), (2, "b", [5])]

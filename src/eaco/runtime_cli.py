@@ -327,6 +327,8 @@ def logs_command(
     poll_s: float = typer.Option(0.5, "--poll-s", min=0.05, help="--follow: seconds between looks"),
 ) -> None:
     """Print a job's output (every attempt); with --follow, go on printing it as it grows."""
+    from eaco.runtime.store import ACTIVE_STATES
+
     client = _client(state_dir)
     try:
         text, end = client.logs_tail(job_id, tail_bytes)
@@ -334,7 +336,7 @@ def logs_command(
         if not follow:
             return
         while True:
-            ended = client.job(job_id)["job"]["state"] in ENDED_STATES  # read before the log: nothing is missed
+            ended = client.job(job_id)["job"]["state"] not in ACTIVE_STATES  # read before the log: nothing is missed
             text, end = client.logs_from(job_id, end, partial=ended)
             if text:
                 typer.echo(text, nl=False)
@@ -347,5 +349,3 @@ def logs_command(
     except KeyboardInterrupt:
         return
 
-
-ENDED_STATES = ("finished", "failed", "cancelled")

@@ -32,10 +32,20 @@ class Policy(ABC):
     # baselines, as published, leave empty nodes idle). The simulator's ``sleep`` option can
     # override this for every policy ("all" / "none").
     manages_node_power: bool = False
+    _capacity_seen = 0  # the view's capacity_version at the last capacity_changed() call
 
     @abstractmethod
     def schedule(self, view: SchedulerView) -> list[Decision]:
         """Return the decisions to carry out now, in order."""
+
+    def capacity_changed(self, view: SchedulerView) -> bool:
+        """Whether GPUs joined, went offline or came back since the last call (the live runtime
+        on a Ray cluster): like a job's end, a reason to look again at jobs that could not be
+        placed."""
+        if view.capacity_version == self._capacity_seen:
+            return False
+        self._capacity_seen = view.capacity_version
+        return True
 
     def describe(self) -> str:
         return self.name

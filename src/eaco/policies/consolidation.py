@@ -106,6 +106,7 @@ class Consolidator:
         self.settings = settings
         self._speed = speed
         self._on_hold_change = on_hold_change
+        self._held: set[int] = set()  # GPUs held for a set being re-formed (see held_gpus)
         self.stats = ConsolidationStats()
         self._remaining_s = remaining_s
         self._movable = movable
@@ -125,9 +126,9 @@ class Consolidator:
         return job_id in self._drain_of_job
 
     @property
-    def held_gpus(self) -> frozenset[int]:
-        """GPUs on which a moving set is being re-formed: no other job may join them."""
-        return frozenset(g for d in self._drains.values() for group, g in d.set_gpu.items() if d.set_left.get(group))
+    def held_gpus(self) -> set[int]:
+        """GPUs on which a moving set is being re-formed: no other job may join them (do not modify)."""
+        return self._held
 
     # ------------------------------------------------------------------- events
     def job_finished(self, job_id: int) -> None:
@@ -177,6 +178,7 @@ class Consolidator:
                     if group not in drain.set_gpu:
                         drain.set_gpu[group] = gpus[0]
                         drain.set_node[group] = view.gpu_node(gpus[0])
+                        self._held.add(gpus[0])
                         self._on_hold_change(drain.set_node[group])
                     self._set_member_gone(drain, group, job_id)
                 drain.moving.discard(job_id)
@@ -314,8 +316,7 @@ class Consolidator:
         group = drain.sets.get(job.job_id)
         if group is None or group not in drain.set_gpu:
             return self._target(view, job, drain.gpu_type)
-        gpu = drain.set_gpu[group]
-        node = view.gpu_node(gpu)
+        gpu, node = drain.set_gpu[group], drain.set_node[group]
         if node in self._drains or node in self._reserved() or not set(view.gpu_jobs(gpu)) <= set(group):
             return None
         return (gpu,)
@@ -328,9 +329,7 @@ class Consolidator:
             return
         left.discard(job_id)
         if not left:
-            del drain.set_left[group]
-            if group in drain.set_node:
-                self._on_hold_change(drain.set_node[group])
+            self._release_hold(drain, group)
 
     def _target(self, view: SchedulerView, job: Job, gpu_type: str) -> tuple[int, ...] | None:
         """Free GPUs for ``job`` on the awake node (not draining) with the fewest that suffice; an
@@ -358,6 +357,11 @@ class Consolidator:
         """The drain is over: GPUs still held for its sets are free for others (a set called off
         half-way runs split, each part on its own GPU)."""
         for group in list(drain.set_left):
-            del drain.set_left[group]
-            if group in drain.set_node:
-                self._on_hold_change(drain.set_node[group])
+            self._release_hold(drain, group)
+
+    def _release_hold(self, drain: _Drain, group: tuple[int, ...]) -> None:
+        """The set is whole again (or will not be): its GPU, if chosen, is free for others."""
+        del drain.set_left[group]
+        if group in drain.set_gpu:
+            self._held.discard(drain.set_gpu[group])
+            self._on_hold_change(drain.set_node[group])

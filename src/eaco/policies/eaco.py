@@ -188,7 +188,6 @@ class EacoStats:
 
 class EacoPolicy(Policy):
     name = "eaco"
-    _capacity_seen = 0  # the view's capacity_version when the blocked jobs were last looked at
     manages_node_power = True
 
     def __init__(
@@ -266,8 +265,7 @@ class EacoPolicy(Policy):
 
     # ================================================================== entry
     def schedule(self, view: SchedulerView) -> list[Decision]:
-        if view.capacity_version != self._capacity_seen:  # GPUs joined or came back
-            self._capacity_seen = view.capacity_version
+        if self.capacity_changed(view):  # GPUs joined or came back
             self._blocked.clear()
         if view.finished:
             self._blocked.clear()

@@ -17,16 +17,12 @@ from eaco.policies.view import SchedulerView
 
 class FifoPolicy(Policy):
     name = "fifo"
-    _capacity_seen = 0  # the view's capacity_version when the blocked jobs were last looked at
 
     def __init__(self) -> None:
         self._blocked_head: int | None = None
 
     def schedule(self, view: SchedulerView) -> list[Decision]:
-        if view.capacity_version != self._capacity_seen:  # GPUs joined or came back
-            self._capacity_seen = view.capacity_version
-            self._blocked_head = None
-        if view.finished:
+        if self.capacity_changed(view) or view.finished:  # GPUs joined or came back, or a job ended
             self._blocked_head = None
         if not view.queue:
             return []

@@ -23,7 +23,6 @@ GAVEL_PACKING_THRESHOLD = 1.5
 
 class FifoPackedPolicy(Policy):
     name = "fifo-packed"
-    _capacity_seen = 0  # the view's capacity_version when the blocked jobs were last looked at
 
     def __init__(self, knowledge: ThroughputKnowledge, threshold: float = GAVEL_PACKING_THRESHOLD) -> None:
         self.knowledge = knowledge
@@ -31,10 +30,7 @@ class FifoPackedPolicy(Policy):
         self._blocked_head: int | None = None
 
     def schedule(self, view: SchedulerView) -> list[Decision]:
-        if view.capacity_version != self._capacity_seen:  # GPUs joined or came back
-            self._capacity_seen = view.capacity_version
-            self._blocked_head = None
-        if view.finished:
+        if self.capacity_changed(view) or view.finished:  # GPUs joined or came back, or a job ended
             self._blocked_head = None
         if not view.queue:
             return []

@@ -24,7 +24,6 @@ from eaco.policies.view import SchedulerView
 
 class GandivaPolicy(Policy):
     name = "gandiva"
-    _capacity_seen = 0  # the view's capacity_version when the blocked jobs were last looked at
 
     def __init__(self, window: int = 32, unpack_below: float = 1.0) -> None:
         self.window = window
@@ -37,8 +36,7 @@ class GandivaPolicy(Policy):
 
     def schedule(self, view: SchedulerView) -> list[Decision]:
         decisions: list[Decision] = []
-        if view.capacity_version != self._capacity_seen:  # GPUs joined or came back
-            self._capacity_seen = view.capacity_version
+        if self.capacity_changed(view):  # GPUs joined or came back
             self._blocked.clear()
         if view.finished:
             self._blocked.clear()

@@ -343,17 +343,10 @@ def gpus_payload(snapshot: Any, inventory: GpuInventory) -> dict[str, Any]:
     measured power and utilisation where NVML reads it."""
     if snapshot is None:
         return {"time_unix": None, "gpus": []}
-    locate = getattr(inventory, "locate", None)
     rows = []
     for g in snapshot.gpus:
-        node = "local"
-        if locate is not None:
-            try:
-                node = str(locate(g.gpu)[1])
-            except IndexError:
-                node = "?"
         m = g.measured
-        rows.append({"gpu": g.gpu, "node": node, "gpu_type": g.gpu_type, "jobs": list(g.job_ids),
+        rows.append({"gpu": g.gpu, "node": inventory.node_name(g.gpu), "gpu_type": g.gpu_type, "jobs": list(g.job_ids),
                      "memory_reserved_gb": g.memory_reserved_gb, "memory_gb": g.memory_gb,
                      "util_estimate": g.util_estimate, "power_w": m.power_w if m else None, "util_measured": m.util if m else None})
     return {"time_unix": snapshot.time_unix, "gpus": rows}

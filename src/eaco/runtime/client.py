@@ -119,7 +119,7 @@ class RuntimeClient:
         return str(self.request("POST", f"/jobs/{job_id}/cancel")["state"])
 
     def logs(self, job_id: int, tail_bytes: int = 65536) -> str:
-        return str(self.request("GET", f"/jobs/{job_id}/logs?tail_bytes={tail_bytes}")["log"])
+        return self.logs_tail(job_id, tail_bytes)[0]
 
     def logs_tail(self, job_id: int, tail_bytes: int = 65536) -> tuple[str, int]:
         """The log's last ``tail_bytes`` and the byte offset after them."""

@@ -26,7 +26,7 @@ from eaco.profiler.epoch_report import REPORT_FILE_ENV, EpochRecord
 from eaco.runtime.accounting import EnergyAccountant
 from eaco.runtime.backend import AttemptExit, Backend, LaunchRequest, ProcessHandle
 from eaco.runtime.control import (
-    ATTEMPT_ENV, CHECKPOINT_DIR_ENV, CONTROL_DIR_ENV, EXIT_STOPPED, JOB_ID_ENV, clear_stop, request_stop,
+    ATTEMPT_ENV, CHECKPOINT_DIR_ENV, CONTROL_DIR_ENV, EXIT_STOPPED, JOB_ID_ENV, clear_stop,
 )
 from eaco.runtime.errors import RuntimeStateError
 from eaco.runtime.gpu_meter import GpuMeter
@@ -243,10 +243,9 @@ class Runtime:
         measured = t.gpu_measured
         gpus = tuple(
             GpuSnapshot(
-                gpu=g, gpu_type=state.gpu_type[g], jobs=len(on_gpu), memory_reserved_gb=state.gpu_memory_used_gb[g],
-                util_estimate=min(1.0, sum(self.jobs[j].gpu_util for j in on_gpu)),
+                gpu=g, gpu_type=state.gpu_type[g], job_ids=tuple(on_gpu), memory_reserved_gb=state.gpu_memory_used_gb[g],
+                memory_gb=state.gpu_memory_gb[g], util_estimate=min(1.0, sum(self.jobs[j].gpu_util for j in on_gpu)),
                 measured=measured[g] if g < len(measured) else None,
-                job_ids=tuple(on_gpu), memory_gb=state.gpu_memory_gb[g],
             )
             for g, on_gpu in enumerate(state.gpu_jobs)
         )
@@ -639,10 +638,7 @@ class Runtime:
         (the policy's ``Undo.reason``) says whether it is counted as an undo or a move."""
         status = self.status.get(job_id)
         if status == "running":
-            request_stop(self.layout.control_dir(job_id))
-            forward = getattr(self.backend, "forward_stop", None)  # a backend whose jobs do not see this folder
-            if forward is not None and job_id in self.live:
-                forward(self.live[job_id].handle)
+            self.backend.request_stop(self.live[job_id].handle, self.layout.control_dir(job_id))
             self.store.request_undo(job_id, reason)
             self.watches.pop(job_id, None)
             self.status[job_id] = "stopping"

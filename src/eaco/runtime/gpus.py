@@ -30,6 +30,10 @@ class GpuInventory:
     def describe(self) -> str:
         return f"{len(self.device_indices)}x{self.gpu_type}" + (" (declared)" if self.declared else "")
 
+    def node_name(self, gpu: int) -> str:
+        """The name of the machine that holds the policy's GPU ``gpu`` (this one: ``local``)."""
+        return "local"
+
 
 _DECLARED = re.compile(r"^\s*(\d+)\s*x\s*([A-Za-z0-9_]+)\s*$")
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
+from eaco.runtime.control import request_stop
 from eaco.runtime.procs import process_alive
 from eaco.runtime.wrapper import EXIT_FILE, WRAPPER_FILE
 
@@ -79,6 +80,10 @@ class LocalBackend:
         info = _read_json(attempt_dir / EXIT_FILE)
         code = info.get("exit_code") if info else None
         return AttemptExit(int(code) if isinstance(code, int) else None)
+
+    def request_stop(self, handle: ProcessHandle, control_dir: Path) -> None:
+        """The stop file in ``control_dir`` (the job runs here and sees it)."""
+        request_stop(control_dir)
 
     def terminate(self, handle: ProcessHandle, grace_s: float = 5.0) -> None:
         """SIGTERM the attempt's process group, SIGKILL it after ``grace_s``."""

@@ -37,12 +37,15 @@ JOB_STATES = ("queued", "running", "stopping", "finished", "failed", "cancelled"
 class GpuSnapshot:
     gpu: int
     gpu_type: str
-    jobs: int
+    job_ids: tuple[int, ...]  # the jobs on it, in placement order
     memory_reserved_gb: float  # what the policy's accounting holds on it (the jobs' declared peaks)
+    memory_gb: float  # the GPU's memory
     util_estimate: float  # sum of its jobs' exclusive utilisation, capped at 1 (as the energy model)
     measured: GpuInterval | None = None  # the latest NVML interval (None: not measured)
-    job_ids: tuple[int, ...] = ()  # the jobs on it, in placement order
-    memory_gb: float = 0.0  # the GPU's memory
+
+    @property
+    def jobs(self) -> int:
+        return len(self.job_ids)
 
 
 @dataclass(frozen=True, slots=True)

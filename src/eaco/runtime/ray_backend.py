@@ -19,7 +19,7 @@ started on the node and GPU the policy chose (docs/runtime_ray.md).
   ``exit.json`` live in a folder of its own on its node (:func:`node_files_root`); the backend
   copies new report and log bytes to the daemon's files while the job runs (one read in flight
   per attempt, every ``pull_interval_s``) and everything left once it has ended, before the
-  engine sees the end; an undo's stop request goes through the actor (:meth:`forward_stop`). The
+  engine sees the end; an undo's stop request goes through the actor (:meth:`request_stop`). The
   default checkpoint folder (under the state folder) is then on the node too: a job moved to
   another node starts over, unless its spec's ``checkpoint_dir`` is storage every node reaches.
 - **Lost nodes.** :class:`RayBackend` watches ``ray.nodes()``; an attempt whose node is gone (or
@@ -50,13 +50,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from eaco.errors import InputError
 from eaco.model.cluster import ClusterSpec, NodeSpec
+from eaco.model.gpu import GPU_TYPES
 from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.profiler.epoch_report import REPORT_FILE_ENV
 from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
 from eaco.runtime.control import CONTROL_DIR_ENV, request_stop
 from eaco.runtime.engine import Runtime
 from eaco.runtime.gpus import GpuInventory
-from eaco.runtime.wrapper import EXIT_FILE
+from eaco.runtime.wrapper import EXIT_FILE, write_json_atomic
 
 log = logging.getLogger("eaco.runtime.ray")
 
@@ -117,6 +118,9 @@ class RayInventory(GpuInventory):
             gpu -= node.num_gpus
         raise IndexError(f"GPU {gpu} is not in {self.describe()}")
 
+    def node_name(self, gpu: int) -> str:
+        return self.locate(gpu)[1]
+
     def node_gpus(self, node_index: int) -> tuple[int, ...]:
         start = sum(n.num_gpus for n in self.nodes[:node_index])
         return tuple(range(start, start + self.nodes[node_index].num_gpus))
@@ -156,34 +160,13 @@ def scan_nodes(ray_nodes: Iterable[Mapping[str, Any]]) -> tuple[dict[str, int], 
     return counts, ids, types
 
 
-def split_by_type(ray_nodes: Iterable[Mapping[str, Any]], gpu_type: str) -> tuple[list[Mapping[str, Any]], dict[str, str]]:
-    """``ray.nodes()`` entries whose EaCO GPUs are of ``gpu_type`` (or unmarked), and the EaCO
-    names of the others with their type."""
-    usable: list[Mapping[str, Any]] = []
-    refused: dict[str, str] = {}
-    for rn in ray_nodes:
-        resources = rn.get("Resources") or {}
-        marked = [k[len(TYPE_PREFIX):] for k in resources if k.startswith(TYPE_PREFIX)]
-        try:
-            other = bool(marked) and lookup_gpu_type(marked[0]).name != gpu_type
-        except KeyError:
-            other = True
-        if other and rn.get("Alive", rn.get("alive", False)):
-            for key in resources:
-                m = _RESOURCE.match(key)
-                if m:
-                    refused[m.group(1)] = marked[0]
-            continue
-        usable.append(rn)
-    return usable, refused
-
-
 def discover(gpu_type: str = "v100", known: Iterable[tuple[str, int]] = (), declared: bool = True,
-             ray_nodes: Iterable[Mapping[str, Any]] | None = None) -> RayInventory:
+             ray_nodes: Iterable[Mapping[str, Any]] | None = None, refused: dict[str, str] | None = None) -> RayInventory:
     """The EaCO GPUs of the connected Ray cluster. Nodes come in ``known`` order first (a restarted
     daemon keeps its GPU numbering; a known node missing now stays in, and is treated as lost),
     then new nodes in natural name order. ``gpu_type``: the type of nodes without an
-    ``eaco_type_<type>`` marker; all nodes must be of one type."""
+    ``eaco_type_<type>`` marker; all nodes must be of one type. ``refused``: instead of an error,
+    nodes marked with another (or an unknown) type are left out and put there (name -> type)."""
     if ray_nodes is None:
         import ray
 
@@ -193,6 +176,12 @@ def discover(gpu_type: str = "v100", known: Iterable[tuple[str, int]] = (), decl
         default = lookup_gpu_type(gpu_type).name
     except KeyError as exc:
         raise InputError("--ray-gpu-type", str(exc.args[0])) from None
+    if refused is not None:
+        for name, marked in types.items():
+            kind = GPU_TYPES.get(marked.strip().lower())
+            if name in counts and (kind is None or kind.name != default):
+                refused[name] = marked
+                del counts[name]
     nodes: list[RayNode] = []
     seen: set[str] = set()
     for name, n in known:
@@ -258,9 +247,7 @@ class _AttemptActor:
             "pid": self.proc.pid, "start_ticks": process_start_ticks(self.proc.pid), "node": payload["node"],
             "node_id": node_id, "host": socket.gethostname(), "devices": devices,
         }
-        tmp = self.attempt_dir / (RAY_ATTEMPT_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.info), encoding="utf-8")
-        os.replace(tmp, self.attempt_dir / RAY_ATTEMPT_FILE)
+        write_json_atomic(self.attempt_dir / RAY_ATTEMPT_FILE, self.info)
 
     def describe(self) -> dict[str, Any]:
         return self.info
@@ -324,9 +311,7 @@ class _Pull:
     described_done: bool = False
 
     def save(self) -> None:
-        tmp = self.record.with_name(PULL_FILE + ".tmp")
-        tmp.write_text(json.dumps({"targets": [str(t) for t in self.targets], "offsets": self.offsets}), encoding="utf-8")
-        os.replace(tmp, self.record)
+        write_json_atomic(self.record, {"targets": [str(t) for t in self.targets], "offsets": self.offsets})
 
     @classmethod
     def load(cls, attempt_dir: Path) -> "_Pull | None":
@@ -484,9 +469,11 @@ class RayBackend:
                      if k not in (REPORT_FILE_ENV, CONTROL_DIR_ENV) and k.startswith("EACO_") and (rel := under(v)) is not None}
         return {"tag": self.node_tag, "attempt": attempt, "env_under_state": env_under}
 
-    def forward_stop(self, handle: ProcessHandle) -> None:
-        """Node-local files mode: pass an undo's stop request on to the attempt's node (the
-        engine wrote the daemon's stop file, which the job does not see there)."""
+    def request_stop(self, handle: ProcessHandle, control_dir: Path) -> None:
+        """The stop file in ``control_dir`` (the state folder, shared with the nodes); in
+        node-local files mode the job does not see that folder, and the request goes to its
+        node through the attempt's actor."""
+        request_stop(control_dir)
         entry = self._attempts.get(handle.key) if isinstance(handle, RayHandle) else None
         if entry is not None and "pull" in entry.extra:
             entry.actor.stop_at_epoch_end.remote()
@@ -504,10 +491,7 @@ class RayBackend:
             if self._ray.wait([pull.described], timeout=0)[0]:
                 pull.described_done = True
                 try:
-                    info = self._ray.get(pull.described)
-                    tmp = entry.attempt_dir / (RAY_ATTEMPT_FILE + ".tmp")
-                    tmp.write_text(json.dumps(info), encoding="utf-8")
-                    os.replace(tmp, entry.attempt_dir / RAY_ATTEMPT_FILE)
+                    write_json_atomic(entry.attempt_dir / RAY_ATTEMPT_FILE, self._ray.get(pull.described))
                 except Exception:
                     pass
         if final:
@@ -693,14 +677,16 @@ class RayRuntime(Runtime):
             return
         self._next_join_check = now + self.join_check_s
         old = self.inventory
-        usable, refused = split_by_type(self.backend.last_nodes, old.gpu_type)
-        why = ""
-        if refused:
-            why = f"nodes {', '.join(sorted(refused))} have GPUs of another type ({', '.join(sorted(set(refused.values())))}); this runtime's are {old.gpu_type}"
+        refused: dict[str, str] = {}
         try:
-            grown = discover(old.gpu_type, [(n.name, n.num_gpus) for n in old.nodes], old.declared, ray_nodes=usable)
+            grown = discover(old.gpu_type, [(n.name, n.num_gpus) for n in old.nodes], old.declared,
+                             ray_nodes=self.backend.last_nodes, refused=refused)
+            why = ""
         except InputError as exc:
             grown, why = old, str(exc)
+        if refused:
+            why = (f"nodes {', '.join(sorted(refused))} have GPUs of another type ({', '.join(sorted(set(refused.values())))}); "
+                   f"this runtime's are {old.gpu_type}" + (f"; {why}" if why else ""))
         if why and why != self._join_refused:
             log.warning("a Ray node is not taken: %s", why)
             self.store.event(None, "node-refused", why)
@@ -741,10 +727,7 @@ LOCAL_OBJECT_STORE_BYTES = 200 * 2**20
 
 def save_inventory(state_root: Path, inventory: RayInventory) -> None:
     """``ray_nodes.json`` in the state folder: the nodes in GPU-numbering order, for the next daemon."""
-    nodes_file = Path(state_root) / NODES_FILE
-    tmp = nodes_file.with_name(NODES_FILE + ".tmp")
-    tmp.write_text(json.dumps(inventory.to_json()), encoding="utf-8")
-    os.replace(tmp, nodes_file)
+    write_json_atomic(Path(state_root) / NODES_FILE, inventory.to_json())
 
 
 def start_local_ray(gpus: GpuInventory) -> None:

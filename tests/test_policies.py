@@ -2,7 +2,7 @@
 
 import pytest
 
-from eaco.model.cluster import ClusterSpec
+from eaco.model.cluster import ClusterSpec, NodeSpec
 from eaco.model.job import Job
 from eaco.policies.registry import make_policy
 from eaco.sim.engine import SimulationOptions, Simulator
@@ -80,3 +80,18 @@ def test_gandiva_keeps_a_good_pair_and_drops_a_bad_one(env):
     assert sim.undos == 1
     assert recs[1].undos == 1 and recs[1].placements == 2  # requeued, ran again once the GPU freed up
     assert recs[0].undos == 0
+
+
+@pytest.mark.parametrize("policy", ["fifo", "fifo-packed", "gandiva", "eaco"])
+def test_a_job_goes_only_to_gpu_types_with_its_memory(env, policy):
+    # a K80 node (12 GB) listed first and an A100 node (80 GB); two 40 GB jobs and a 5 GB one.
+    # The 40 GB jobs must never take the K80 (such a placement used to fail the run); the 5 GB
+    # one takes the K80 at once, the A100 being busy
+    cluster = ClusterSpec((NodeSpec(0, "k80", 1), NodeSpec(1, "a100", 1)), name="mixed")
+    jobs = (Job(0, 0.0, 1, "resnet18", 2, 100.0, 40.0, 0.5), Job(1, 1.0, 1, "resnet18", 2, 100.0, 5.0, 0.5),
+            Job(2, 2.0, 1, "resnet18", 1, 100.0, 40.0, 0.5))
+    recs, sim = _run(env, policy, jobs, cluster)
+    assert set(recs) == {0, 1, 2}
+    assert recs[0].first_start_s == 0.0 and recs[1].first_start_s == 1.0
+    if policy == "fifo":  # exclusive: the second 40 GB job waits for the A100
+        assert recs[2].first_start_s == pytest.approx(recs[0].finish_s)

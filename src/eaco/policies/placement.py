@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.model.job import Job
 from eaco.policies.view import SchedulerView
+from eaco.state.cluster_state import MEMORY_EPS_GB
 
 
 def candidate_gpu_types(view: SchedulerView, job: Job) -> tuple[str, ...]:
-    if job.gpu_type is not None:
-        return (job.gpu_type,) if job.gpu_type in view.gpu_types() else ()
-    return view.gpu_types()
+    """The GPU types of the cluster ``job`` may run on: the one it asks for, else any, leaving
+    out types whose GPUs have less memory than the job needs (on a mixed cluster a 40 GB job
+    can run on an A100, never on a K80)."""
+    types = view.gpu_types() if job.gpu_type is None else tuple(t for t in view.gpu_types() if t == job.gpu_type)
+    return tuple(t for t in types if lookup_gpu_type(t).memory_gb + MEMORY_EPS_GB >= job.memory_gb)
 
 
 def find_free_gpus(

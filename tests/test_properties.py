@@ -113,28 +113,28 @@ def test_generated_workload_is_deterministic_for_a_seed(env):
 
 
 # K80s (12 GB) listed first, then A100s (80 GB) and V100s (32 GB): jobs of any type and of one,
-# some needing more memory than a K80 has
+# some needing more memory than a K80 has, some exclusive (Job.exclusive: they never share a GPU)
 MIXED = ClusterSpec.parse("1x4xk80,1x2xa100,1x4xv100")
 
 
 @st.composite
 def mixed_workloads(draw):
     raw = draw(workloads())
-    return [(*job, draw(st.sampled_from([None, None, "k80", "a100", "v100"])), draw(st.sampled_from([None, 20.0, 40.0])))
-            for job in raw]
+    return [(*job, draw(st.sampled_from([None, None, "k80", "a100", "v100"])), draw(st.sampled_from([None, 20.0, 40.0])),
+             draw(st.sampled_from([False, False, True]))) for job in raw]
 
 
 @settings(max_examples=25, deadline=None)
 @given(raw=mixed_workloads(), policy=st.sampled_from((*BASELINES, "eaco")))
 def test_invariants_hold_on_a_mixed_cluster(raw, policy):
     jobs = []
-    for i, (t, g, jt, epochs, epoch_s, gpu_type, memory_gb) in enumerate(raw):
+    for i, (t, g, jt, epochs, epoch_s, gpu_type, memory_gb, exclusive) in enumerate(raw):
         spec = ENV.catalog.get(jt)
         g = min(g, 2 if gpu_type == "a100" else 4)
         if gpu_type == "k80" or (memory_gb == 40.0 and (gpu_type == "v100" or g > 2)):
             memory_gb = None  # a job must fit some node of the cluster (40 GB: only the A100s)
         jobs.append(Job(i, t, g, jt, epochs, epoch_s, memory_gb or spec.memory_gb, spec.util_on("v100"), gpu_type=gpu_type,
-                        deadline_s=t + 3 * epochs * epoch_s))
+                        deadline_s=t + 3 * epochs * epoch_s, exclusive=exclusive))
     wl = Workload("prop-mixed", tuple(jobs), "hypothesis")
     sim = Simulator(MIXED, wl, make_policy(policy, ENV.policy_context()), ENV.truth, ENV.energy,
                     SimulationOptions(check_invariants=True))
@@ -142,3 +142,4 @@ def test_invariants_hold_on_a_mixed_cluster(raw, policy):
     assert len(res.jobs) == len(jobs)
     assert res.max_work_residual < 1e-6
     assert all(math.isfinite(r.finish_s) for r in res.jobs)
+    assert all(r.colocated_time_s == 0 for r, job in zip(res.jobs, jobs) if job.exclusive)  # nobody shared with them

@@ -153,3 +153,29 @@ def test_nodes_added_to_a_live_cluster_are_usable_and_announced():
     assert state.active_nodes == 2
     state.set_offline((), True)
     assert state.capacity_version == 1  # nothing changed
+
+
+def test_an_exclusive_job_holds_its_gpus_whole_until_it_may_share():
+    from dataclasses import replace
+
+    st = ClusterState(ClusterSpec.parse("1x2xv100,1x2xa100"))
+    st.place(job(0, 1), (1,))
+    with pytest.raises(PolicyError, match="not idle and job 5 is exclusive"):
+        st.place(replace(job(5, 1), exclusive=True), (1,))  # an exclusive job needs idle GPUs
+    excl = replace(job(1, 2, mem=6.0), exclusive=True)
+    st.place(excl, (2, 3))  # A100s: it holds all 80 GB of each, whatever it needs
+    assert st.gpu_memory_used_gb[2] == st.gpu_memory_used_gb[3] == 80.0
+    assert st.solo_partner_groups(2, "a100") == {}  # never a packing partner
+    with pytest.raises(PolicyError, match="holds an exclusive job"):
+        st.place(job(2, 1, mem=0.0), (2,))  # not even a job that needs no memory joins it
+    st.set_job_memory(1, 10.0)  # still exclusive: no change
+    assert st.gpu_memory_used_gb[2] == 80.0
+    with pytest.raises(PolicyError, match="does not fit"):
+        st.end_exclusive(1, 90.0)
+    st.end_exclusive(1, 10.0)  # it may share from now on, holding its own figure
+    assert st.gpu_memory_used_gb[2] == 10.0 and list(st.solo_partner_groups(2, "a100")["resnet18"]) == [1]
+    st.place(job(3, 2, mem=20.0), (2, 3))
+    assert st.gpu_memory_used_gb[3] == 30.0
+    st.remove(3)
+    st.remove(1)
+    assert st.gpu_memory_used_gb[2] == 0.0 and not st.exclusive_jobs

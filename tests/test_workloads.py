@@ -83,10 +83,10 @@ def _assert_workload_invariants(w: Workload) -> None:
 
 # --- CSV traces --------------------------------------------------------------------------
 
-GOOD_CSV = """submit_time_s,duration_s,num_gpus,job_type,gpu_type,deadline_s,priority,memory_gb,epochs,note
-500,7200,2,medium,V100,9000,1,,,first
-100,30,1,,,,,,,second (no type: assigned)
-300,1000,4,big,,,0,12.5,5,third
+GOOD_CSV = """submit_time_s,duration_s,num_gpus,job_type,gpu_type,deadline_s,priority,memory_gb,epochs,exclusive,note
+500,7200,2,medium,V100,9000,1,,,,first
+100,30,1,,,,,,,No,second (no type: assigned)
+300,1000,4,big,,,0,12.5,5,true,third
 """
 
 
@@ -103,6 +103,7 @@ def test_csv_trace_good_file(tmp_path: Path, catalog: JobCatalog) -> None:
     assert third.memory_gb == 12.5 and third.num_epochs == 5 and third.epoch_duration_s == 200.0
     assert second.job_type in catalog and math.isinf(second.deadline_s)
     assert second.exclusive_duration_s == pytest.approx(30.0)
+    assert [j.exclusive for j in (first, second, third)] == [False, False, True]
 
 
 def test_csv_trace_round_trip(tmp_path: Path, catalog: JobCatalog) -> None:
@@ -112,8 +113,8 @@ def test_csv_trace_round_trip(tmp_path: Path, catalog: JobCatalog) -> None:
     for a, b in zip(original.jobs, again.jobs):
         assert (a.job_id, a.submit_time_s, a.num_gpus, a.job_type, a.gpu_type) == (
             b.job_id, b.submit_time_s, b.num_gpus, b.job_type, b.gpu_type)
-        assert (a.deadline_s, a.priority, a.memory_gb, a.gpu_util, a.num_epochs) == (
-            b.deadline_s, b.priority, b.memory_gb, b.gpu_util, b.num_epochs)
+        assert (a.deadline_s, a.priority, a.memory_gb, a.gpu_util, a.num_epochs, a.exclusive) == (
+            b.deadline_s, b.priority, b.memory_gb, b.gpu_util, b.num_epochs, b.exclusive)
         assert b.epoch_duration_s == pytest.approx(a.epoch_duration_s, rel=1e-12)
 
 
@@ -136,15 +137,16 @@ def test_csv_trace_gzip(tmp_path: Path, catalog: JobCatalog) -> None:
         ("10,60,1,,,5", "deadline_s", "after submit_time_s"),
         ("10,60,1,,,,,,0", "epochs", ">= 1"),
         ("10,60,1,,,,,,,1.5", "gpu_util", "<= 1"),
+        ("10,60,1,,,,,,,,maybe", "exclusive", "true or false"),
     ],
 )
 def test_csv_bad_row_names_file_line_field(
     tmp_path: Path, catalog: JobCatalog, row: str, field: str, expected: str
 ) -> None:
-    header = "submit_time_s,duration_s,num_gpus,job_type,gpu_type,deadline_s,priority,memory_gb,epochs,gpu_util"
+    header = "submit_time_s,duration_s,num_gpus,job_type,gpu_type,deadline_s,priority,memory_gb,epochs,gpu_util,exclusive"
     cells = row.split(",")
-    cells += [""] * (10 - len(cells))
-    text = f"{header}\n0,60,1,tiny,,,,,,\n{','.join(cells)}\n"
+    cells += [""] * (11 - len(cells))
+    text = f"{header}\n0,60,1,tiny,,,,,,,\n{','.join(cells)}\n"
     path = _write(tmp_path / "bad_trace.csv", text)
     with pytest.raises(InputError) as info:
         load_csv_trace(path, catalog=catalog)

@@ -19,6 +19,9 @@ class Job:
     ``deadline_s`` is an absolute time (same clock as ``submit_time_s``); ``math.inf`` = no SLO.
     ``priority`` > 0 marks a high-priority job.
     ``gpu_type`` None means any GPU type will do.
+    ``exclusive`` True: the job never shares a GPU: it holds the whole memory of its GPUs, no
+    policy co-locates it or onto it (the live runtime's jobs that run alone to measure their
+    epoch time, or that crashed while co-located).
     """
 
     job_id: int
@@ -32,6 +35,7 @@ class Job:
     gpu_type: str | None = None
     deadline_s: float = math.inf
     priority: int = 0
+    exclusive: bool = False
 
     def __post_init__(self) -> None:
         if self.num_gpus < 1:

@@ -478,7 +478,7 @@ class EacoPolicy(Policy):
             found = 0
             min_speed = self._min_speed(view, job, t)
             avoid = draining | self.reserver.avoid_for(view, job, t, sharing=True)
-            for gpus in self._candidates(view, job, t, min_speed):
+            for gpus in () if job.exclusive else self._candidates(view, job, t, min_speed):
                 if avoid and any(view.gpu_node(g) in avoid for g in gpus):
                     continue  # being emptied, or held for a waiting job
                 opt = self._evaluate_colocation(view, job, gpus, t, min_speed, norm_j, type_factor, binds)
@@ -680,8 +680,8 @@ class EacoPolicy(Policy):
             count = view.gpu_job_count(g)
             if count == 0 or count >= s.max_jobs_per_gpu or g in self._locked or g in held:
                 continue
-            if any(view.job(j).is_high_priority for j in view.gpu_jobs(g)):
-                continue  # high-priority jobs keep their GPUs to themselves
+            if any(view.job(j).is_high_priority or view.job(j).exclusive for j in view.gpu_jobs(g)):
+                continue  # high-priority and exclusive jobs keep their GPUs to themselves
             total = view.gpu_memory_gb(g)
             used = view.gpu_memory_used_gb(g)
             if used / total >= s.memory_threshold:

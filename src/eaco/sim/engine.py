@@ -457,7 +457,10 @@ class Simulator:
         state = self.state
         for g in range(state.num_gpus):
             members = state.gpu_jobs[g]
-            used = sum(self.jobs[j].memory_gb for j in members)
+            used = sum(state.job_memory_gb[j] for j in members)
+            assert all(self.jobs[j].memory_gb <= state.job_memory_gb[j] + 1e-9 for j in members), f"GPU {g}: a job holds less than it needs"
+            if len(members) > 1:
+                assert not any(self.jobs[j].exclusive for j in members), f"GPU {g} shares an exclusive job"
             assert used <= state.gpu_memory_gb[g] + 1e-6, f"GPU {g} holds {used} GB > {state.gpu_memory_gb[g]}"
             assert abs(used - state.gpu_memory_used_gb[g]) < 1e-6, f"GPU {g} memory bookkeeping drifted"
             for j in members:

@@ -48,6 +48,7 @@ class ClusterState:
         "_job_shape",
         "offline_gpus",
         "unshareable",
+        "exclusive_jobs",
         "capacity_version",
     )
 
@@ -92,6 +93,9 @@ class ClusterState:
         self.capacity_version = 0
         # jobs placed with shareable=False: never offered as a packing partner (do not modify)
         self.unshareable: set[int] = set()
+        # jobs placed with Job.exclusive: they hold the whole memory of their GPUs, no job may
+        # join them (do not modify)
+        self.exclusive_jobs: set[int] = set()
         # gpu type -> the most GPUs any node of that type has
         self.max_node_gpus: dict[str, int] = {}
         for node in spec.nodes:
@@ -143,7 +147,8 @@ class ClusterState:
     def place(self, job: Job, gpus: tuple[int, ...], shareable: bool = True) -> None:
         """Put a job on GPUs. Raise PolicyError if that breaks a rule (memory, duplicates).
         ``shareable=False``: the job is never listed as a packing partner (``solo_partner_groups``),
-        e.g. the live runtime's undone job whose process is finishing its last epoch there."""
+        e.g. the live runtime's undone job whose process is finishing its last epoch there.
+        An exclusive job (``Job.exclusive``) needs idle GPUs and holds their whole memory."""
         job_id = job.job_id
         memory_gb = job.memory_gb
         self.version += 1
@@ -156,6 +161,9 @@ class ClusterState:
         for g in gpus:
             if not 0 <= g < n:
                 raise PolicyError(f"job {job_id}: GPU {g} does not exist (cluster has {n})")
+            if self.gpu_jobs[g] and (job.exclusive or any(j in self.exclusive_jobs for j in self.gpu_jobs[g])):
+                which = f"job {job_id} is exclusive" if job.exclusive else "it holds an exclusive job"
+                raise PolicyError(f"job {job_id}: GPU {g} is not idle and {which}")
             if offline and g in offline:
                 raise PolicyError(f"job {job_id}: GPU {g} is offline")
             if self.gpu_type[g] != self.gpu_type[gpus[0]]:
@@ -169,6 +177,10 @@ class ClusterState:
                     f"job {job_id} needs {memory_gb:.1f} GB on GPU {g}, which has "
                     f"{self.free_memory_gb(g):.1f} GB free of {self.gpu_memory_gb[g]:.0f} GB"
                 )
+        if job.exclusive:
+            memory_gb = self.gpu_memory_gb[gpus[0]]  # all its GPUs are of one type
+            self.exclusive_jobs.add(job_id)
+            shareable = False
         for g in gpus:
             for other in self.gpu_jobs[g]:
                 self._unmark_solo(other)
@@ -202,6 +214,7 @@ class ClusterState:
         self.version += 1
         self._unmark_solo(job_id)
         self.unshareable.discard(job_id)
+        self.exclusive_jobs.discard(job_id)
         gpus = self.job_gpus.pop(job_id)
         memory_gb = self.job_memory_gb.pop(job_id)
         del self._job_shape[job_id]
@@ -237,7 +250,10 @@ class ClusterState:
     def set_job_memory(self, job_id: int, memory_gb: float) -> None:
         """A placed job's memory estimate changed (the live runtime lets a job that ran alone to
         measure its epoch time share its GPUs from then on). Raise PolicyError, changing nothing,
-        if a GPU of the job would hold more than it has."""
+        if a GPU of the job would hold more than it has. An exclusive job keeps holding all of
+        its GPUs' memory (:meth:`end_exclusive` ends that)."""
+        if job_id in self.exclusive_jobs:
+            return
         old = self.job_memory_gb[job_id]
         gpus = self.job_gpus[job_id]
         for g in gpus:
@@ -246,6 +262,26 @@ class ClusterState:
         for g in gpus:
             self.gpu_memory_used_gb[g] += memory_gb - old
         self.job_memory_gb[job_id] = memory_gb
+        self.touch(job_id)
+
+    def end_exclusive(self, job_id: int, memory_gb: float) -> None:
+        """A placed exclusive job may share its GPUs from now on: it holds ``memory_gb`` on each
+        (and becomes a packing partner when alone). Raise PolicyError, changing nothing, if that
+        is more than its GPUs have. Not exclusive: only its memory changes."""
+        gpus = self.job_gpus[job_id]
+        if job_id not in self.exclusive_jobs:
+            self.set_job_memory(job_id, memory_gb)
+            return
+        for g in gpus:
+            if memory_gb > self.gpu_memory_gb[g] + MEMORY_EPS_GB:
+                raise PolicyError(f"job {job_id}: {memory_gb:.1f} GB does not fit on GPU {g}")
+        self.exclusive_jobs.discard(job_id)
+        self.unshareable.discard(job_id)
+        for g in gpus:
+            self.gpu_memory_used_gb[g] = memory_gb
+        self.job_memory_gb[job_id] = memory_gb
+        if self.is_solo(job_id):
+            self._mark_solo(job_id)
         self.touch(job_id)
 
     def set_offline(self, gpus: Iterable[int], offline: bool) -> None:

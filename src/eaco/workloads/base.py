@@ -125,6 +125,7 @@ class JobDraft(NamedTuple):
     priority: int = 0
     num_epochs: int | None = None
     duration_gpu_type: str | None = None
+    exclusive: bool = False
 
 
 def build_workload(
@@ -198,6 +199,7 @@ def build_workload(
                 gpu_type=d.gpu_type,
                 deadline_s=d.deadline_s - t0,
                 priority=d.priority,
+                exclusive=d.exclusive,
             )
         )
     excl = tuple(excluded.items()) if isinstance(excluded, Mapping) else tuple(excluded)

@@ -14,7 +14,9 @@ Optional columns (an empty cell means "not given"):
 - ``memory_gb``: per-GPU memory >= 0, overriding the type's; empty -> from the type;
 - ``gpu_util``: exclusive utilisation 0..1, overriding the type's; empty -> from the type;
 - ``epochs``: integer >= 1; the duration is split into that many equal epochs; empty ->
-  :func:`eaco.model.job.epochs_for_duration`.
+  :func:`eaco.model.job.epochs_for_duration`;
+- ``exclusive``: ``true``/``false`` (also ``1``/``0``, ``yes``/``no``): the job never shares a
+  GPU (:attr:`eaco.model.job.Job.exclusive`); empty -> false.
 
 Other columns (names, ids, notes) are ignored. Times are rebased so the first job submits at 0.
 """
@@ -35,7 +37,9 @@ from eaco.workloads.util_cdf import UtilisationCdf
 
 REQUIRED_COLUMNS = ("submit_time_s", "duration_s", "num_gpus")
 OPTIONAL_COLUMNS = ("job_type", "gpu_type", "deadline_s", "priority", "memory_gb", "gpu_util",
-                    "epochs")
+                    "epochs", "exclusive")
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no", "")
 
 
 def load_csv_trace(
@@ -92,6 +96,10 @@ def load_csv_trace(
         text = cell(row, "epochs")
         epochs = parse_int(src, line, "epochs", text, low=1, what="an integer number of epochs") \
             if text else None
+        text = cell(row, "exclusive").lower()
+        if text not in _TRUE + _FALSE:
+            raise InputError(src, f"expected true or false (or 1/0, yes/no, empty), got {text!r}", line=line,
+                             field="exclusive")
         return JobDraft(
             submit_time_s=submit,
             duration_s=duration,
@@ -103,6 +111,7 @@ def load_csv_trace(
             deadline_s=deadline,
             priority=priority,
             num_epochs=epochs,
+            exclusive=text in _TRUE,
         )
 
     return workload_from_rows(
@@ -135,5 +144,6 @@ def save_csv_trace(workload: Workload, path: str | Path) -> Path:
                 repr(j.memory_gb),
                 repr(j.gpu_util),
                 j.num_epochs,
+                "true" if j.exclusive else "false",
             ])
     return p

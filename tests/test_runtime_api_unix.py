@@ -116,8 +116,11 @@ def test_unix_api_serves_the_client_and_the_cli(short_state: Path, tmp_path: Pat
         assert logs.exit_code == 0 and "epoch 1 loss" in logs.output
         submitted = runner.invoke(app, ["submit", str(spec), "--state-dir", str(state)])
         assert submitted.exit_code == 0, submitted.output
-        cancelled = runner.invoke(app, ["cancel", submitted.output.strip(), "--state-dir", str(state)])
-        assert cancelled.exit_code == 0 and f"job {submitted.output.strip()}:" in cancelled.output
+        # the id is the line of digits (the daemon's event log runs in this process and may
+        # write a line into the captured output meanwhile)
+        new_id = next(line.strip() for line in submitted.output.splitlines() if line.strip().isdigit())
+        cancelled = runner.invoke(app, ["cancel", new_id, "--state-dir", str(state)])
+        assert cancelled.exit_code == 0 and f"job {new_id}:" in cancelled.output, cancelled.output
     finally:
         daemon.close()
     assert not (state / "api.sock").exists() and not (state / "api.json").exists()

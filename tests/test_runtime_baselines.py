@@ -124,11 +124,12 @@ def test_engine_measures_alone_epochs_and_observes_speeds_against_them(tmp_path:
         runtime._load_job(b)
         assert runtime.baselines[a] == EpochBaseline(DEFAULT_EXPECTED_EPOCH_S, "default", 0)
         assert runtime.jobs[a].epoch_duration_s == pytest.approx(DEFAULT_EXPECTED_EPOCH_S)  # resnet18: speed 1 on a V100
-        whole_gb = runtime.state.gpu_memory_gb[0]
-        assert runtime.unmeasured == {a} and runtime.jobs[a].memory_gb == whole_gb and runtime.jobs[b].memory_gb == 4
+        assert runtime.unmeasured == {a} and runtime.jobs[a].exclusive and runtime.jobs[a].memory_gb == 4
+        assert not runtime.jobs[b].exclusive and runtime.jobs[b].memory_gb == 4
         assert any(kind == "baseline" and "runs alone until" in detail for _, _, kind, detail in store.events(a))
         t0 = time.time() - 100.0
         runtime.state.place(runtime.jobs[a], (0,))
+        assert runtime.state.gpu_memory_used_gb[0] == runtime.state.gpu_memory_gb[0]  # it holds the whole GPU
         runtime.status[a] = "running"
         runtime.placed[a] = (t0, 0)
         runtime.alone.update(runtime.state, [a], t0 - 0.1, t0)
@@ -143,7 +144,7 @@ def test_engine_measures_alone_epochs_and_observes_speeds_against_them(tmp_path:
         assert runtime.jobs[a].epoch_duration_s == pytest.approx(2.0)
         assert runtime.state.node_version[0] > version  # caches of the node's end time are dropped
         # measured: it may share its GPU now
-        assert runtime.unmeasured == set() and runtime.jobs[a].memory_gb == 4
+        assert runtime.unmeasured == set() and runtime.jobs[a].memory_gb == 4 and not runtime.jobs[a].exclusive
         assert runtime.state.gpu_memory_used_gb[0] == pytest.approx(4.0)
         assert any(kind == "baseline" and "others may now share" in detail for _, _, kind, detail in store.events(a))
         assert any(kind == "baseline" and "was 60 s, default" in detail for _, j, kind, detail in store.events(a))
@@ -233,7 +234,7 @@ def test_recovery_keeps_jobs_that_already_share_a_gpu_sharing(tmp_path: Path) ->
     try:
         runtime.recover()
         assert set(runtime.live) == {a, b} and runtime.state.gpu_jobs[0] == [a, b]
-        assert runtime.unmeasured == set() and runtime.jobs[a].memory_gb == 4
+        assert runtime.unmeasured == set() and runtime.jobs[a].memory_gb == 4 and not runtime.jobs[a].exclusive
     finally:
         runtime.store.close()
 

@@ -153,6 +153,8 @@ class Runtime:
                                                      "it runs alone until it has measured one")
         job = job_from_spec(job_id, spec, row.submit_unix - self.origin_unix, self.catalog, self.inventory, baseline.epoch_s,
                             row.exclusive_only, alone_first=alone_first, memory_gb=self.memory[job_id].memory_gb)
+        if shares_gpus and job.exclusive:  # it runs next to others already: it cannot hold the GPUs whole
+            job = replace(job, exclusive=False)
         self.jobs[job_id] = job
         self.specs[job_id] = spec
         self.epochs_done[job_id] = row.epochs_done
@@ -554,9 +556,9 @@ class Runtime:
         row = self.store.job(job_id)
         shared = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory,
                                self.baselines[job_id].epoch_s, row.exclusive_only, memory_gb=self.memory[job_id].memory_gb)
-        if job_id in self.state.job_gpus:
+        if job_id in self.state.job_gpus and not shared.exclusive:
             try:
-                self.state.set_job_memory(job_id, shared.memory_gb)
+                self.state.end_exclusive(job_id, shared.memory_gb)
             except PolicyError as exc:  # cannot happen when it asked for more before; keep it whole
                 log.warning("job %d keeps its GPUs to itself: %s", job_id, exc)
                 return

@@ -13,7 +13,8 @@ What the policy needs and where each value comes from (docs/runtime.md):
 - ``deadline_s``: submit time + the spec's ``deadline_s`` (or ``(1 + slack) x epochs x
   expected_epoch_s``); none: no SLO.
 - A job requeued to run exclusively (after a crash while co-located) becomes high priority and
-  claims the whole memory of a GPU, so no policy co-locates it or co-locates onto it.
+  exclusive (:attr:`~eaco.model.job.Job.exclusive`: it holds its GPUs' whole memory, no policy
+  co-locates it or onto it).
 """
 
 from __future__ import annotations
@@ -69,9 +70,9 @@ def job_from_spec(
     memory_gb: float | None = None,
 ) -> Job:
     """The job the policy sees. ``exclusive_only``: it asks for whole GPUs and high priority
-    (after a crash while co-located). ``alone_first``: it asks for whole GPUs, so that it is
-    neither placed onto busy GPUs nor joined on its own, until the runtime has measured its
-    exclusive epoch time (its priority and queue place are unchanged). ``memory_gb``: the memory
+    (after a crash while co-located). ``alone_first``: it is exclusive, so that it is neither
+    placed onto busy GPUs nor joined on its own, until the runtime has measured its exclusive
+    epoch time (its priority and queue place are unchanged). ``memory_gb``: the memory
     it holds per GPU when it shares (the runtime's :class:`~eaco.runtime.memory.MemoryEstimate`);
     None: the spec's, else the catalogue's."""
     check_runnable(spec, catalog, inventory)
@@ -81,8 +82,6 @@ def job_from_spec(
         memory_gb = spec.memory_gb if spec.memory_gb is not None else kind.memory_gb
     memory_gb = min(memory_gb, lookup_gpu_type(gpu).memory_gb)
     priority = spec.priority
-    if exclusive_only or alone_first:
-        memory_gb = lookup_gpu_type(gpu).memory_gb
     if exclusive_only:
         priority = max(1, priority)
     relative = spec.relative_deadline_s()
@@ -98,5 +97,6 @@ def job_from_spec(
         gpu_type=spec.gpu_type,
         deadline_s=submit_time_s + relative if relative is not None else math.inf,
         priority=priority,
+        exclusive=exclusive_only or alone_first,
     )
 

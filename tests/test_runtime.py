@@ -119,7 +119,7 @@ def test_store_counts_moves_apart_from_undos(tmp_path: Path) -> None:
     assert (per_state["queued"], undos, migrations, attempts) == (1, 0, 1, 1)
 
 
-def test_store_written_by_schema_1_gains_the_migrations_column(tmp_path: Path) -> None:
+def test_store_written_by_schema_1_gains_the_new_columns(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -133,13 +133,20 @@ def test_store_written_by_schema_1_gains_the_migrations_column(tmp_path: Path) -
                      "run_time_s REAL NOT NULL DEFAULT 0, colocated_s REAL NOT NULL DEFAULT 0, "
                      "energy_j REAL NOT NULL DEFAULT 0, exit_code INTEGER, reason TEXT, "
                      "cancel_requested INTEGER NOT NULL DEFAULT 0);"
-                     "INSERT INTO jobs(name, spec_json, state, submit_unix, undos) VALUES ('old', '{}', 'finished', 1.0, 2);")
+                     "INSERT INTO jobs(name, spec_json, state, submit_unix, undos) VALUES ('old', '{}', 'finished', 1.0, 2);"
+                     "CREATE TABLE exclusive_epochs (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL, "
+                     "workload_key TEXT NOT NULL, epoch INTEGER NOT NULL, duration_s REAL NOT NULL, end_unix REAL NOT NULL);"
+                     "INSERT INTO exclusive_epochs(job_id, workload_key, epoch, duration_s, end_unix) VALUES (1, 'k', 1, 2.5, 9.0);")
     db.commit()
     db.close()
     store = Store(path)
     row = store.job(1)
     assert (row.name, row.undos, row.migrations) == ("old", 2, 0)
-    assert store.meta("schema_version") == "2"
+    assert store.meta("schema_version") == "3"
+    # alone epochs from before they carried a GPU type: the daemon marks them with its own type
+    assert store.exclusive_epochs(1, 5) == [(2.5, None)]
+    assert store.fill_epoch_gpu_type("v100") == 1 and store.fill_epoch_gpu_type("a100") == 0
+    assert store.workload_exclusive_epochs("k", 5) == [(2.5, "v100")]
     store.close()
 
 
@@ -417,7 +424,7 @@ def test_gpus_payload_names_each_gpus_node() -> None:
     from eaco.runtime.metrics import GpuSnapshot, RuntimeSnapshot
     from eaco.runtime.ray_backend import RayInventory, RayNode
 
-    inventory = RayInventory("v100", (0, 1, 2), True, (RayNode("a", 2), RayNode("b", 1)))
+    inventory = RayInventory("v100", (0, 1, 2), True, (RayNode("a", 2, "v100"), RayNode("b", 1, "v100")))
     gpus = (GpuSnapshot(0, "v100", (3, 4), 24.0, 32.0, 0.9, GpuInterval(10.0, "counter", 250.0, 0.8, None)),
             GpuSnapshot(1, "v100", (), 0.0, 32.0, 0.0),
             GpuSnapshot(2, "v100", (5,), 8.0, 32.0, 0.4))

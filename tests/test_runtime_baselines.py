@@ -34,21 +34,40 @@ def spec_text(name: str = "a", epochs: int = 4, steps: int = 40, extra: str = ""
 
 
 # ------------------------------------------------------------------ the rules
-def test_baseline_sources_best_first() -> None:
+def _v100(*durations_s: float) -> list[tuple[float, str]]:
+    return [(d, "v100") for d in durations_s]
+
+
+def test_baseline_sources_best_first(env) -> None:  # type: ignore[no-untyped-def]
+    kind = env.catalog.get("resnet18")
     declared = spec_from_yaml(spec_text(extra="expected_epoch_s: 7\n"))
     bare = spec_from_yaml(spec_text())
-    assert choose_baseline([3.0, 1.0, 2.0], [9.0], declared) == EpochBaseline(2.0, "measured", 3)
-    assert choose_baseline([], [9.0, 5.0], declared) == EpochBaseline(7.0, "history", 2)
-    assert choose_baseline([], [], declared) == EpochBaseline(7.0, "declared", 0)
-    got = choose_baseline([], [], bare)
-    assert got == EpochBaseline(DEFAULT_EXPECTED_EPOCH_S, "default", 0) and not got.calibrated
-    assert all(choose_baseline(o, h, declared).calibrated for o, h in (([1.0], []), ([], [1.0]), ([], [])))
+    assert choose_baseline(_v100(3.0, 1.0, 2.0), _v100(9.0), declared, kind, "v100") == EpochBaseline(2.0, "measured", 3, "v100")
+    assert choose_baseline([], _v100(9.0, 5.0), declared, kind, "v100") == EpochBaseline(7.0, "history", 2, "v100")
+    assert choose_baseline([], [], declared, kind, "a100") == EpochBaseline(7.0, "declared", 0, "a100")
+    got = choose_baseline([], [], bare, kind, "v100")
+    assert got == EpochBaseline(DEFAULT_EXPECTED_EPOCH_S, "default", 0, "v100") and not got.calibrated
+    assert all(choose_baseline(o, h, declared, kind, "v100").calibrated for o, h in (([(1.0, "v100")], []), ([], [(1.0, "v100")]), ([], [])))
     # only the most recent epochs count
-    assert choose_baseline([100.0] * 5 + [1.0] * 20, [], bare).epoch_s == 1.0
+    assert choose_baseline(_v100(*[100.0] * 5 + [1.0] * 20), [], bare, kind, "v100").epoch_s == 1.0
 
 
-def test_baseline_median_of_history_is_of_the_history() -> None:
-    assert choose_baseline([], [9.0, 5.0, 1.0], spec_from_yaml(spec_text())).epoch_s == 5.0
+def test_baseline_median_of_history_is_of_the_history(env) -> None:  # type: ignore[no-untyped-def]
+    assert choose_baseline([], _v100(9.0, 5.0, 1.0), spec_from_yaml(spec_text()), env.catalog.get("resnet18"), "v100").epoch_s == 5.0
+
+
+def test_baseline_on_several_gpu_types(env) -> None:  # type: ignore[no-untyped-def]
+    """Alone epochs on another type than the latest count converted by the catalogue's relative
+    speeds of the job's type; the baseline converts to any type the same way."""
+    kind = env.catalog.get("resnet50")
+    ratio = kind.speed_on("a100") / kind.speed_on("v100")  # an A100 epoch is this many times shorter
+    assert ratio > 1.1
+    spec = spec_from_yaml(spec_text().replace("resnet18", "resnet50"))
+    got = choose_baseline([(10.0 * ratio, "v100"), (10.0 * ratio, "v100"), (11.0, "a100")], [], spec, kind, "v100")
+    assert got.source == "measured" and got.gpu_type == "a100" and got.epochs == 3
+    assert got.epoch_s == pytest.approx(10.0)  # median of 10, 10, 11 on the A100
+    assert got.on("a100", kind) == got.epoch_s and got.on("v100", kind) == pytest.approx(10.0 * ratio)
+    assert got.reference_s(kind) == pytest.approx(10.0 * ratio)  # the reference GPU is the V100
 
 
 def test_workload_key_is_the_work_not_the_submission() -> None:
@@ -94,11 +113,11 @@ def test_alone_spans_err_on_the_side_of_sharing() -> None:
 def test_store_keeps_alone_epochs_per_job_and_per_workload(tmp_path: Path) -> None:
     store = Store(tmp_path / "r.db")
     for i, (job, key, d) in enumerate([(1, "k", 1.0), (1, "k", 2.0), (2, "k", 3.0), (3, "other", 9.0), (1, "k", 4.0)]):
-        store.add_exclusive_epoch(job, key, i, d, 100.0 + i)
-    assert store.exclusive_epochs(1, 10) == [1.0, 2.0, 4.0] and store.exclusive_epochs(1, 2) == [2.0, 4.0]
-    assert store.workload_exclusive_epochs("k", 10) == [1.0, 2.0, 3.0, 4.0]
-    assert store.workload_exclusive_epochs("k", 10, except_job=1) == [3.0]
-    assert store.exclusive_epochs_by_job(2) == {1: [2.0, 4.0], 2: [3.0], 3: [9.0]}
+        store.add_exclusive_epoch(job, key, i, d, 100.0 + i, "a100" if d == 4.0 else "v100")
+    assert store.exclusive_epochs(1, 10) == [*_v100(1.0, 2.0), (4.0, "a100")] and store.exclusive_epochs(1, 2) == [(2.0, "v100"), (4.0, "a100")]
+    assert store.workload_exclusive_epochs("k", 10) == [*_v100(1.0, 2.0, 3.0), (4.0, "a100")]
+    assert store.workload_exclusive_epochs("k", 10, except_job=1) == _v100(3.0)
+    assert store.exclusive_epochs_by_job(2) == {1: [(2.0, "v100"), (4.0, "a100")], 2: _v100(3.0), 3: _v100(9.0)}
     store.close()
 
 
@@ -122,7 +141,7 @@ def test_engine_measures_alone_epochs_and_observes_speeds_against_them(tmp_path:
         b = store.submit("b", spec_from_yaml(spec_text("b", extra="expected_epoch_s: 1\n")).model_dump_json())
         runtime._load_job(a)
         runtime._load_job(b)
-        assert runtime.baselines[a] == EpochBaseline(DEFAULT_EXPECTED_EPOCH_S, "default", 0)
+        assert runtime.baselines[a] == EpochBaseline(DEFAULT_EXPECTED_EPOCH_S, "default", 0, "v100")
         assert runtime.jobs[a].epoch_duration_s == pytest.approx(DEFAULT_EXPECTED_EPOCH_S)  # resnet18: speed 1 on a V100
         assert runtime.unmeasured == {a} and runtime.jobs[a].exclusive and runtime.jobs[a].memory_gb == 4
         assert not runtime.jobs[b].exclusive and runtime.jobs[b].memory_gb == 4
@@ -139,8 +158,8 @@ def test_engine_measures_alone_epochs_and_observes_speeds_against_them(tmp_path:
         for epoch, d in enumerate((5.0, 2.0, 2.2, 1.8)):  # the first pays for start-up
             _write_epoch(report, epoch, d, t0 + 1.0 + 2.0 * (epoch + 1))
         runtime._read_reports(t0 + 10.0, only=a)
-        assert store.exclusive_epochs(a, 10) == [2.0, 2.2, 1.8]
-        assert runtime.baselines[a] == EpochBaseline(2.0, "measured", 3)
+        assert store.exclusive_epochs(a, 10) == _v100(2.0, 2.2, 1.8)
+        assert runtime.baselines[a] == EpochBaseline(2.0, "measured", 3, "v100")
         assert runtime.jobs[a].epoch_duration_s == pytest.approx(2.0)
         assert runtime.state.node_version[0] > version  # caches of the node's end time are dropped
         # measured: it may share its GPU now
@@ -157,14 +176,14 @@ def test_engine_measures_alone_epochs_and_observes_speeds_against_them(tmp_path:
         runtime.watches[a] = _Watch(t1, 1)
         _write_epoch(report, 4, 4.0, t1 + 4.5)  # not alone: no new baseline epoch
         runtime._read_reports(t1 + 5.0, only=a)
-        assert store.exclusive_epochs(a, 10) == [2.0, 2.2, 1.8]
+        assert store.exclusive_epochs(a, 10) == _v100(2.0, 2.2, 1.8)
         (got,) = runtime.reports_pending
         assert got.job_id == a and got.observed_speed == pytest.approx(0.5) and got.speed_calibrated
         assert got.co_located_with == (b,)
         # a later job of the same workload starts from this one's measurements
         c = store.submit("a", spec.model_dump_json())
         runtime._load_job(c)
-        assert runtime.baselines[c] == EpochBaseline(2.0, "history", 3)
+        assert runtime.baselines[c] == EpochBaseline(2.0, "history", 3, "v100")
         assert runtime.jobs[c].epoch_duration_s == pytest.approx(2.0)
     finally:
         runtime.store.close()
@@ -267,8 +286,57 @@ def test_a_real_job_alone_measures_its_epoch_time(state_dir: Path, tmp_path: Pat
     finally:
         store.close()
     # every epoch but the first ran alone on the one GPU
-    assert measured == [durations[1], durations[2], durations[3]]
+    assert measured == _v100(durations[1], durations[2], durations[3])
     assert any(kind == "baseline" for _, _, kind, _ in events)
     summary = json.loads((state_dir / "summary.json").read_text())
     (job,) = summary["jobs"]
-    assert job["exclusive_epoch_s"] == pytest.approx(statistics.median(measured)) and job["alone_epochs_measured"] == 3
+    assert job["exclusive_epoch_s"] == pytest.approx(statistics.median([durations[1], durations[2], durations[3]])) and job["alone_epochs_measured"] == 3
+    assert job["exclusive_epoch_gpu_type"] == "v100"
+
+
+def test_on_a_mixed_cluster_speeds_are_relative_to_the_baseline_on_the_gpu_type_they_ran_on(tmp_path: Path) -> None:
+    """A Ray inventory of a V100 node and an A100 node (the engine is the same for either
+    backend). A ResNet-50 measures 2 s epochs alone on the V100; it then shares the A100 with
+    another job and takes 1.5 s an epoch there. Alone on an A100 it would take 2 s / ratio
+    (the catalogue's A100 speed over V100 of its type), so its observed speed is that over 1.5 s."""
+    from eaco.runtime.ray_backend import RayInventory, RayNode
+
+    inventory = RayInventory("v100", (0, 1), True, (RayNode("n0", 1, "v100"), RayNode("n1", 1, "a100")))
+    runtime, _ = build_runtime(ServeOptions(tmp_path / "state", inventory, "eaco"))
+    try:
+        store, layout = runtime.store, runtime.layout
+        kind = runtime.catalog.get("resnet50")
+        ratio = kind.speed_on("a100") / kind.speed_on("v100")
+        a = store.submit("a", spec_from_yaml(spec_text(epochs=20).replace("resnet18", "resnet50")).model_dump_json())
+        b = store.submit("b", spec_from_yaml(spec_text("b", extra="expected_epoch_s: 1\n")).model_dump_json())
+        runtime._load_job(a)
+        runtime._load_job(b)
+        t0 = time.time() - 100.0
+        runtime.state.place(runtime.jobs[a], (0,))
+        runtime.status[a] = "running"
+        runtime.placed[a] = (t0, 0)
+        runtime.alone.update(runtime.state, [a], t0 - 0.1, t0)
+        report = layout.report_file(a)
+        report.parent.mkdir(parents=True, exist_ok=True)
+        for epoch, d in enumerate((5.0, 2.0, 2.0, 2.0)):
+            _write_epoch(report, epoch, d, t0 + 1.0 + 2.0 * (epoch + 1))
+        runtime._read_reports(t0 + 10.0, only=a)
+        assert runtime.baselines[a] == EpochBaseline(2.0, "measured", 3, "v100")
+        assert any("exclusive epoch 2 s on v100 measured alone" in detail for _, _, kind_, detail in store.events(a))
+        # moved to the A100, next to b
+        t1 = t0 + 20.0
+        runtime.state.remove(a)
+        runtime.state.place(runtime.jobs[a], (1,))
+        runtime.placed[a] = (t1, 4)
+        runtime.state.place(runtime.jobs[b], (1,))
+        runtime.status[b] = "running"
+        runtime.alone.update(runtime.state, [a, b], t1 - 0.1, t1)
+        runtime.watches[a] = _Watch(t1, 1)
+        _write_epoch(report, 4, 5.0, t1 + 5.0)  # the attempt's first epoch: not a baseline epoch either way
+        _write_epoch(report, 5, 1.5, t1 + 6.5)
+        runtime._read_reports(t1 + 7.0, only=a)
+        assert store.exclusive_epochs(a, 10) == _v100(2.0, 2.0, 2.0)  # sharing: nothing new alone
+        (got,) = runtime.reports_pending
+        assert got.observed_speed == pytest.approx((2.0 / ratio) / ((5.0 + 1.5) / 2)) and got.speed_calibrated
+    finally:
+        runtime.store.close()

@@ -1,4 +1,5 @@
-"""``check_runnable``: a job's GPUs must fit on one node, so it is compared with the largest node."""
+"""``check_runnable``: a job's GPUs must fit on one node, so it is compared with the largest node
+(of the GPU type it asks for); its memory must fit a GPU it can run on."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from eaco.runtime.ray_backend import RayInventory, RayNode
 from eaco.runtime.spec import spec_from_yaml
 
 
-def spec(num_gpus: int):  # type: ignore[no-untyped-def]
-    return spec_from_yaml(f"name: j\ncommand: python train.py\nepochs: 1\njob_type: resnet18\nnum_gpus: {num_gpus}\n", "j.yaml")
+def spec(num_gpus: int, extra: str = ""):  # type: ignore[no-untyped-def]
+    return spec_from_yaml(f"name: j\ncommand: python train.py\nepochs: 1\njob_type: resnet18\nnum_gpus: {num_gpus}\n{extra}", "j.yaml")
 
 
-def ray_inventory(*per_node: int) -> RayInventory:
-    nodes = tuple(RayNode(f"n{i}", n) for i, n in enumerate(per_node))
-    return RayInventory("v100", tuple(range(sum(per_node))), True, nodes)
+def ray_inventory(*per_node: int, types: tuple[str, ...] = ()) -> RayInventory:
+    nodes = tuple(RayNode(f"n{i}", n, types[i] if types else "v100") for i, n in enumerate(per_node))
+    return RayInventory(nodes[0].gpu_type, tuple(range(sum(per_node))), True, nodes)
 
 
 def test_local_inventory_is_one_node(env) -> None:  # type: ignore[no-untyped-def]
@@ -39,3 +40,47 @@ def test_ray_nodes_are_not_added_up(env) -> None:  # type: ignore[no-untyped-def
         assert err.value.field == "num_gpus", str(err.value)
         assert f"asks for {too_many} GPUs on one node; the largest node has 3 GPUs" in str(err.value)
         assert str(err.value).startswith("j.yaml: field 'num_gpus'")
+
+
+def test_mixed_ray_nodes_checked_per_gpu_type(env) -> None:  # type: ignore[no-untyped-def]
+    inventory = ray_inventory(4, 2, types=("k80", "a100"))  # 4 K80s (12 GB) on one node, 2 A100s (80 GB) on another
+    assert inventory.gpu_types() == ("k80", "a100") and inventory.describe() == "ray 2 nodes 4xk80+2xa100 (declared)"
+    assert check_runnable(spec(1), env.catalog, inventory, "j.yaml") == ("k80", "a100")
+    assert check_runnable(spec(4), env.catalog, inventory, "j.yaml") == ("k80",)
+    assert check_runnable(spec(1, "memory_gb: 40\n"), env.catalog, inventory, "j.yaml") == ("a100",)
+    with pytest.raises(InputError) as err:
+        check_runnable(spec(3, "gpu_type: a100\n"), env.catalog, inventory, "j.yaml")
+    assert err.value.field == "num_gpus" and "the largest node of a100 has 2 GPUs" in str(err.value)
+    with pytest.raises(InputError) as err:
+        check_runnable(spec(4, "memory_gb: 40\n"), env.catalog, inventory, "j.yaml")  # only the K80 node has 4 GPUs
+    assert err.value.field == "memory_gb" and "40 GB does not fit a GPU it could run on (k80 12 GB)" in str(err.value)
+    with pytest.raises(InputError) as err:
+        check_runnable(spec(1, "gpu_type: h100\n"), env.catalog, inventory, "j.yaml")
+    assert err.value.field == "gpu_type"
+
+
+def _ray_node(name: str, gpus: int, marker: str | None = None) -> dict[str, object]:
+    from eaco.runtime.ray_backend import TYPE_PREFIX, node_resources
+
+    resources: dict[str, float] = dict(node_resources(name, gpus))
+    if marker is not None:
+        resources[TYPE_PREFIX + marker] = 1.0
+    return {"Alive": True, "NodeID": f"id-{name}", "Resources": resources}
+
+
+def test_discovery_takes_nodes_of_every_known_gpu_type() -> None:
+    from eaco.runtime.ray_backend import discover
+
+    nodes = [_ray_node("a", 2), _ray_node("b", 4, "a100"), _ray_node("c", 1, "tpu9")]
+    refused: dict[str, str] = {}
+    inv = discover("v100", ray_nodes=nodes, refused=refused)
+    assert [(n.name, n.num_gpus, n.gpu_type) for n in inv.nodes] == [("a", 2, "v100"), ("b", 4, "a100")]
+    assert refused == {"c": "tpu9"} and inv.gpu_type == "v100" and inv.gpu_types() == ("v100", "a100")
+    assert inv.cluster().gpu_types == ("a100", "v100") and inv.largest_node_gpus("a100") == 4
+    with pytest.raises(InputError, match="node c: unknown GPU type 'tpu9'"):
+        discover("v100", ray_nodes=nodes)  # without refused: an error
+    # a restarted daemon keeps its numbering and each node's type; old files list no type
+    again = discover("v100", known=[("b", 4, "a100"), ("a", 2)], ray_nodes=nodes[:2])
+    assert [(n.name, n.gpu_type) for n in again.nodes] == [("b", "a100"), ("a", "v100")] and again.gpu_type == "a100"
+    with pytest.raises(InputError, match="node b had v100 GPUs and has a100 now"):
+        discover("v100", known=[("b", 4, "v100")], ray_nodes=nodes[:2])

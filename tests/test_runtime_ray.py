@@ -331,9 +331,11 @@ def test_node_local_files_mode_needs_no_shared_state_folder(cluster: dict[str, A
 
 # ------------------------------------------------------------- a node joins
 def test_a_node_joining_the_cluster_is_used_at_once(cluster: dict[str, Any], state_dir: Path) -> None:
-    """Both nodes busy with 2-GPU jobs, a third waits; node n2 joins: the daemon adds it (GPUs 4
-    and 5, after the others) and the waiting job runs there. Another GPU type is refused."""
-    from eaco.runtime.ray_backend import NODES_FILE
+    """Both nodes busy with 2-GPU jobs, a third waits. An A100 node of one GPU joins: it is taken
+    (GPU 4) but too small for the waiting job; a node marked with a GPU type the model does not
+    know is refused; node n2 joins (GPUs 5 and 6) and the waiting job runs there. A job that asks
+    for an A100 then runs on the A100 node: one runtime drives nodes of several GPU types."""
+    from eaco.runtime.ray_backend import NODES_FILE, TYPE_PREFIX
 
     c: Cluster = cluster["cluster"]
     runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, node_check_s=0.2, measure_gpus=False)
@@ -344,20 +346,34 @@ def test_a_node_joining_the_cluster_is_used_at_once(cluster: dict[str, Any], sta
         ids = [submit(runtime, tiny_spec(f"wide{i}", epochs=400, steps=300, num_gpus=2)) for i in range(3)]
         runtime.recover()
         run_until(runtime, lambda: sorted(states(runtime).values()) == ["queued", "running", "running"], 30, "two running")
-        other = c.add_node(**NODE_ARGS, resources=node_resources("t9", 1, "a100"))
-        joined.append(other)
-        run_until(runtime, lambda: any(kind == "node-refused" for _, _, kind, _ in runtime.store.events()), 30, "the A100 node refused")
+        a100 = c.add_node(**NODE_ARGS, resources=node_resources("t9", 1, "a100"))
+        joined.append(a100)
+        run_until(runtime, lambda: len(runtime.inventory.nodes) == 3, 30, "the A100 node taken")
+        assert runtime.state.gpu_type[4] == "a100" and runtime.inventory.gpu_type == "v100"
+        assert any(kind == "node-joined" and "node t9: 1 x a100, GPUs 4-4" in detail for _, _, kind, detail in runtime.store.events())
+        unknown = c.add_node(**NODE_ARGS, resources={**node_resources("u9", 1), TYPE_PREFIX + "tpu9": 1.0})
+        joined.append(unknown)
+        run_until(runtime, lambda: any(kind == "node-refused" and "tpu9" in detail for _, _, kind, detail in runtime.store.events()),
+                  30, "the node of an unknown type refused")
         n2 = c.add_node(**NODE_ARGS, resources=node_resources("n2", 2))
         joined.append(n2)
         waiting = next(j for j, st in states(runtime).items() if st == "queued")
         run_until(runtime, lambda: states(runtime)[waiting] == "running", 60, "the waiting job on the new node")
-        assert [n.name for n in runtime.inventory.nodes] == ["n0", "n1", "n2"]
-        assert runtime.state.spec.num_gpus == 6 and runtime.store.job(waiting).gpus == (4, 5)
-        assert json.loads((state_dir / NODES_FILE).read_text())["nodes"] == [["n0", 2], ["n1", 2], ["n2", 2]]
-        assert any(kind == "node-joined" and "node n2: 2 x v100, GPUs 4-5" in detail for _, _, kind, detail in runtime.store.events())
+        assert [n.name for n in runtime.inventory.nodes] == ["n0", "n1", "t9", "n2"]
+        assert runtime.state.spec.num_gpus == 7 and runtime.store.job(waiting).gpus == (5, 6)
+        assert json.loads((state_dir / NODES_FILE).read_text())["nodes"] == [
+            ["n0", 2, "v100"], ["n1", 2, "v100"], ["t9", 1, "a100"], ["n2", 2, "v100"]]
+        assert any(kind == "node-joined" and "node n2: 2 x v100, GPUs 5-6" in detail for _, _, kind, detail in runtime.store.events())
         info = wait_for(lambda: json.loads(p.read_text()) if (p := runtime.layout.attempt_dir(waiting, 1) / RAY_ATTEMPT_FILE).exists() else None,
                         30, "the attempt's ray.json")
         assert info["node"] == "n2" and info["node_id"] == node_id_of(n2)
+        on_a100 = submit(runtime, tiny_spec("a100job", epochs=400, steps=300) + "gpu_type: a100\n")
+        ids.append(on_a100)
+        run_until(runtime, lambda: states(runtime)[on_a100] == "running", 30, "the A100 job running")
+        assert runtime.store.job(on_a100).gpus == (4,)
+        info = wait_for(lambda: json.loads(p.read_text()) if (p := runtime.layout.attempt_dir(on_a100, 1) / RAY_ATTEMPT_FILE).exists() else None,
+                        30, "the A100 attempt's ray.json")
+        assert info["node"] == "t9" and info["node_id"] == node_id_of(a100)
         for job_id in ids:
             runtime.store.request_cancel(job_id)
         run_until(runtime, lambda: all(st == "cancelled" for st in states(runtime).values()), 60, "all cancelled")

@@ -10,13 +10,20 @@ baseline of a job, best source first:
    (the first epoch of each attempt left out: it pays for start-up, data-loader workers and
    autotuning); the last :data:`MAX_BASELINE_EPOCHS` count.
 2. ``history``: the same over earlier jobs of the same workload (same command, working folder,
-   environment and GPU count on the same GPU type: :func:`workload_key`).
-3. ``declared``: the spec's ``expected_epoch_s``.
+   environment and GPU count on the same runtime: :func:`workload_key`).
+3. ``declared``: the spec's ``expected_epoch_s`` (on the GPU type the job asks for, else on the
+   runtime's main type).
 4. ``default``: :data:`~eaco.runtime.spec.DEFAULT_EXPECTED_EPOCH_S`. A speed relative to it means
    nothing, so H learns nothing from it (the policy still uses the epoch times it saw).
 
 The job the policy sees carries the baseline as its exclusive epoch time, so its predicted
 remaining time follows the measured one.
+
+GPU types. Every alone epoch is stored with the type of the GPUs it ran on. A baseline is on the
+type of its latest epoch; on a runtime with several GPU types (a Ray cluster of V100 and A100
+nodes) the epochs on other types, and the baseline itself where the job runs on another type, are
+converted with the catalogue's relative speeds of the job's type (:func:`convert_epoch_s`): an
+estimate, until the job has run alone on the type it is on.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from eaco.colocation.catalog import JobTypeSpec
 from eaco.runtime.spec import DEFAULT_EXPECTED_EPOCH_S, JobSpec
 from eaco.state.cluster_state import ClusterState
 
@@ -35,43 +43,67 @@ MAX_ALONE_SPANS = 32  # closed spans kept per job (older epochs are read long be
 SOURCES = ("measured", "history", "declared", "default")
 
 
+AloneEpoch = tuple[float, str]  # an epoch a job ran alone: (duration in s, the GPU type it ran on)
+
+
 @dataclass(frozen=True, slots=True)
 class EpochBaseline:
-    """A job's exclusive epoch time on this runtime's GPUs and where it comes from."""
+    """A job's exclusive epoch time on GPUs of ``gpu_type`` and where it comes from."""
 
     epoch_s: float
     source: str  # one of SOURCES
     epochs: int  # measured epochs it rests on (0 when declared or default)
+    gpu_type: str  # the GPU type epoch_s is on
 
     @property
     def calibrated(self) -> bool:
         """Whether speeds relative to it mean something (anything but the default)."""
         return self.source != "default"
 
+    def on(self, gpu_type: str, kind: JobTypeSpec) -> float:
+        """The exclusive epoch time on ``gpu_type``: the same, or converted with the catalogue's
+        relative speeds of the job's type (``kind``) when it rests on another type."""
+        return self.epoch_s if gpu_type == self.gpu_type else convert_epoch_s(self.epoch_s, self.gpu_type, gpu_type, kind)
+
+    def reference_s(self, kind: JobTypeSpec) -> float:
+        """The exclusive epoch time on the reference GPU that policies plan with."""
+        return self.epoch_s * kind.speed_on(self.gpu_type)
+
+
+def convert_epoch_s(epoch_s: float, from_type: str, to_type: str, kind: JobTypeSpec) -> float:
+    """An epoch time on ``from_type`` as one on ``to_type`` (x speed there / speed here)."""
+    return epoch_s * kind.speed_on(from_type) / kind.speed_on(to_type)
+
 
 def workload_key(spec: JobSpec, gpu_type: str) -> str:
-    """Jobs with the same key run the same work on the same kind of GPU: what one of them
-    measured alone is the others' baseline until they measure their own."""
+    """Jobs with the same key run the same work on the same runtime (``gpu_type``: its main GPU
+    type): what one of them measured alone is the others' baseline until they measure their own."""
     text = json.dumps([list(spec.command), spec.working_dir, sorted(spec.env.items()), spec.num_gpus, gpu_type])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
-def measured_epoch_s(durations_s: Sequence[float]) -> tuple[float, int]:
-    """The exclusive epoch time that alone epochs measure (median of the last
-    :data:`MAX_BASELINE_EPOCHS`), and how many it rests on."""
-    recent = list(durations_s)[-MAX_BASELINE_EPOCHS:]
-    return statistics.median(recent), len(recent)
+def measured_epoch_s(epochs: Sequence[AloneEpoch], kind: JobTypeSpec) -> tuple[float, int, str]:
+    """The exclusive epoch time that alone epochs measure: the median of the last
+    :data:`MAX_BASELINE_EPOCHS`, on the GPU type of the latest (epochs on other types converted,
+    :func:`convert_epoch_s`); how many it rests on; that GPU type."""
+    recent = list(epochs)[-MAX_BASELINE_EPOCHS:]
+    gpu_type = recent[-1][1]
+    durations_s = [d if t == gpu_type else convert_epoch_s(d, t, gpu_type, kind) for d, t in recent]
+    return statistics.median(durations_s), len(recent), gpu_type
 
 
-def choose_baseline(own_s: Sequence[float], history_s: Sequence[float], spec: JobSpec) -> EpochBaseline:
-    """The best baseline from this job's alone epochs, earlier jobs' ones and the spec."""
-    for durations_s, source in ((own_s, "measured"), (history_s, "history")):
-        if durations_s:
-            epoch_s, epochs = measured_epoch_s(durations_s)
-            return EpochBaseline(epoch_s, source, epochs)
+def choose_baseline(own: Sequence[AloneEpoch], history: Sequence[AloneEpoch], spec: JobSpec, kind: JobTypeSpec,
+                    declared_gpu_type: str) -> EpochBaseline:
+    """The best baseline from this job's alone epochs, earlier jobs' ones and the spec (whose
+    ``expected_epoch_s`` is on ``declared_gpu_type``: the type the job asks for, else the
+    runtime's main type)."""
+    for epochs, source in ((own, "measured"), (history, "history")):
+        if epochs:
+            epoch_s, count, gpu_type = measured_epoch_s(epochs, kind)
+            return EpochBaseline(epoch_s, source, count, gpu_type)
     if spec.expected_epoch_s is not None:
-        return EpochBaseline(spec.expected_epoch_s, "declared", 0)
-    return EpochBaseline(DEFAULT_EXPECTED_EPOCH_S, "default", 0)
+        return EpochBaseline(spec.expected_epoch_s, "declared", 0, declared_gpu_type)
+    return EpochBaseline(DEFAULT_EXPECTED_EPOCH_S, "default", 0, declared_gpu_type)
 
 
 class AloneTracker:

@@ -32,7 +32,7 @@ from eaco.runtime.errors import RuntimeStateError
 from eaco.runtime.gpu_meter import GpuMeter
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, AloneTracker, EpochBaseline, choose_baseline, workload_key
-from eaco.runtime.jobs import job_from_spec, reference_epoch_s
+from eaco.runtime.jobs import declared_gpu_type, job_from_spec, reference_epoch_s, runnable_types
 from eaco.runtime.layout import StateLayout
 from eaco.runtime.memory import MemoryEstimate, choose_memory, peak_to_gb
 from eaco.runtime.metrics import GpuSnapshot, RuntimeSnapshot
@@ -123,6 +123,7 @@ class Runtime:
         self.wake_at_unix = math.inf
         self.accountant = EnergyAccountant(energy, catalog, cpu_util, gpu_meter)
         self.accountant.totals.add_parts(store.energy_totals())  # what daemons on this state folder used before
+        store.fill_epoch_gpu_type(inventory.gpu_type)  # alone epochs stored before they carried their GPU type
         self._last_tick_unix: float | None = None
         self._something_ended = False
         self.policy_calls = 0
@@ -141,7 +142,8 @@ class Runtime:
         spec = JobSpec.model_validate_json(row.spec_json)
         key = workload_key(spec, self.inventory.gpu_type)
         baseline = choose_baseline(self.store.exclusive_epochs(job_id, MAX_BASELINE_EPOCHS),
-                                   self.store.workload_exclusive_epochs(key, MAX_BASELINE_EPOCHS, except_job=job_id), spec)
+                                   self.store.workload_exclusive_epochs(key, MAX_BASELINE_EPOCHS, except_job=job_id), spec,
+                                   self.catalog.get(spec.job_type), declared_gpu_type(spec, self.inventory))
         self.workload_keys[job_id] = key
         self.baselines[job_id] = baseline
         self.memory[job_id] = self._memory_estimate(job_id, spec)
@@ -151,7 +153,7 @@ class Runtime:
             if row.state == "queued" and row.attempts == 0:
                 self.store.event(job_id, "baseline", "no exclusive epoch time declared or measured for this workload: "
                                                      "it runs alone until it has measured one")
-        job = job_from_spec(job_id, spec, row.submit_unix - self.origin_unix, self.catalog, self.inventory, baseline.epoch_s,
+        job = job_from_spec(job_id, spec, row.submit_unix - self.origin_unix, self.catalog, self.inventory, baseline,
                             row.exclusive_only, alone_first=alone_first, memory_gb=self.memory[job_id].memory_gb)
         if shares_gpus and job.exclusive:  # it runs next to others already: it cannot hold the GPUs whole
             job = replace(job, exclusive=False)
@@ -370,7 +372,7 @@ class Runtime:
             self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix, reason=reason, exclusive_only=True)
             leave_gpus()
             self.jobs[job_id] = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory,
-                                              self.baselines[job_id].epoch_s, exclusive_only=True,
+                                              self.baselines[job_id], exclusive_only=True,
                                               memory_gb=self.memory[job_id].memory_gb)
             self.status[job_id] = "queued"
             return
@@ -473,10 +475,12 @@ class Runtime:
                 mean_s = sum(watch.durations_s) / len(watch.durations_s)
                 neighbours = {j for g in self.state.job_gpus[job_id] for j in self.state.gpu_jobs[g]} - {job_id}
                 baseline = self.baselines[job_id]
+                gpu_type = self.state.gpu_type[self.state.job_gpus[job_id][0]]
+                exclusive_s = baseline.on(gpu_type, self.catalog.get(job.job_type))
                 self.reports_pending.append(EpochReport(
                     job_id=job_id, time_s=self.now_s(now_unix), epochs_done=done,
                     window_s=sum(watch.durations_s), window_epochs=float(len(watch.durations_s)),
-                    observed_speed=baseline.epoch_s / mean_s if mean_s > 0 else 1.0,
+                    observed_speed=exclusive_s / mean_s if mean_s > 0 else 1.0,
                     co_located_with=tuple(sorted(neighbours)),
                     speed_calibrated=baseline.calibrated,
                 ))
@@ -485,24 +489,31 @@ class Runtime:
         """Store the epochs the job ran alone on its GPUs (not the first of an attempt) and move
         its baseline, and the exclusive epoch time the policy sees, to what they measure."""
         placed = self.placed.get(job_id)
+        gpus = self.state.job_gpus.get(job_id)
+        if placed is None or not gpus:
+            return
+        gpu_type = self.state.gpu_type[gpus[0]]
         key = self.workload_keys[job_id]
         added = False
         for r in records:
-            if placed is None or r.epoch <= placed[1] or r.duration_s <= 0:
+            if r.epoch <= placed[1] or r.duration_s <= 0:
                 continue  # the attempt's first epoch (start-up) or one from before this attempt
             if self.alone.was_alone(job_id, r.end_time_s - r.duration_s, r.end_time_s):
-                self.store.add_exclusive_epoch(job_id, key, r.epoch, r.duration_s, r.end_time_s)
+                self.store.add_exclusive_epoch(job_id, key, r.epoch, r.duration_s, r.end_time_s, gpu_type)
                 added = True
         if not added:
             return
         old = self.baselines[job_id]
-        new = choose_baseline(self.store.exclusive_epochs(job_id, MAX_BASELINE_EPOCHS), (), self.specs[job_id])
+        spec = self.specs[job_id]
+        new = choose_baseline(self.store.exclusive_epochs(job_id, MAX_BASELINE_EPOCHS), (), spec, self.catalog.get(spec.job_type),
+                              declared_gpu_type(spec, self.inventory))
         self.baselines[job_id] = new
         if old.source != new.source or abs(new.epoch_s - old.epoch_s) > BASELINE_EVENT_CHANGE * old.epoch_s:
-            self.store.event(job_id, "baseline", f"exclusive epoch {new.epoch_s:.3g} s measured alone over {new.epochs} "
+            on = f" on {new.gpu_type}" if len(self.inventory.gpu_types()) > 1 else ""
+            self.store.event(job_id, "baseline", f"exclusive epoch {new.epoch_s:.3g} s{on} measured alone over {new.epochs} "
                                                  f"epoch(s) (was {old.epoch_s:.3g} s, {old.source})")
         self.jobs[job_id] = replace(self.jobs[job_id],
-                                    epoch_duration_s=reference_epoch_s(new.epoch_s, self.specs[job_id], self.catalog, self.inventory))
+                                    epoch_duration_s=reference_epoch_s(new, spec, self.catalog))
         if job_id in self.unmeasured and new.calibrated:
             self._may_share_now(job_id)
         if job_id in self.state.job_gpus:
@@ -532,7 +543,9 @@ class Runtime:
         if job_id in self.unmeasured or self.store.job(job_id).exclusive_only:
             self.store.event(job_id, "memory", note + "; it keeps its GPUs to itself for now")
             return
-        memory_gb = min(new.memory_gb, lookup_gpu_type(self.inventory.gpu_type).memory_gb)
+        spec = self.specs[job_id]
+        types = runnable_types(spec, self.catalog, self.inventory, 0.0)
+        memory_gb = min(new.memory_gb, max(lookup_gpu_type(t).memory_gb for t in types))
         self.jobs[job_id] = replace(job, memory_gb=memory_gb)
         if job_id in self.draining:  # the job as it really is, once its old process has stopped
             self.draining[job_id] = replace(self.draining[job_id], memory_gb=memory_gb)
@@ -555,7 +568,7 @@ class Runtime:
         self.unmeasured.discard(job_id)
         row = self.store.job(job_id)
         shared = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory,
-                               self.baselines[job_id].epoch_s, row.exclusive_only, memory_gb=self.memory[job_id].memory_gb)
+                               self.baselines[job_id], row.exclusive_only, memory_gb=self.memory[job_id].memory_gb)
         if job_id in self.state.job_gpus and not shared.exclusive:
             try:
                 self.state.end_exclusive(job_id, shared.memory_gb)

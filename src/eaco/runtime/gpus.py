@@ -12,7 +12,8 @@ from eaco.model.gpu import gpu_type as lookup_gpu_type
 
 @dataclass(frozen=True, slots=True)
 class GpuInventory:
-    """The GPUs of this machine that jobs run on, all of one type.
+    """The GPUs of this machine that jobs run on, all of one type (``gpu_type``; a Ray cluster's
+    inventory may hold several, one per node, ``gpu_type`` being its main one).
 
     ``device_indices[g]`` is what ``CUDA_VISIBLE_DEVICES`` gets for the policy's GPU ``g``.
     ``declared`` is True when they were declared rather than found (no real GPU behind them:
@@ -33,6 +34,14 @@ class GpuInventory:
     def node_name(self, gpu: int) -> str:
         """The name of the machine that holds the policy's GPU ``gpu`` (this one: ``local``)."""
         return "local"
+
+    def gpu_types(self) -> tuple[str, ...]:
+        """Every GPU type the runtime has, the main type first."""
+        return tuple(dict.fromkeys([self.gpu_type, *(n.gpu_type for n in self.cluster().nodes)]))
+
+    def largest_node_gpus(self, gpu_type: str | None = None) -> int:
+        """The most GPUs one node has (of ``gpu_type``; None: of any type); 0 if none."""
+        return max((n.num_gpus for n in self.cluster().nodes if gpu_type is None or n.gpu_type == gpu_type), default=0)
 
 
 _DECLARED = re.compile(r"^\s*(\d+)\s*x\s*([A-Za-z0-9_]+)\s*$")

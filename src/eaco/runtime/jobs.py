@@ -3,13 +3,17 @@
 What the policy needs and where each value comes from (docs/runtime.md):
 
 - ``epoch_duration_s`` (exclusive epoch time on the reference GPU): the job's exclusive epoch
-  time on this machine's GPUs (``epoch_s``: the runtime's baseline, measured, else declared,
-  else a default, :mod:`eaco.runtime.baselines`) x the catalogue's relative speed of the job type
-  on this GPU type (:func:`reference_epoch_s`), so that the policy's exclusive rate here is
-  1 / that epoch time.
+  time on the runtime's GPUs (its baseline: measured, else declared, else a default, on the GPU
+  type it rests on, :mod:`eaco.runtime.baselines`) x the catalogue's relative speed of the job
+  type on that GPU type (:func:`reference_epoch_s`), so that the policy's exclusive rate there
+  is 1 / that epoch time.
 - ``memory_gb``: what the runtime measured the job (or its workload) to use, else the spec's
-  estimate, else the catalogue's peak memory of the job type (:mod:`eaco.runtime.memory`).
-- ``gpu_util``: the spec's, else the catalogue's exclusive utilisation on this GPU type.
+  estimate, else the catalogue's peak memory of the job type (:mod:`eaco.runtime.memory`), at
+  most the memory of the largest GPU it can run on.
+- ``gpu_util``: the spec's, else the catalogue's exclusive utilisation on the GPU type it asks
+  for (else the runtime's main type).
+- ``gpu_type``: the spec's; none: any type of the runtime whose nodes and GPUs are big enough
+  (:func:`runnable_types`).
 - ``deadline_s``: submit time + the spec's ``deadline_s`` (or ``(1 + slack) x epochs x
   expected_epoch_s``); none: no SLO.
 - A job requeued to run exclusively (after a crash while co-located) becomes high priority and
@@ -25,37 +29,63 @@ from eaco.colocation.catalog import JobCatalog
 from eaco.errors import InputError
 from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.model.job import Job
+from eaco.runtime.baselines import EpochBaseline
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.spec import JobSpec
 
 
 def largest_node_gpus(inventory: GpuInventory) -> int:
     """The most GPUs one node of the runtime has (one node locally; several on a Ray cluster)."""
-    return max(node.num_gpus for node in inventory.cluster().nodes)
+    return inventory.largest_node_gpus()
 
 
-def check_runnable(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory, source: str = "<spec>") -> None:
-    """Raise :class:`InputError` naming the field if the job could never run here. A job's GPUs are
-    all on one node, so ``num_gpus`` is compared with the largest node, not the cluster's total."""
+def runnable_types(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory, memory_gb: float | None = None) -> tuple[str, ...]:
+    """The runtime's GPU types the job can run on: the type it asks for (else any) where a node
+    has ``num_gpus`` GPUs and a GPU has its memory (``memory_gb``, else the spec's, else its job
+    type's). Empty: it can run nowhere (:func:`check_runnable` says why)."""
+    need_gb = _spec_memory_gb(spec, catalog) if memory_gb is None else memory_gb
+    return tuple(t for t in inventory.gpu_types()
+                 if (spec.gpu_type is None or t == spec.gpu_type)
+                 and inventory.largest_node_gpus(t) >= spec.num_gpus
+                 and lookup_gpu_type(t).memory_gb >= need_gb)
+
+
+def _spec_memory_gb(spec: JobSpec, catalog: JobCatalog) -> float:
+    return spec.memory_gb if spec.memory_gb is not None else catalog.get(spec.job_type).memory_gb
+
+
+def check_runnable(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory, source: str = "<spec>") -> tuple[str, ...]:
+    """Raise :class:`InputError` naming the field if the job could never run here; else return
+    the GPU types it can run on (:func:`runnable_types`). A job's GPUs are all on one node, so
+    ``num_gpus`` is compared with the largest node (of the type it asks for), not the total."""
     if spec.job_type not in catalog:
         known = ", ".join(sorted(catalog.names())[:12])
         raise InputError(source, f"unknown job type {spec.job_type!r} (known include: {known}, ...)", field="job_type")
-    if spec.gpu_type is not None and spec.gpu_type != inventory.gpu_type:
+    if spec.gpu_type is not None and spec.gpu_type not in inventory.gpu_types():
         raise InputError(source, f"this runtime has {inventory.describe()} GPUs, not {spec.gpu_type}", field="gpu_type")
-    largest = largest_node_gpus(inventory)
+    largest = inventory.largest_node_gpus(spec.gpu_type)
     if spec.num_gpus > largest:
-        raise InputError(source, f"asks for {spec.num_gpus} GPUs on one node; the largest node has {largest} GPUs "
+        of_type = f" of {spec.gpu_type}" if spec.gpu_type is not None and len(inventory.gpu_types()) > 1 else ""
+        raise InputError(source, f"asks for {spec.num_gpus} GPUs on one node; the largest node{of_type} has {largest} GPUs "
                                  f"({inventory.describe()})", field="num_gpus")
-    memory_gb = spec.memory_gb if spec.memory_gb is not None else catalog.get(spec.job_type).memory_gb
-    gpu_memory_gb = lookup_gpu_type(inventory.gpu_type).memory_gb
-    if memory_gb > gpu_memory_gb:
-        raise InputError(source, f"{memory_gb:g} GB does not fit a {inventory.gpu_type} ({gpu_memory_gb:g} GB)", field="memory_gb")
+    types = runnable_types(spec, catalog, inventory)
+    if not types:
+        memory_gb = _spec_memory_gb(spec, catalog)
+        room = ", ".join(f"{t} {lookup_gpu_type(t).memory_gb:g} GB" for t in inventory.gpu_types()
+                         if (spec.gpu_type is None or t == spec.gpu_type) and inventory.largest_node_gpus(t) >= spec.num_gpus)
+        raise InputError(source, f"{memory_gb:g} GB does not fit a GPU it could run on ({room})", field="memory_gb")
+    return types
 
 
-def reference_epoch_s(epoch_s: float, spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory) -> float:
-    """A job's exclusive epoch time on this runtime's GPUs, as the epoch time on the reference GPU
-    that policies plan with (x the catalogue's relative speed of its type on this GPU type)."""
-    return epoch_s * catalog.get(spec.job_type).speed_on(inventory.gpu_type)
+def declared_gpu_type(spec: JobSpec, inventory: GpuInventory) -> str:
+    """The GPU type a spec's ``expected_epoch_s`` is on: the one it asks for, else the runtime's main type."""
+    return spec.gpu_type if spec.gpu_type is not None else inventory.gpu_type
+
+
+def reference_epoch_s(baseline: EpochBaseline, spec: JobSpec, catalog: JobCatalog) -> float:
+    """A job's exclusive epoch time (its baseline, on the GPU type it rests on) as the epoch time
+    on the reference GPU that policies plan with (x the catalogue's relative speed of its type there)."""
+    return baseline.reference_s(catalog.get(spec.job_type))
 
 
 def job_from_spec(
@@ -64,7 +94,7 @@ def job_from_spec(
     submit_time_s: float,
     catalog: JobCatalog,
     inventory: GpuInventory,
-    epoch_s: float,
+    baseline: EpochBaseline,
     exclusive_only: bool = False,
     alone_first: bool = False,
     memory_gb: float | None = None,
@@ -75,12 +105,11 @@ def job_from_spec(
     epoch time (its priority and queue place are unchanged). ``memory_gb``: the memory
     it holds per GPU when it shares (the runtime's :class:`~eaco.runtime.memory.MemoryEstimate`);
     None: the spec's, else the catalogue's."""
-    check_runnable(spec, catalog, inventory)
+    types = check_runnable(spec, catalog, inventory)
     kind = catalog.get(spec.job_type)
-    gpu = inventory.gpu_type
     if memory_gb is None:
-        memory_gb = spec.memory_gb if spec.memory_gb is not None else kind.memory_gb
-    memory_gb = min(memory_gb, lookup_gpu_type(gpu).memory_gb)
+        memory_gb = _spec_memory_gb(spec, catalog)
+    memory_gb = min(memory_gb, max(lookup_gpu_type(t).memory_gb for t in types))
     priority = spec.priority
     if exclusive_only:
         priority = max(1, priority)
@@ -91,9 +120,9 @@ def job_from_spec(
         num_gpus=spec.num_gpus,
         job_type=spec.job_type,
         num_epochs=spec.epochs,
-        epoch_duration_s=reference_epoch_s(epoch_s, spec, catalog, inventory),
+        epoch_duration_s=reference_epoch_s(baseline, spec, catalog),
         memory_gb=memory_gb,
-        gpu_util=spec.gpu_util if spec.gpu_util is not None else kind.util_on(gpu),
+        gpu_util=spec.gpu_util if spec.gpu_util is not None else kind.util_on(declared_gpu_type(spec, inventory)),
         gpu_type=spec.gpu_type,
         deadline_s=submit_time_s + relative if relative is not None else math.inf,
         priority=priority,

@@ -92,23 +92,28 @@ def node_resources(node: str, num_gpus: int, gpu_type: str | None = None) -> dic
 class RayNode:
     name: str  # the name in its resources (eaco_gpu_<name>_<i>)
     num_gpus: int
+    gpu_type: str  # its GPUs' type (its eaco_type_<type> marker, else the runtime's default)
 
 
 @dataclass(frozen=True, slots=True)
 class RayInventory(GpuInventory):
-    """GPUs of several Ray nodes, all of one type. ``device_indices`` are the policy's global GPU
-    ids 0..N-1 (what the engine passes in ``LaunchRequest.device_indices``); :meth:`locate` turns
-    one into its node and local device index."""
+    """GPUs of several Ray nodes, each node of one GPU type (nodes may differ). ``gpu_type`` is
+    the main type: the first node's. ``device_indices`` are the policy's global GPU ids 0..N-1
+    (what the engine passes in ``LaunchRequest.device_indices``); :meth:`locate` turns one into
+    its node and local device index."""
 
     nodes: tuple[RayNode, ...] = ()
 
     def cluster(self) -> ClusterSpec:
-        return ClusterSpec(tuple(NodeSpec(i, self.gpu_type, n.num_gpus) for i, n in enumerate(self.nodes)),
+        return ClusterSpec(tuple(NodeSpec(i, n.gpu_type, n.num_gpus) for i, n in enumerate(self.nodes)),
                            name=self.describe())
 
     def describe(self) -> str:
-        per_node = "+".join(str(n.num_gpus) for n in self.nodes)
-        return f"ray {len(self.nodes)} nodes ({per_node})x{self.gpu_type}" + (" (declared)" if self.declared else "")
+        declared = " (declared)" if self.declared else ""
+        if all(n.gpu_type == self.gpu_type for n in self.nodes):
+            per_node = "+".join(str(n.num_gpus) for n in self.nodes)
+            return f"ray {len(self.nodes)} nodes ({per_node})x{self.gpu_type}" + declared
+        return f"ray {len(self.nodes)} nodes " + "+".join(f"{n.num_gpus}x{n.gpu_type}" for n in self.nodes) + declared
 
     def locate(self, gpu: int) -> tuple[int, str, int]:
         """(node index, node name, local device index) of the policy's GPU ``gpu``."""
@@ -125,8 +130,11 @@ class RayInventory(GpuInventory):
         start = sum(n.num_gpus for n in self.nodes[:node_index])
         return tuple(range(start, start + self.nodes[node_index].num_gpus))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"gpu_type": self.gpu_type, "nodes": [[n.name, n.num_gpus] for n in self.nodes]}
+    def to_json(self, unmarked_gpu_type: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"gpu_type": self.gpu_type, "nodes": [[n.name, n.num_gpus, n.gpu_type] for n in self.nodes]}
+        if unmarked_gpu_type is not None:
+            out["unmarked_gpu_type"] = unmarked_gpu_type
+        return out
 
 
 def _natural_key(name: str) -> tuple[object, ...]:
@@ -160,45 +168,51 @@ def scan_nodes(ray_nodes: Iterable[Mapping[str, Any]]) -> tuple[dict[str, int], 
     return counts, ids, types
 
 
-def discover(gpu_type: str = "v100", known: Iterable[tuple[str, int]] = (), declared: bool = True,
+def discover(gpu_type: str = "v100", known: Iterable[tuple[str, int] | tuple[str, int, str]] = (), declared: bool = True,
              ray_nodes: Iterable[Mapping[str, Any]] | None = None, refused: dict[str, str] | None = None) -> RayInventory:
     """The EaCO GPUs of the connected Ray cluster. Nodes come in ``known`` order first (a restarted
     daemon keeps its GPU numbering; a known node missing now stays in, and is treated as lost),
-    then new nodes in natural name order. ``gpu_type``: the type of nodes without an
-    ``eaco_type_<type>`` marker; all nodes must be of one type. ``refused``: instead of an error,
-    nodes marked with another (or an unknown) type are left out and put there (name -> type)."""
+    then new nodes in natural name order. A node's GPU type is its ``eaco_type_<type>`` marker,
+    else ``gpu_type``; nodes may differ. ``known``: (name, GPU count[, GPU type]) as a daemon
+    saved them (without a type: ``gpu_type``). ``refused``: instead of an error, new nodes
+    marked with a type the model does not know are left out and put there (name -> marker)."""
     if ray_nodes is None:
         import ray
 
         ray_nodes = ray.nodes()
-    counts, _, types = scan_nodes(ray_nodes)
+    counts, _, markers = scan_nodes(ray_nodes)
     try:
         default = lookup_gpu_type(gpu_type).name
     except KeyError as exc:
         raise InputError("--ray-gpu-type", str(exc.args[0])) from None
-    if refused is not None:
-        for name, marked in types.items():
-            kind = GPU_TYPES.get(marked.strip().lower())
-            if name in counts and (kind is None or kind.name != default):
-                refused[name] = marked
-                del counts[name]
+    known_list = [(str(k[0]), int(k[1]), str(k[2]) if len(k) > 2 else default) for k in known]
+    known_names = {name for name, _, _ in known_list}
+    types: dict[str, str] = {}
+    for name in counts:
+        marked = markers.get(name)
+        kind = GPU_TYPES.get(marked.strip().lower()) if marked is not None else None
+        if marked is not None and kind is None:
+            if refused is not None and name not in known_names:
+                refused[name] = str(marked)
+                continue
+            raise InputError("ray", f"node {name}: unknown GPU type {marked!r} in its {TYPE_PREFIX}<type> marker "
+                                    f"(known: {', '.join(sorted(GPU_TYPES))})")
+        types[name] = default if kind is None else kind.name
+    for name in refused or {}:
+        counts.pop(name, None)
     nodes: list[RayNode] = []
-    seen: set[str] = set()
-    for name, n in known:
+    for name, n, t in known_list:
         if name in counts and counts[name] != n:
             raise InputError("ray", f"node {name} had {n} GPUs and has {counts[name]} now; use a new state folder or node name")
-        nodes.append(RayNode(name, n))
-        seen.add(name)
-    for name in sorted(set(counts) - seen, key=_natural_key):
-        nodes.append(RayNode(name, counts[name]))
+        if name in types and types[name] != t:
+            raise InputError("ray", f"node {name} had {t} GPUs and has {types[name]} now; use a new state folder or node name")
+        nodes.append(RayNode(name, n, t))
+    for name in sorted(set(counts) - known_names, key=_natural_key):
+        nodes.append(RayNode(name, counts[name], types[name]))
     if not nodes:
         raise InputError("ray", f"no Ray node declares EaCO GPUs (resources {RESOURCE_PREFIX}<node>_<index>)")
-    kinds = {lookup_gpu_type(types[n]).name if n in types else default for n in counts}
-    if len(kinds) > 1:
-        raise InputError("ray", f"GPUs of different types ({', '.join(sorted(kinds))}); the runtime needs one type")
-    t = kinds.pop() if kinds else default
     total = sum(n.num_gpus for n in nodes)
-    return RayInventory(t, tuple(range(total)), declared, tuple(nodes))
+    return RayInventory(nodes[0].gpu_type, tuple(range(total)), declared, tuple(nodes))
 
 
 # ============================================================ the attempt
@@ -648,11 +662,13 @@ class RayRuntime(Runtime):
     """The engine, unchanged, plus lost-node handling: before each policy call the idle GPUs of
     nodes the cluster lost are fenced (:meth:`ClusterState.set_offline`; their attempts have been
     requeued by the poll of the same tick), and unfenced when a node of that name comes back.
-    Nodes that join the Ray cluster with EaCO GPUs of the runtime's type are added as they come
-    (:meth:`ClusterState.add_nodes`; checked every ``join_check_s``)."""
+    Nodes that join the Ray cluster with EaCO GPUs are added as they come, whatever their GPU type
+    (:meth:`ClusterState.add_nodes`; checked every ``join_check_s``); ``unmarked_gpu_type``: the
+    type of a node without an ``eaco_type_<type>`` marker."""
 
     backend: RayBackend
     inventory: RayInventory
+    unmarked_gpu_type = "v100"
     join_check_s = 2.0
     _next_join_check = 0.0
     _join_refused: str = ""
@@ -671,7 +687,8 @@ class RayRuntime(Runtime):
     def _take_new_nodes(self) -> None:
         """Append nodes that joined the cluster since the last look: their GPUs are numbered after
         the others (the numbering of the nodes already known never changes) and kept in
-        ``ray_nodes.json``. A node that cannot be taken (another GPU type) is skipped, said once."""
+        ``ray_nodes.json``. A node that cannot be taken (a GPU type the model does not know) is
+        skipped, said once."""
         now = time.monotonic()
         if now < self._next_join_check or not self.backend.last_nodes:
             return
@@ -679,14 +696,14 @@ class RayRuntime(Runtime):
         old = self.inventory
         refused: dict[str, str] = {}
         try:
-            grown = discover(old.gpu_type, [(n.name, n.num_gpus) for n in old.nodes], old.declared,
+            grown = discover(self.unmarked_gpu_type, [(n.name, n.num_gpus, n.gpu_type) for n in old.nodes], old.declared,
                              ray_nodes=self.backend.last_nodes, refused=refused)
             why = ""
         except InputError as exc:
             grown, why = old, str(exc)
         if refused:
-            why = (f"nodes {', '.join(sorted(refused))} have GPUs of another type ({', '.join(sorted(set(refused.values())))}); "
-                   f"this runtime's are {old.gpu_type}" + (f"; {why}" if why else ""))
+            why = (f"nodes {', '.join(sorted(refused))} are marked with GPU types the model does not know "
+                   f"({', '.join(sorted(set(refused.values())))}; known: {', '.join(sorted(GPU_TYPES))})" + (f"; {why}" if why else ""))
         if why and why != self._join_refused:
             log.warning("a Ray node is not taken: %s", why)
             self.store.event(None, "node-refused", why)
@@ -694,13 +711,13 @@ class RayRuntime(Runtime):
         if len(grown.nodes) == len(old.nodes):
             return
         new = grown.nodes[len(old.nodes):]
-        gpus = self.state.add_nodes([NodeSpec(0, grown.gpu_type, n.num_gpus) for n in new])
+        gpus = self.state.add_nodes([NodeSpec(0, n.gpu_type, n.num_gpus) for n in new])
         self.inventory = grown
         self.backend.inventory = grown
-        save_inventory(self.layout.root, grown)
+        save_inventory(self.layout.root, grown, self.unmarked_gpu_type)
         first = gpus[0]
         for n in new:
-            self.store.event(None, "node-joined", f"node {n.name}: {n.num_gpus} x {grown.gpu_type}, GPUs {first}-{first + n.num_gpus - 1}")
+            self.store.event(None, "node-joined", f"node {n.name}: {n.num_gpus} x {n.gpu_type}, GPUs {first}-{first + n.num_gpus - 1}")
             first += n.num_gpus
         self.snapshot = self.take_snapshot()
 
@@ -725,9 +742,10 @@ LOCAL_NODE = "local"  # the node name of a Ray instance the daemon starts itself
 LOCAL_OBJECT_STORE_BYTES = 200 * 2**20
 
 
-def save_inventory(state_root: Path, inventory: RayInventory) -> None:
-    """``ray_nodes.json`` in the state folder: the nodes in GPU-numbering order, for the next daemon."""
-    write_json_atomic(Path(state_root) / NODES_FILE, inventory.to_json())
+def save_inventory(state_root: Path, inventory: RayInventory, unmarked_gpu_type: str | None = None) -> None:
+    """``ray_nodes.json`` in the state folder: the nodes in GPU-numbering order with their GPU
+    types, and the type of nodes without a marker, for the next daemon."""
+    write_json_atomic(Path(state_root) / NODES_FILE, inventory.to_json(unmarked_gpu_type))
 
 
 def start_local_ray(gpus: GpuInventory) -> None:
@@ -770,9 +788,11 @@ def build_ray_runtime(
     layout.root.mkdir(parents=True, exist_ok=True)
     nodes_file = layout.root / NODES_FILE
     previous = _read_json(nodes_file) or {}
-    known = [(str(n), int(c)) for n, c in previous.get("nodes", [])]
-    inventory = discover(previous.get("gpu_type", gpu_type), known)
-    save_inventory(layout.root, inventory)
+    # nodes without a type marker keep the type this state folder's first daemon gave them
+    unmarked = str(previous.get("unmarked_gpu_type", previous.get("gpu_type", gpu_type)))
+    known = [tuple(k) for k in previous.get("nodes", [])]
+    inventory = discover(unmarked, known)
+    save_inventory(layout.root, inventory, unmarked)
     env = load_environment(profiles=profiles)
     ctx = env.policy_context()
     policy = policy_factory(ctx) if policy_factory else make_policy(policy_name, ctx)
@@ -787,4 +807,5 @@ def build_ray_runtime(
             log.info("GPU energy is modelled: %s", why)
     runtime = RayRuntime(layout, store, backend, policy, inventory, env.catalog, env.energy,
                          cpu_util=measured_cpu_util(), tick_s=tick_s, gpu_meter=meter, alone_first=alone_first)
+    runtime.unmarked_gpu_type = unmarked
     return runtime, env

@@ -25,7 +25,7 @@ from eaco.runtime.errors import RuntimeStateError
 # every job event, once committed (the daemon prints them: eaco serve --log-level)
 event_log = logging.getLogger("eaco.runtime.events")
 
-SCHEMA_VERSION = 2  # 2: jobs.migrations
+SCHEMA_VERSION = 3  # 2: jobs.migrations; 3: exclusive_epochs.gpu_type
 
 STATES = ("queued", "running", "stopping", "finished", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running", "stopping")
@@ -84,7 +84,8 @@ CREATE TABLE IF NOT EXISTS exclusive_epochs (
     workload_key TEXT NOT NULL,
     epoch INTEGER NOT NULL,
     duration_s REAL NOT NULL,
-    end_unix REAL NOT NULL
+    end_unix REAL NOT NULL,
+    gpu_type TEXT
 );
 CREATE INDEX IF NOT EXISTS exclusive_epochs_job ON exclusive_epochs(job_id);
 CREATE INDEX IF NOT EXISTS exclusive_epochs_key ON exclusive_epochs(workload_key);
@@ -233,6 +234,9 @@ class Store:
             columns = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
             if "migrations" not in columns:  # a state folder written by schema 1
                 db.execute("ALTER TABLE jobs ADD COLUMN migrations INTEGER NOT NULL DEFAULT 0")
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(exclusive_epochs)")}
+            if "gpu_type" not in columns:  # written by a runtime of one GPU type: fill_epoch_gpu_type
+                db.execute("ALTER TABLE exclusive_epochs ADD COLUMN gpu_type TEXT")
             db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('clock_origin_unix', ?)", (repr(time.time()),))
@@ -316,35 +320,42 @@ class Store:
         rows = self._db.execute("SELECT job_types, gpu_type, member, speed FROM learned ORDER BY seq").fetchall()
         return [LearnedSpeed(tuple(json.loads(r[0])), r[1], r[2], float(r[3])) for r in rows]
 
-    def add_exclusive_epoch(self, job_id: int, workload_key: str, epoch: int, duration_s: float, end_unix: float) -> None:
-        """An epoch the job ran alone on all its GPUs (the runtime's own measure of its
-        exclusive epoch time, :mod:`eaco.runtime.baselines`)."""
+    def add_exclusive_epoch(self, job_id: int, workload_key: str, epoch: int, duration_s: float, end_unix: float,
+                            gpu_type: str) -> None:
+        """An epoch the job ran alone on all its GPUs, of ``gpu_type`` (the runtime's own measure
+        of its exclusive epoch time, :mod:`eaco.runtime.baselines`)."""
         with self.transaction() as db:
-            db.execute("INSERT INTO exclusive_epochs(job_id, workload_key, epoch, duration_s, end_unix) VALUES (?, ?, ?, ?, ?)",
-                       (job_id, workload_key, epoch, duration_s, end_unix))
+            db.execute("INSERT INTO exclusive_epochs(job_id, workload_key, epoch, duration_s, end_unix, gpu_type) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (job_id, workload_key, epoch, duration_s, end_unix, gpu_type))
 
-    def exclusive_epochs(self, job_id: int, limit: int) -> list[float]:
-        """The job's last ``limit`` alone epoch durations (s), oldest first."""
-        rows = self._db.execute("SELECT duration_s FROM exclusive_epochs WHERE job_id = ? ORDER BY seq DESC LIMIT ?",
+    def fill_epoch_gpu_type(self, gpu_type: str) -> int:
+        """Alone epochs stored before epochs carried their GPU type ran on the one type the
+        runtime had then: mark them so (the daemon's main type). Returns how many."""
+        with self.transaction() as db:
+            return db.execute("UPDATE exclusive_epochs SET gpu_type = ? WHERE gpu_type IS NULL", (gpu_type,)).rowcount
+
+    def exclusive_epochs(self, job_id: int, limit: int) -> list[tuple[float, str]]:
+        """The job's last ``limit`` alone epochs, oldest first: (duration in s, GPU type)."""
+        rows = self._db.execute("SELECT duration_s, gpu_type FROM exclusive_epochs WHERE job_id = ? ORDER BY seq DESC LIMIT ?",
                                 (job_id, limit)).fetchall()
-        return [float(r[0]) for r in reversed(rows)]
+        return [(float(r[0]), r[1]) for r in reversed(rows)]
 
-    def exclusive_epochs_by_job(self, limit: int) -> dict[int, list[float]]:
-        """Every job's last ``limit`` alone epoch durations (s), oldest first."""
-        out: dict[int, list[float]] = {}
-        for r in self._db.execute("SELECT job_id, duration_s FROM exclusive_epochs ORDER BY seq").fetchall():
+    def exclusive_epochs_by_job(self, limit: int) -> dict[int, list[tuple[float, str]]]:
+        """Every job's last ``limit`` alone epochs, oldest first: (duration in s, GPU type)."""
+        out: dict[int, list[tuple[float, str]]] = {}
+        for r in self._db.execute("SELECT job_id, duration_s, gpu_type FROM exclusive_epochs ORDER BY seq").fetchall():
             got = out.setdefault(int(r[0]), [])
-            got.append(float(r[1]))
+            got.append((float(r[1]), r[2]))
             if len(got) > limit:
                 del got[0]
         return out
 
-    def workload_exclusive_epochs(self, workload_key: str, limit: int, except_job: int | None = None) -> list[float]:
-        """The last ``limit`` alone epoch durations (s) of jobs of this workload, oldest first."""
+    def workload_exclusive_epochs(self, workload_key: str, limit: int, except_job: int | None = None) -> list[tuple[float, str]]:
+        """The last ``limit`` alone epochs of jobs of this workload, oldest first: (duration in s, GPU type)."""
         rows = self._db.execute(
-            "SELECT duration_s FROM exclusive_epochs WHERE workload_key = ? AND job_id IS NOT ? ORDER BY seq DESC LIMIT ?",
+            "SELECT duration_s, gpu_type FROM exclusive_epochs WHERE workload_key = ? AND job_id IS NOT ? ORDER BY seq DESC LIMIT ?",
             (workload_key, except_job, limit)).fetchall()
-        return [float(r[0]) for r in reversed(rows)]
+        return [(float(r[0]), r[1]) for r in reversed(rows)]
 
     def add_memory_peak(self, job_id: int, workload_key: str, memory_gb: float, now_unix: float | None = None) -> bool:
         """A GPU memory peak the job reported (GB per GPU, CUDA context included,

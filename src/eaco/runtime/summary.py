@@ -2,7 +2,8 @@
 
 JCT, runtime and waiting come from the store (wall-clock times the runtime recorded);
 ``exclusive_epoch_s`` is the median of the job's epochs measured alone on its GPUs
-(:mod:`eaco.runtime.baselines`), none when it never ran an epoch alone past its start-up. GPU energy
+(:mod:`eaco.runtime.baselines`) of the type it last ran alone on (``exclusive_epoch_gpu_type``),
+none when it never ran an epoch alone past its start-up. GPU energy
 is measured through NVML on real GPUs and modelled on declared ones; host energy is modelled from
 the measured CPU utilisation (see :mod:`eaco.runtime.accounting`). ``energy.label`` says which.
 """
@@ -13,6 +14,7 @@ import csv
 import json
 import math
 import os
+import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,12 +22,22 @@ from typing import Any
 
 from eaco.energy.grid import GridSettings, HourlySignal
 from eaco.runtime.accounting import EnergyTotals
-from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, measured_epoch_s
+from eaco.runtime.baselines import MAX_BASELINE_EPOCHS
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.store import ENERGY_COLUMNS, Store
 from eaco.sim.energy_meter import J_PER_KWH
 
 HOURLY_FILE = "energy_hourly.csv"
+
+
+def _alone_epoch(epochs: list[tuple[float, str]]) -> dict[str, Any]:
+    """The median of a job's alone epochs on the GPU type it last ran alone on, that type, and
+    how many alone epochs (of any type) were measured."""
+    if not epochs:
+        return {"exclusive_epoch_s": None, "exclusive_epoch_gpu_type": None, "alone_epochs_measured": 0}
+    gpu_type = epochs[-1][1]
+    return {"exclusive_epoch_s": statistics.median(d for d, t in epochs if t == gpu_type), "exclusive_epoch_gpu_type": gpu_type,
+            "alone_epochs_measured": len(epochs)}
 
 
 def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: GpuInventory | None = None) -> dict[str, Any]:
@@ -41,8 +53,7 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
             "waiting_s": (total_s - row.run_time_s) if total_s is not None else None,
             "energy_j": row.energy_j, "exclusive_only": row.exclusive_only, "reason": row.reason,
             "first_start_unix": row.first_start_unix, "finish_unix": row.finish_unix,
-            "exclusive_epoch_s": measured_epoch_s(alone[row.job_id])[0] if row.job_id in alone else None,
-            "alone_epochs_measured": len(alone.get(row.job_id, ())),
+            **_alone_epoch(alone.get(row.job_id, [])),
         })
     finished = [j for j in jobs if j["state"] == "finished"]
     jcts = [j["jct_s"] for j in finished if j["jct_s"] is not None]

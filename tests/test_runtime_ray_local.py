@@ -49,7 +49,7 @@ def test_serve_starts_a_local_ray_and_runs_colocated_jobs_on_it(tmp_path: Path) 
     assert summary["counts"]["finished"] == 2, summary
     assert summary["colocated_jobs"] == 2  # one GPU, two jobs: EaCO shared it
     nodes = json.loads((state / "ray_nodes.json").read_text())
-    assert nodes["nodes"] == [[LOCAL_NODE, 1]]
+    assert nodes["nodes"] == [[LOCAL_NODE, 1, "v100"]]
     for job_id in ids:  # each ran as a Ray attempt actor on the local node
         info = json.loads((state / "jobs" / str(job_id) / "attempts" / "1" / RAY_ATTEMPT_FILE).read_text())
         assert info["node"] == LOCAL_NODE

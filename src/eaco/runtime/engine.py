@@ -545,7 +545,7 @@ class Runtime:
             return
         spec = self.specs[job_id]
         types = runnable_types(spec, self.catalog, self.inventory, 0.0)
-        memory_gb = min(new.memory_gb, max(lookup_gpu_type(t).memory_gb for t in types))
+        memory_gb = min(new.memory_gb, max((lookup_gpu_type(t).memory_gb for t in types), default=new.memory_gb))
         self.jobs[job_id] = replace(job, memory_gb=memory_gb)
         if job_id in self.draining:  # the job as it really is, once its old process has stopped
             self.draining[job_id] = replace(self.draining[job_id], memory_gb=memory_gb)

@@ -7,7 +7,7 @@ import pytest
 
 from eaco.errors import InputError
 from eaco.runtime.gpus import declared_gpus
-from eaco.runtime.jobs import check_runnable, largest_node_gpus
+from eaco.runtime.jobs import check_runnable
 from eaco.runtime.ray_backend import RayInventory, RayNode
 from eaco.runtime.spec import spec_from_yaml
 
@@ -23,7 +23,7 @@ def ray_inventory(*per_node: int, types: tuple[str, ...] = ()) -> RayInventory:
 
 def test_local_inventory_is_one_node(env) -> None:  # type: ignore[no-untyped-def]
     inventory = declared_gpus("2xv100")
-    assert largest_node_gpus(inventory) == 2
+    assert inventory.largest_node_gpus() == 2
     check_runnable(spec(2), env.catalog, inventory, "j.yaml")
     with pytest.raises(InputError) as err:
         check_runnable(spec(3), env.catalog, inventory, "j.yaml")
@@ -32,7 +32,7 @@ def test_local_inventory_is_one_node(env) -> None:  # type: ignore[no-untyped-de
 
 def test_ray_nodes_are_not_added_up(env) -> None:  # type: ignore[no-untyped-def]
     inventory = ray_inventory(2, 3, 1)  # 6 GPUs in all, at most 3 on a node
-    assert largest_node_gpus(inventory) == 3
+    assert inventory.largest_node_gpus() == 3
     check_runnable(spec(3), env.catalog, inventory, "j.yaml")
     for too_many in (4, 6):
         with pytest.raises(InputError) as err:

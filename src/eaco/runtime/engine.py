@@ -16,7 +16,6 @@ from typing import Callable, Sequence
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
 from eaco.errors import PolicyError
-from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.model.job import Job
 from eaco.policies.base import Policy
 from eaco.policies.decisions import Place, WakeUp, Watch
@@ -31,8 +30,8 @@ from eaco.runtime.control import (
 from eaco.runtime.errors import RuntimeStateError
 from eaco.runtime.gpu_meter import GpuMeter
 from eaco.runtime.gpus import GpuInventory
-from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, AloneTracker, EpochBaseline, choose_baseline, workload_key
-from eaco.runtime.jobs import declared_gpu_type, job_from_spec, reference_epoch_s, runnable_types
+from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, AloneEpoch, AloneTracker, EpochBaseline, choose_baseline, workload_key
+from eaco.runtime.jobs import declared_gpu_type, job_from_spec, largest_gpu_memory_gb, reference_epoch_s
 from eaco.runtime.layout import StateLayout
 from eaco.runtime.memory import MemoryEstimate, choose_memory, peak_to_gb
 from eaco.runtime.metrics import GpuSnapshot, RuntimeSnapshot
@@ -141,9 +140,7 @@ class Runtime:
         row = self.store.job(job_id)
         spec = JobSpec.model_validate_json(row.spec_json)
         key = workload_key(spec, self.inventory.gpu_type)
-        baseline = choose_baseline(self.store.exclusive_epochs(job_id, MAX_BASELINE_EPOCHS),
-                                   self.store.workload_exclusive_epochs(key, MAX_BASELINE_EPOCHS, except_job=job_id), spec,
-                                   self.catalog.get(spec.job_type), declared_gpu_type(spec, self.inventory))
+        baseline = self._choose_baseline(job_id, spec, self.store.workload_exclusive_epochs(key, MAX_BASELINE_EPOCHS, except_job=job_id))
         self.workload_keys[job_id] = key
         self.baselines[job_id] = baseline
         self.memory[job_id] = self._memory_estimate(job_id, spec)
@@ -505,8 +502,7 @@ class Runtime:
             return
         old = self.baselines[job_id]
         spec = self.specs[job_id]
-        new = choose_baseline(self.store.exclusive_epochs(job_id, MAX_BASELINE_EPOCHS), (), spec, self.catalog.get(spec.job_type),
-                              declared_gpu_type(spec, self.inventory))
+        new = self._choose_baseline(job_id, spec)
         self.baselines[job_id] = new
         if old.source != new.source or abs(new.epoch_s - old.epoch_s) > BASELINE_EVENT_CHANGE * old.epoch_s:
             on = f" on {new.gpu_type}" if len(self.inventory.gpu_types()) > 1 else ""
@@ -518,6 +514,12 @@ class Runtime:
             self._may_share_now(job_id)
         if job_id in self.state.job_gpus:
             self.state.touch(job_id)  # cached predictions of its nodes' end times are stale
+
+    def _choose_baseline(self, job_id: int, spec: JobSpec, history: Sequence[AloneEpoch] = ()) -> EpochBaseline:
+        """The job's baseline from its alone epochs in the store, ``history`` (earlier jobs' ones)
+        and its spec (:func:`~eaco.runtime.baselines.choose_baseline`)."""
+        return choose_baseline(self.store.exclusive_epochs(job_id, MAX_BASELINE_EPOCHS), history, spec,
+                               self.catalog.get(spec.job_type), declared_gpu_type(spec, self.inventory))
 
     def _memory_estimate(self, job_id: int, spec: JobSpec) -> MemoryEstimate:
         return choose_memory(spec, self.catalog.get(spec.job_type).memory_gb, self.store.memory_peak_gb(job_id),
@@ -543,9 +545,7 @@ class Runtime:
         if job_id in self.unmeasured or self.store.job(job_id).exclusive_only:
             self.store.event(job_id, "memory", note + "; it keeps its GPUs to itself for now")
             return
-        spec = self.specs[job_id]
-        types = runnable_types(spec, self.catalog, self.inventory, 0.0)
-        memory_gb = min(new.memory_gb, max((lookup_gpu_type(t).memory_gb for t in types), default=new.memory_gb))
+        memory_gb = min(new.memory_gb, largest_gpu_memory_gb(self.specs[job_id], self.inventory))
         self.jobs[job_id] = replace(job, memory_gb=memory_gb)
         if job_id in self.draining:  # the job as it really is, once its old process has stopped
             self.draining[job_id] = replace(self.draining[job_id], memory_gb=memory_gb)

@@ -34,24 +34,27 @@ from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.spec import JobSpec
 
 
-def largest_node_gpus(inventory: GpuInventory) -> int:
-    """The most GPUs one node of the runtime has (one node locally; several on a Ray cluster)."""
-    return inventory.largest_node_gpus()
-
-
-def runnable_types(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory, memory_gb: float | None = None) -> tuple[str, ...]:
-    """The runtime's GPU types the job can run on: the type it asks for (else any) where a node
-    has ``num_gpus`` GPUs and a GPU has its memory (``memory_gb``, else the spec's, else its job
-    type's). Empty: it can run nowhere (:func:`check_runnable` says why)."""
-    need_gb = _spec_memory_gb(spec, catalog) if memory_gb is None else memory_gb
+def _types_with_room(spec: JobSpec, inventory: GpuInventory) -> tuple[str, ...]:
+    """The runtime's GPU types the job asks for (else any) where a node has ``num_gpus`` GPUs."""
     return tuple(t for t in inventory.gpu_types()
-                 if (spec.gpu_type is None or t == spec.gpu_type)
-                 and inventory.largest_node_gpus(t) >= spec.num_gpus
-                 and lookup_gpu_type(t).memory_gb >= need_gb)
+                 if (spec.gpu_type is None or t == spec.gpu_type) and inventory.largest_node_gpus(t) >= spec.num_gpus)
 
 
 def _spec_memory_gb(spec: JobSpec, catalog: JobCatalog) -> float:
     return spec.memory_gb if spec.memory_gb is not None else catalog.get(spec.job_type).memory_gb
+
+
+def runnable_types(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory) -> tuple[str, ...]:
+    """The runtime's GPU types the job can run on: the type it asks for (else any) where a node
+    has ``num_gpus`` GPUs and a GPU has its memory (the spec's, else its job type's). Empty: it
+    can run nowhere (:func:`check_runnable` says why)."""
+    need_gb = _spec_memory_gb(spec, catalog)
+    return tuple(t for t in _types_with_room(spec, inventory) if lookup_gpu_type(t).memory_gb >= need_gb)
+
+
+def largest_gpu_memory_gb(spec: JobSpec, inventory: GpuInventory) -> float:
+    """The memory of the largest GPU the job could run on (the most it can hold per GPU); inf if none."""
+    return max((lookup_gpu_type(t).memory_gb for t in _types_with_room(spec, inventory)), default=math.inf)
 
 
 def check_runnable(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory, source: str = "<spec>") -> tuple[str, ...]:
@@ -70,10 +73,8 @@ def check_runnable(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory, 
                                  f"({inventory.describe()})", field="num_gpus")
     types = runnable_types(spec, catalog, inventory)
     if not types:
-        memory_gb = _spec_memory_gb(spec, catalog)
-        room = ", ".join(f"{t} {lookup_gpu_type(t).memory_gb:g} GB" for t in inventory.gpu_types()
-                         if (spec.gpu_type is None or t == spec.gpu_type) and inventory.largest_node_gpus(t) >= spec.num_gpus)
-        raise InputError(source, f"{memory_gb:g} GB does not fit a GPU it could run on ({room})", field="memory_gb")
+        room = ", ".join(f"{t} {lookup_gpu_type(t).memory_gb:g} GB" for t in _types_with_room(spec, inventory))
+        raise InputError(source, f"{_spec_memory_gb(spec, catalog):g} GB does not fit a GPU it could run on ({room})", field="memory_gb")
     return types
 
 
@@ -105,11 +106,11 @@ def job_from_spec(
     epoch time (its priority and queue place are unchanged). ``memory_gb``: the memory
     it holds per GPU when it shares (the runtime's :class:`~eaco.runtime.memory.MemoryEstimate`);
     None: the spec's, else the catalogue's."""
-    types = check_runnable(spec, catalog, inventory)
+    check_runnable(spec, catalog, inventory)
     kind = catalog.get(spec.job_type)
     if memory_gb is None:
         memory_gb = _spec_memory_gb(spec, catalog)
-    memory_gb = min(memory_gb, max(lookup_gpu_type(t).memory_gb for t in types))
+    memory_gb = min(memory_gb, largest_gpu_memory_gb(spec, inventory))
     priority = spec.priority
     if exclusive_only:
         priority = max(1, priority)

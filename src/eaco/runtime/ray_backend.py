@@ -188,18 +188,17 @@ def discover(gpu_type: str = "v100", known: Iterable[tuple[str, int] | tuple[str
     known_list = [(str(k[0]), int(k[1]), str(k[2]) if len(k) > 2 else default) for k in known]
     known_names = {name for name, _, _ in known_list}
     types: dict[str, str] = {}
-    for name in counts:
+    for name in list(counts):
         marked = markers.get(name)
         kind = GPU_TYPES.get(marked.strip().lower()) if marked is not None else None
         if marked is not None and kind is None:
             if refused is not None and name not in known_names:
                 refused[name] = str(marked)
+                del counts[name]
                 continue
             raise InputError("ray", f"node {name}: unknown GPU type {marked!r} in its {TYPE_PREFIX}<type> marker "
                                     f"(known: {', '.join(sorted(GPU_TYPES))})")
         types[name] = default if kind is None else kind.name
-    for name in refused or {}:
-        counts.pop(name, None)
     nodes: list[RayNode] = []
     for name, n, t in known_list:
         if name in counts and counts[name] != n:

@@ -95,3 +95,18 @@ def test_a_job_goes_only_to_gpu_types_with_its_memory(env, policy):
     assert recs[0].first_start_s == 0.0 and recs[1].first_start_s == 1.0
     if policy == "fifo":  # exclusive: the second 40 GB job waits for the A100
         assert recs[2].first_start_s == pytest.approx(recs[0].finish_s)
+
+
+@pytest.mark.parametrize("policy", ["fifo", "fifo-packed", "gandiva", "eaco"])
+@pytest.mark.parametrize("k80_first", [True, False])
+def test_a_job_of_any_type_takes_the_fastest_free_type(env, policy, k80_first):
+    # one K80 node and one A100 node, written in either order: a ResNet-50 job that takes any
+    # type runs on the A100 (catalogue speed 1.32 x V100 there, 0.14 on a K80), whichever node
+    # the cluster lists first
+    spec = env.catalog.get("ResNet-50 (batch size 128)")
+    nodes = (NodeSpec(0, "k80", 1), NodeSpec(1, "a100", 1))
+    if not k80_first:
+        nodes = (NodeSpec(0, "a100", 1), NodeSpec(1, "k80", 1))
+    jobs = _jobs(env, [(0, 1, spec.name, 2, 100.0)])
+    recs, _ = _run(env, policy, jobs, ClusterSpec(nodes, name="mixed"))
+    assert recs[0].run_time_s == pytest.approx(200.0 / spec.speed_on("a100"))

@@ -50,7 +50,7 @@ from eaco.policies.consolidation import (
     Consolidator,
 )
 from eaco.policies.decisions import Decision, Place, Undo, WakeUp, Watch
-from eaco.policies.placement import candidate_gpu_types, find_free_gpus
+from eaco.policies.placement import candidate_gpu_types, find_free_gpus, types_fastest_first
 from eaco.policies.reservation import DEFAULT_RESERVE_WAIT_S, ReservationSettings, Reserver
 from eaco.policies.view import EpochReport, SchedulerView
 from eaco.predictor.history import CoLocationPredictor, LearnedSpeed
@@ -523,10 +523,8 @@ class EacoPolicy(Policy):
             self.consolidator.placing_on({view.gpu_node(g) for g in place.gpus})
         return [place]
 
-    def _types_fastest_first(self, view: SchedulerView, job: Job) -> list[str]:
-        """The GPU types ``job`` may run on, fastest for its job type first (ties: the cluster's order)."""
-        jt = self.catalog.get(job.job_type)
-        return sorted(candidate_gpu_types(view, job), key=lambda t: -jt.speed_on(t))
+    def _types_fastest_first(self, view: SchedulerView, job: Job) -> tuple[str, ...]:
+        return types_fastest_first(view, job, self.catalog)
 
     def _colocate(self, view: SchedulerView, job: Job, gpus: tuple[int, ...]) -> list[Decision]:
         members: dict[int, None] = {}

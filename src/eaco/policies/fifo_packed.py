@@ -7,11 +7,13 @@ profile the policy is given, Gavel's measured pair throughputs) exceeds 1.5. Amo
 partners the highest combined throughput wins. At most two jobs share a GPU.
 
 Differs from Gavel: Gavel re-solves packing every round and may re-pair jobs; we pack once at
-placement and never migrate. Priorities and best-fit placement as in :mod:`eaco.policies.fifo`.
+placement and never migrate. Priorities, best-fit placement and the fastest free GPU type as in
+:mod:`eaco.policies.fifo`.
 """
 
 from __future__ import annotations
 
+from eaco.colocation.catalog import JobCatalog
 from eaco.policies.base import Policy, ThroughputKnowledge
 from eaco.policies.decisions import Decision, Place
 from eaco.policies.packing import solo_partner_types
@@ -24,8 +26,10 @@ GAVEL_PACKING_THRESHOLD = 1.5
 class FifoPackedPolicy(Policy):
     name = "fifo-packed"
 
-    def __init__(self, knowledge: ThroughputKnowledge, threshold: float = GAVEL_PACKING_THRESHOLD) -> None:
+    def __init__(self, knowledge: ThroughputKnowledge, threshold: float = GAVEL_PACKING_THRESHOLD,
+                 catalog: JobCatalog | None = None) -> None:
         self.knowledge = knowledge
+        self.catalog = catalog
         self.threshold = threshold
         self._blocked_head: int | None = None
 
@@ -37,7 +41,7 @@ class FifoPackedPolicy(Policy):
         head = view.queue[0]
         if head.job_id == self._blocked_head:
             return []
-        gpus = find_free_gpus_any_type(view, head)
+        gpus = find_free_gpus_any_type(view, head, self.catalog)
         if gpus is not None:
             self._blocked_head = None
             return [Place(head.job_id, gpus)]

@@ -9,12 +9,14 @@ tried again. At most two jobs share a GPU.
 
 Differs from Gandiva: no suspend/resume time-slicing of more jobs than GPUs, no migration for
 defragmentation, no grow-shrink; the watch window is one epoch (Gandiva uses a few minutes of
-mini-batches); queue order is arrival order with backfill over the first ``window`` jobs.
+mini-batches); queue order is arrival order with backfill over the first ``window`` jobs; free
+GPUs of the type where the job runs fastest first, as in :mod:`eaco.policies.fifo`.
 """
 
 from __future__ import annotations
 
 from eaco.model.job import Job
+from eaco.colocation.catalog import JobCatalog
 from eaco.policies.base import Policy
 from eaco.policies.decisions import Decision, Place, Undo, Watch
 from eaco.policies.packing import solo_partner_types
@@ -25,7 +27,8 @@ from eaco.policies.view import SchedulerView
 class GandivaPolicy(Policy):
     name = "gandiva"
 
-    def __init__(self, window: int = 32, unpack_below: float = 1.0) -> None:
+    def __init__(self, window: int = 32, unpack_below: float = 1.0, catalog: JobCatalog | None = None) -> None:
+        self.catalog = catalog
         self.window = window
         self.unpack_below = unpack_below
         self._bad_partners: dict[int, set[int]] = {}
@@ -58,7 +61,7 @@ class GandivaPolicy(Policy):
         for job in view.queue[: self.window]:
             if job.job_id in self._blocked:
                 continue
-            gpus = find_free_gpus_any_type(view, job)
+            gpus = find_free_gpus_any_type(view, job, self.catalog)
             if gpus is not None:
                 return [Place(job.job_id, gpus)]
             partner = self._lowest_util_partner(view, job)

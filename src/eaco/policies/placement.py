@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from eaco.colocation.catalog import JobCatalog
 from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.model.job import Job
 from eaco.policies.view import SchedulerView
@@ -16,6 +17,18 @@ def candidate_gpu_types(view: SchedulerView, job: Job) -> tuple[str, ...]:
     can run on an A100, never on a K80)."""
     types = view.gpu_types() if job.gpu_type is None else tuple(t for t in view.gpu_types() if t == job.gpu_type)
     return tuple(t for t in types if lookup_gpu_type(t).memory_gb + MEMORY_EPS_GB >= job.memory_gb)
+
+
+def types_fastest_first(view: SchedulerView, job: Job, catalog: JobCatalog | None) -> tuple[str, ...]:
+    """:func:`candidate_gpu_types`, the type where ``job``'s job type runs fastest alone first
+    (from the catalogue; ties and no catalogue: the cluster's order). On a mixed cluster a job
+    that takes any type then goes to the fastest type with room, whatever order the cluster was
+    written in."""
+    types = candidate_gpu_types(view, job)
+    if catalog is None or len(types) < 2:
+        return types
+    spec = catalog.get(job.job_type)
+    return tuple(sorted(types, key=lambda t: -spec.speed_on(t)))
 
 
 def find_free_gpus(
@@ -66,8 +79,11 @@ def best_fit_node(
     return None
 
 
-def find_free_gpus_any_type(view: SchedulerView, job: Job) -> tuple[int, ...] | None:
-    for t in candidate_gpu_types(view, job):
+def find_free_gpus_any_type(
+    view: SchedulerView, job: Job, catalog: JobCatalog | None = None
+) -> tuple[int, ...] | None:
+    """Idle GPUs for ``job`` on the first type of :func:`types_fastest_first` that has enough."""
+    for t in types_fastest_first(view, job, catalog):
         gpus = find_free_gpus(view, job.num_gpus, t)
         if gpus is not None:
             return gpus

@@ -30,9 +30,9 @@ class PolicyContext:
 
 
 _FACTORIES: dict[str, Callable[[PolicyContext], Policy]] = {
-    "fifo": lambda ctx: FifoPolicy(),
-    "fifo-packed": lambda ctx: FifoPackedPolicy(ctx.throughput),
-    "gandiva": lambda ctx: GandivaPolicy(),
+    "fifo": lambda ctx: FifoPolicy(catalog=ctx.catalog),
+    "fifo-packed": lambda ctx: FifoPackedPolicy(ctx.throughput, catalog=ctx.catalog),
+    "gandiva": lambda ctx: GandivaPolicy(catalog=ctx.catalog),
     "eaco": lambda ctx: EacoPolicy(ctx.new_predictor(), ctx.catalog, ctx.energy, ctx.eaco_settings),
 }
 

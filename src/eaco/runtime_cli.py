@@ -58,7 +58,7 @@ def _client(state_dir: Path):  # type: ignore[no-untyped-def]
 
 def serve_command(
     state_dir: Path = StateDirOption,
-    gpus: str = typer.Option("nvml", "--gpus", help="'nvml' (find GPUs) or COUNTxTYPE, e.g. 2xv100 (declared; CPU machines)"),
+    gpus: str = typer.Option("nvml", "--gpus", help="'nvml' (find GPUs; nvml:TYPE or nvml:0,2 to use some of them) or COUNTxTYPE, e.g. 2xv100 (declared; CPU machines)"),
     policy: str = typer.Option("eaco", "--policy", "-p", help="eaco, fifo, fifo-packed or gandiva"),
     tick_s: float = typer.Option(0.2, "--tick-s", min=0.01, help="main loop period (s)"),
     exit_when_idle: bool = typer.Option(False, "--exit-when-idle", help="stop once no job is queued or running"),
@@ -113,6 +113,9 @@ def serve_command(
     except InputError as exc:
         _fail(str(exc))
     inventory = None
+    if backend == "ray" and ":" in gpus:
+        _fail("--gpus: nvml:TYPE / nvml:INDICES choose GPUs for the local backend; a local Ray instance takes "
+              "every GPU of the machine (--gpus nvml) or declared ones (COUNTxTYPE)")
     if backend == "local" or ray_address is None:
         try:
             inventory = discover_gpus(gpus)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -21,6 +22,7 @@ from eaco.runtime.layout import StateLayout
 from eaco.runtime.local_backend import LocalBackend
 from eaco.runtime.lock import StateLock
 from eaco.runtime.store import Store
+from eaco.runtime.wrapper import write_json_atomic
 
 log = logging.getLogger("eaco.runtime")
 
@@ -66,12 +68,42 @@ def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext
     layout = StateLayout(options.state_dir)
     layout.root.mkdir(parents=True, exist_ok=True)
     store = Store(layout.db)
+    _keep_gpus(layout, store, options.inventory)
     meter, why = open_gpu_meter(options.inventory)
     if meter is None:
         log.info("GPU energy is modelled: %s", why)
     runtime = Runtime(layout, store, LocalBackend(), policy, options.inventory, env.catalog, env.energy,
                       cpu_util=measured_cpu_util(), tick_s=options.tick_s, gpu_meter=meter, alone_first=options.alone_first)
     return runtime, env
+
+
+def _keep_gpus(layout: StateLayout, store: Store, inventory: GpuInventory) -> None:
+    """Refuse GPUs other than the last daemon's while jobs still hold some of them (their rows
+    name GPUs by the policy's numbering, which the devices behind it would no longer match);
+    otherwise record these for the next start."""
+    saved = _read_json(layout.gpus_file)
+    if saved is not None and not inventory.same_gpus(saved):
+        holding = [r.job_id for r in store.jobs(("running", "stopping"))]
+        if holding:
+            before = f"{len(saved.get('device_indices') or ())}x{saved.get('gpu_type')} (devices " \
+                     f"{','.join(str(i) for i in saved.get('device_indices') or ())}" \
+                     f"{', declared' if saved.get('declared') else ''})"
+            now = f"{inventory.describe()} (devices {','.join(str(i) for i in inventory.device_indices)})"
+            raise InputError(
+                "--gpus",
+                f"the state folder {layout.root} was served with {before}, now {now}, while jobs "
+                f"{', '.join(str(j) for j in holding)} still hold GPUs: serve with the same --gpus until they end "
+                "(eaco cancel them there if they need not finish), then change",
+            )
+    write_json_atomic(layout.gpus_file, inventory.to_json())
+
+
+def _read_json(path: Path) -> dict[str, object] | None:
+    try:
+        got = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return got if isinstance(got, dict) else None
 
 
 def serve(options: ServeOptions, stop: threading.Event | None = None,

@@ -35,6 +35,14 @@ class GpuInventory:
         """The name of the machine that holds the policy's GPU ``gpu`` (this one: ``local``)."""
         return "local"
 
+    def to_json(self) -> dict[str, object]:
+        return {"gpu_type": self.gpu_type, "device_indices": list(self.device_indices), "declared": self.declared}
+
+    def same_gpus(self, saved: dict[str, object]) -> bool:
+        """Whether ``saved`` (:meth:`to_json` of an earlier start) names these GPUs."""
+        return (saved.get("gpu_type") == self.gpu_type and saved.get("declared") == self.declared
+                and list(saved.get("device_indices") or ()) == list(self.device_indices))
+
     def gpu_types(self) -> tuple[str, ...]:
         """Every GPU type the runtime has, the main type first."""
         return tuple(dict.fromkeys([self.gpu_type, *(n.gpu_type for n in self.cluster().nodes)]))
@@ -51,7 +59,7 @@ def declared_gpus(text: str, option: str = "--gpus") -> GpuInventory:
     """``"2xv100"``: two V100s numbered 0 and 1."""
     m = _DECLARED.match(text)
     if not m:
-        raise InputError(option, f"expected COUNTxTYPE such as 2xv100, or 'nvml'; got {text!r}")
+        raise InputError(option, f"expected COUNTxTYPE such as 2xv100, or 'nvml' (or nvml:TYPE, nvml:0,1); got {text!r}")
     count = int(m.group(1))
     if count < 1:
         raise InputError(option, f"expected at least one GPU, got {count}")
@@ -62,38 +70,74 @@ def declared_gpus(text: str, option: str = "--gpus") -> GpuInventory:
     return GpuInventory(t, tuple(range(count)), declared=True)
 
 
-def nvml_gpus(option: str = "--gpus") -> GpuInventory:
-    """Every GPU NVML reports; they must be of one type the model knows."""
+def nvml_gpus(option: str = "--gpus", select: str = "") -> GpuInventory:
+    """The GPUs NVML reports, all of one type the model knows.
+
+    ``select`` picks some: a GPU type (``"a100"``: every board of that type, on a machine that
+    mixes types) or NVML indices (``"0,2"``); empty: all of them."""
+    return select_nvml_gpus(_nvml_names(option), select, option)
+
+
+def _nvml_names(option: str) -> list[str]:
+    """The name of every GPU NVML reports, by NVML index (PCI bus order)."""
     try:
         import pynvml  # type: ignore[import-not-found]
     except ImportError:
         raise InputError(option, "NVML is not available (pip install nvidia-ml-py); declare GPUs instead, e.g. 2xv100") from None
-    from eaco.profiler.gpu_naming import gpu_type_key
-
     try:
         pynvml.nvmlInit()
     except Exception as exc:  # pynvml raises NVMLError subclasses
         raise InputError(option, f"NVML could not start ({exc}); declare GPUs instead, e.g. 2xv100") from None
     try:
-        count = pynvml.nvmlDeviceGetCount()
         names = []
-        for i in range(count):
+        for i in range(pynvml.nvmlDeviceGetCount()):
             name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
             names.append(name.decode() if isinstance(name, bytes) else str(name))
     finally:
         pynvml.nvmlShutdown()
+    return names
+
+
+def select_nvml_gpus(names: list[str], select: str = "", option: str = "--gpus") -> GpuInventory:
+    """The inventory for the GPUs named ``names`` (NVML's, by index) that ``select`` picks (see
+    :func:`nvml_gpus`). The local runtime runs one GPU type: a machine that mixes types must pick one."""
+    from eaco.profiler.gpu_naming import gpu_type_key
+
     if not names:
         raise InputError(option, "NVML found no GPU; declare GPUs instead, e.g. 2xv100")
-    keys = {gpu_type_key(n) for n in names}
-    if len(keys) != 1:
-        raise InputError(option, f"GPUs of different types ({', '.join(sorted(keys))}); the local runtime needs one type")
-    key = keys.pop()
+    keys = [gpu_type_key(n) for n in names]
+    listing = ", ".join(f"{i}: {n}" for i, n in enumerate(names))
+    select = select.strip().lower()
+    if not select:
+        indices = list(range(len(names)))
+    elif re.fullmatch(r"\d+(\s*,\s*\d+)*", select):
+        indices = [int(x) for x in select.split(",")]
+        bad = [i for i in indices if i >= len(names)]
+        if bad:
+            raise InputError(option, f"no GPU {bad[0]}: NVML reports {len(names)} ({listing})")
+        if len(set(indices)) != len(indices):
+            raise InputError(option, f"GPU indices repeat in {select!r}")
+    else:
+        indices = [i for i, k in enumerate(keys) if k == select]
+        if not indices:
+            raise InputError(option, f"no GPU of type {select!r}; NVML reports {listing}")
+    chosen = sorted({keys[i] for i in indices})
+    if len(chosen) != 1:
+        raise InputError(
+            option,
+            f"GPUs of different types ({', '.join(chosen)}); the local runtime runs one type: pick one with "
+            + " or ".join(f"nvml:{k}" for k in chosen) + f", or indices such as nvml:{indices[0]} ({listing})",
+        )
     try:
-        t = lookup_gpu_type(key).name
+        t = lookup_gpu_type(chosen[0]).name
     except KeyError as exc:
-        raise InputError(option, f"GPU {names[0]!r}: {exc.args[0]}") from None
-    return GpuInventory(t, tuple(range(len(names))), declared=False)
+        raise InputError(option, f"GPU {names[indices[0]]!r}: {exc.args[0]}") from None
+    return GpuInventory(t, tuple(indices), declared=False)
 
 
-def discover_gpus(text: str) -> GpuInventory:
-    return nvml_gpus() if text.strip().lower() == "nvml" else declared_gpus(text)
+def discover_gpus(text: str, option: str = "--gpus") -> GpuInventory:
+    """``nvml``, ``nvml:TYPE`` or ``nvml:I,J`` (found through NVML), else ``COUNTxTYPE`` (declared)."""
+    head, _, select = text.strip().partition(":")
+    if head.strip().lower() == "nvml":
+        return nvml_gpus(option, select)
+    return declared_gpus(text, option)

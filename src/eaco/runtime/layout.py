@@ -27,6 +27,10 @@ class StateLayout:
         return self.root / "api.token"  # bearer token, mode 0600
 
     @property
+    def gpus_file(self) -> Path:
+        return self.root / "local_gpus.json"  # the local backend's GPUs at its last start (type, devices)
+
+    @property
     def summary_file(self) -> Path:
         return self.root / "summary.json"
 

@@ -241,6 +241,7 @@ class _AttemptActor:
         env.update(job_env)
         devices = ",".join(str(i) for i in payload["local_devices"])
         env["CUDA_VISIBLE_DEVICES"] = devices
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA numbers the boards as NVML (the meter) does
         node_id = ray.get_runtime_context().get_node_id()
         env["EACO_RAY_NODE"] = payload["node"]
         env["EACO_RAY_NODE_ID"] = node_id

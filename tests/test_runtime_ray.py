@@ -6,6 +6,7 @@ declared as EaCO's per-GPU custom resources, tiny CPU jobs). One cluster for the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -226,7 +227,8 @@ def test_four_jobs_under_eaco_on_two_nodes_colocate_and_finish(cluster: dict[str
 
 
 # ------------------------------------------------------------ daemon restart
-def test_a_restarted_daemon_reattaches_and_cancels(cluster: dict[str, Any], state_dir: Path) -> None:
+def test_a_restarted_daemon_reattaches_and_cancels(cluster: dict[str, Any], state_dir: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
     first, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1)
     try:
         keep = submit(first, tiny_spec("keep", epochs=12, steps=300))
@@ -236,8 +238,11 @@ def test_a_restarted_daemon_reattaches_and_cancels(cluster: dict[str, Any], stat
     finally:
         first.backend.close()  # the daemon goes away; its detached attempt actors keep the jobs running
         first.store.close()
-    second, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1)
+    with caplog.at_level(logging.WARNING, logger="eaco.runtime.ray"):  # unmarked nodes stay what the folder says
+        second, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, gpu_type="a100")
+    assert "--ray-gpu-type a100 ignored" in caplog.text and second.unmarked_gpu_type == "v100"
     try:
+        assert second.inventory.gpu_type == "v100"
         second.recover()
         assert set(second.live) == {keep, stop}
         assert second.store.request_cancel(stop) == "running"

@@ -68,7 +68,7 @@ def serve_command(
     ),
     backend: str = typer.Option("local", "--backend", help="'local' (processes on this machine) or 'ray' (a Ray cluster)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join ('auto' or host:port); default: start a local one with the --gpus GPUs"),
-    ray_gpu_type: str = typer.Option("v100", "--ray-gpu-type", help="GPU type of Ray nodes that declare none (eaco_type_<type> resource); nodes may differ"),
+    ray_gpu_type: Optional[str] = typer.Option(None, "--ray-gpu-type", help="GPU type of Ray nodes that declare none (eaco_type_<type> resource); default: what the state folder recorded, else v100; nodes may differ"),
     api: str = typer.Option("tcp", "--api", help="API transport: 'tcp' (127.0.0.1, a free port) or 'unix' (<state>/api.sock, mode 0600)"),
     alone_first: bool = typer.Option(
         True, "--alone-first/--share-unmeasured",

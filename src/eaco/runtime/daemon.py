@@ -37,7 +37,8 @@ class ServeOptions:
     metrics_port: int | None = None  # Prometheus endpoint on 127.0.0.1: None = off, 0 = a free port
     backend: str = "local"  # "local" (processes on this machine) or "ray"
     ray_address: str | None = None  # Ray cluster to join ("auto", "host:port"); None starts a local one
-    ray_gpu_type: str = "v100"  # GPU type of Ray nodes without an eaco_type_<type> marker
+    # GPU type of Ray nodes without an eaco_type_<type> marker (None: the state folder's, else v100)
+    ray_gpu_type: str | None = None
     api: str = "tcp"  # API transport: "tcp" (127.0.0.1, random port) or "unix" (<state>/api.sock)
     alone_first: bool = True  # a job with no known exclusive epoch time runs alone until it measured one
     # profile stores from ``eaco profile``: measured co-locations seed EaCO's history, and the

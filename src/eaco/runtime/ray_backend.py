@@ -738,6 +738,7 @@ class RayRuntime(Runtime):
 
 
 NODES_FILE = "ray_nodes.json"
+DEFAULT_UNMARKED_GPU_TYPE = "v100"  # the type of nodes without a marker when nothing says otherwise
 LOCAL_NODE = "local"  # the node name of a Ray instance the daemon starts itself
 LOCAL_OBJECT_STORE_BYTES = 200 * 2**20
 
@@ -761,7 +762,7 @@ def start_local_ray(gpus: GpuInventory) -> None:
 
 def build_ray_runtime(
     state_dir: Path, policy_name: str = "eaco", tick_s: float = 0.2, address: str | None = None,
-    gpu_type: str = "v100", policy_factory: Callable[[Any], Any] | None = None, node_check_s: float = 1.0,
+    gpu_type: str | None = None, policy_factory: Callable[[Any], Any] | None = None, node_check_s: float = 1.0,
     local_gpus: GpuInventory | None = None, measure_gpus: bool = True, alone_first: bool = True,
     profiles: Sequence[Path] = (), shared_files: bool = True,
 ) -> tuple[RayRuntime, Any]:
@@ -789,7 +790,16 @@ def build_ray_runtime(
     nodes_file = layout.root / NODES_FILE
     previous = _read_json(nodes_file) or {}
     # nodes without a type marker keep the type this state folder's first daemon gave them
-    unmarked = str(previous.get("unmarked_gpu_type", previous.get("gpu_type", gpu_type)))
+    if gpu_type is not None:
+        try:
+            gpu_type = lookup_gpu_type(gpu_type).name
+        except KeyError as exc:
+            raise InputError("--ray-gpu-type", str(exc.args[0])) from None
+    saved = previous.get("unmarked_gpu_type", previous.get("gpu_type"))
+    unmarked = str(saved or gpu_type or DEFAULT_UNMARKED_GPU_TYPE)
+    if saved and gpu_type and str(saved) != gpu_type:
+        log.warning("--ray-gpu-type %s ignored: this state folder's nodes without a type marker are %s "
+                    "(%s); mark nodes with eaco_type_<type>, or use a new state folder", gpu_type, saved, nodes_file)
     known = [tuple(k) for k in previous.get("nodes", [])]
     inventory = discover(unmarked, known)
     save_inventory(layout.root, inventory, unmarked)

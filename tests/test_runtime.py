@@ -96,11 +96,16 @@ def test_store_transitions_and_wal(tmp_path: Path) -> None:
     assert [a.outcome for a in store.attempts(job_id)] == ["stopped", "finished"]
     assert store.request_cancel(job_id) == "finished"
     q = store.submit("b", spec.model_dump_json())
+    running = store.submit("c", spec.model_dump_json())
+    store.begin_attempt(running, (0,), colocated=False, now_unix=time.time())
+    assert store.active_states() == {q: ("queued", False), running: ("running", False)}  # no finished job
     assert store.request_cancel(q) == "cancelled"
+    assert store.request_cancel(running) == "running"
+    assert store.active_states() == {running: ("running", True)}
     store.close()
     # a second connection (another thread or process) sees the same data
     again = Store(tmp_path / "r.db")
-    assert [r.state for r in again.jobs()] == ["finished", "cancelled"]
+    assert [r.state for r in again.jobs()] == ["finished", "cancelled", "running"]
     again.close()
 
 

@@ -42,6 +42,10 @@ from eaco.runtime.summary import write_summary
 from eaco.runtime.wrapper import ABANDONED_FILE
 from eaco.state.cluster_state import ClusterState
 
+# after writing summary.json, the daemon waits this many times as long as the write took before
+# it writes it again (it always writes it when it stops)
+SUMMARY_GAP_FACTOR = 10.0
+
 log = logging.getLogger("eaco.runtime")
 
 MAX_POLICY_CALLS_PER_TICK = 1000
@@ -125,6 +129,7 @@ class Runtime:
         store.fill_epoch_gpu_type(inventory.gpu_type)  # alone epochs stored before they carried their GPU type
         self._last_tick_unix: float | None = None
         self._something_ended = False
+        self._summary_due_unix = 0.0  # summary.json is rewritten after a job ends, not before this
         self.policy_calls = 0
         self._learned_saved = 0  # how many of the policy's learnt items are in the store
         self.snapshot: RuntimeSnapshot | None = None  # what the metrics endpoint reads (another thread)
@@ -219,8 +224,9 @@ class Runtime:
         else:
             self.accountant.start()
         self._last_tick_unix = now_unix
-        self._pick_up_new_jobs()
-        self._handle_cancels()
+        active = self.store.active_states()  # one light read per tick, whatever the queue length
+        self._pick_up_new_jobs(active)
+        self._handle_cancels(active)
         self._poll_processes()
         self._read_reports(now_unix)
         queue = [j for j, s in self.status.items() if s == "queued"]
@@ -230,9 +236,13 @@ class Runtime:
         if queue or self.reports_pending or self.finished_pending or woken:
             self._call_policy()
         self.alone.update(self.state, [j for j, s in self.status.items() if s == "running"], now_unix, time.time())
-        if self._something_ended:
+        if self._something_ended and time.time() >= self._summary_due_unix:
             self._something_ended = False
+            started = time.time()
             self.write_summary()
+            # a state folder with a long history takes a while to summarise (about 1.3 s for
+            # 100,000 jobs on 2 cores): keep that under a tenth of the loop's time
+            self._summary_due_unix = time.time() + SUMMARY_GAP_FACTOR * (time.time() - started)
         self.snapshot = self.take_snapshot(now_unix)
 
     def active_jobs(self) -> int:
@@ -266,19 +276,17 @@ class Runtime:
     def write_summary(self) -> None:
         write_summary(self.store, self.layout.summary_file, self.accountant.totals, self.inventory)
 
-    def _pick_up_new_jobs(self) -> None:
-        for row in self.store.jobs(("queued",)):
-            if row.job_id not in self.status:
-                self._load_job(row.job_id)
-                self.status[row.job_id] = "queued"
+    def _pick_up_new_jobs(self, active: dict[int, tuple[str, bool]]) -> None:
+        for job_id, (state, _) in active.items():
+            if state == "queued" and job_id not in self.status:
+                self._load_job(job_id)
+                self.status[job_id] = "queued"
 
-    def _handle_cancels(self) -> None:
-        for row in self.store.jobs(ACTIVE_STATES):
-            if not row.cancel_requested or row.job_id not in self.live:
-                continue
-            live = self.live[row.job_id]
-            self.backend.terminate(live.handle, grace_s=5.0)
-        for job_id in [j for j in self.status if self.store.job(j).state == "cancelled"]:
+    def _handle_cancels(self, active: dict[int, tuple[str, bool]]) -> None:
+        for job_id, (_, cancel_requested) in active.items():
+            if cancel_requested and job_id in self.live:
+                self.backend.terminate(self.live[job_id].handle, grace_s=5.0)
+        for job_id in [j for j in self.status if j not in active and self.store.job(j).state == "cancelled"]:
             self._forget(job_id)  # cancelled while queued (by the API)
 
     def _forget(self, job_id: int) -> None:

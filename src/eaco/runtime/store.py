@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, job_id, cancel_requested);
 CREATE TABLE IF NOT EXISTS attempts (
     job_id INTEGER NOT NULL,
     attempt INTEGER NOT NULL,
@@ -293,6 +294,15 @@ class Store:
             marks = ",".join("?" * len(states))
             rows = self._db.execute(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY job_id", states).fetchall()
         return [_job_row(r) for r in rows]
+
+    def active_states(self) -> dict[int, tuple[str, bool]]:
+        """Job id -> (state, cancel requested) of every queued, running or stopping job: what the
+        daemon reads every tick, from the state index alone (no spec, however many jobs the
+        folder has seen)."""
+        marks = ",".join("?" * len(ACTIVE_STATES))
+        rows = self._db.execute(
+            f"SELECT job_id, state, cancel_requested FROM jobs WHERE state IN ({marks})", ACTIVE_STATES).fetchall()
+        return {r[0]: (r[1], bool(r[2])) for r in rows}
 
     def attempts(self, job_id: int | None = None) -> list[AttemptRow]:
         if job_id is None:

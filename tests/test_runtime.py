@@ -102,6 +102,9 @@ def test_store_transitions_and_wal(tmp_path: Path) -> None:
     assert store.request_cancel(q) == "cancelled"
     assert store.request_cancel(running) == "running"
     assert store.active_states() == {running: ("running", True)}
+    rows, omitted = store.recent_jobs(1)  # the running job and the latest ended one (q)
+    assert [r.job_id for r in rows] == [q, running] and omitted == 1
+    assert [r.job_id for r in store.recent_jobs(0)[0]] == [running]
     store.close()
     # a second connection (another thread or process) sees the same data
     again = Store(tmp_path / "r.db")

@@ -112,6 +112,10 @@ def test_unix_api_serves_the_client_and_the_cli(short_state: Path, tmp_path: Pat
         # the CLI commands, unchanged
         listed = runner.invoke(app, ["status", "--state-dir", str(state)])
         assert listed.exit_code == 0 and "u1" in listed.output and "finished" in listed.output
+        hidden = runner.invoke(app, ["status", "--last", "0", "--state-dir", str(state)])  # active jobs only
+        assert hidden.exit_code == 0 and "u1" not in hidden.output
+        assert "1 older ended jobs not shown" in " ".join(hidden.output.split())
+        assert client.recent_jobs(0) == ([], 1)
         logs = runner.invoke(app, ["logs", str(job_id), "--state-dir", str(state)])
         assert logs.exit_code == 0 and "epoch 1 loss" in logs.output
         submitted = runner.invoke(app, ["submit", str(spec), "--state-dir", str(state)])

@@ -168,6 +168,8 @@ def status_command(
     summary: bool = typer.Option(False, "--summary", help="energy and JCT summary (tables; with --json: JSON)"),
     gpus: bool = typer.Option(False, "--gpus", help="each GPU now: node, type, its jobs, memory, utilisation, power"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    show_all: bool = typer.Option(False, "--all", help="every job the state folder has seen (default: the active ones and the --last ended)"),
+    last: int = typer.Option(20, "--last", min=0, help="how many of the latest ended jobs to list beside the active ones"),
     price_per_kwh: Optional[float] = typer.Option(None, "--price-per-kwh", help="--summary: electricity price (--currency per kWh): cost of the run and of each job"),
     carbon_g_per_kwh: Optional[float] = typer.Option(None, "--carbon-g-per-kwh", help="--summary: grid carbon intensity (g CO2e per kWh): emissions of the run and of each job"),
     pue: float = typer.Option(1.0, "--pue", help="--summary: power usage effectiveness: cost and carbon apply to energy x PUE"),
@@ -204,8 +206,11 @@ def status_command(
                 payload = add_costs(payload, grid_settings, client.energy_hours())
         elif job_id is not None:
             payload = client.job(job_id)
-        else:
+        elif show_all:
             payload = {"jobs": client.jobs()}
+        else:
+            listed, omitted = client.recent_jobs(last)
+            payload = {"jobs": listed, "ended_omitted": omitted}
     except ApiError as exc:
         _fail(str(exc))
     if summary and not as_json:
@@ -222,6 +227,8 @@ def status_command(
         gpus = ",".join(str(g) for g in (j["gpus"] or [])) or "-"
         typer.echo(f"{j['job_id']:>4} {j['name'][:20]:<20} {j['state']:<10} {gpus:<8} {j['epochs_done']:>6} {j['attempts']:>5} "
                    f"{j['undos']:>5} {j.get('migrations', 0):>5}")
+    if payload.get("ended_omitted"):
+        typer.echo(f"({payload['ended_omitted']} older ended jobs not shown: --all, or --last N)")
 
 
 def _fmt(value: object, spec: str = ".1f") -> str:

@@ -9,6 +9,7 @@ The token is in ``<state>/api.token`` (0600) for both. JSON endpoints:
     POST /jobs                {"spec_yaml": "...", "source": "job.yaml", "base_dir": "/abs"} -> {"job_id"}
                               (with "check_only": true: validated, not submitted -> {"ok": true})
     GET  /jobs                -> {"jobs": [...]}
+    GET  /jobs?ended=N        -> {"jobs": active ones + the N latest ended, "ended_omitted": older ended}
     GET  /jobs/<id>           -> {"job": {...}, "attempts": [...], "events": [...]}
     POST /jobs/<id>/cancel    -> {"job_id", "state"}
     GET  /jobs/<id>/logs?tail_bytes=N -> {"log": "...", "end": byte offset after it}
@@ -214,7 +215,16 @@ class ApiServer:
         if method == "POST" and parts == ["jobs"]:
             return self.submit(body)
         if method == "GET" and parts == ["jobs"]:
-            return 200, {"jobs": [r.to_dict() for r in store.jobs()]}
+            if "ended" not in query:
+                return 200, {"jobs": [r.to_dict() for r in store.jobs()]}
+            try:
+                ended = int(query["ended"][0])
+            except ValueError:
+                ended = -1
+            if ended < 0:
+                return 400, {"error": "field 'ended': expected an integer >= 0", "field": "ended"}
+            rows, omitted = store.recent_jobs(ended)
+            return 200, {"jobs": [r.to_dict() for r in rows], "ended_omitted": omitted}
         if method == "GET" and parts == ["summary"]:
             return 200, build_summary(store, self.summary_totals(), self.inventory)
         if method == "GET" and parts == ["energy", "hours"]:

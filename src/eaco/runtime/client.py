@@ -112,6 +112,11 @@ class RuntimeClient:
     def jobs(self) -> list[dict[str, Any]]:
         return list(self.request("GET", "/jobs")["jobs"])
 
+    def recent_jobs(self, ended: int) -> tuple[list[dict[str, Any]], int]:
+        """The active jobs and the ``ended`` latest ended ones, and how many older ones ended."""
+        got = self.request("GET", f"/jobs?ended={int(ended)}")
+        return list(got["jobs"]), int(got["ended_omitted"])
+
     def job(self, job_id: int) -> dict[str, Any]:
         return self.request("GET", f"/jobs/{job_id}")
 

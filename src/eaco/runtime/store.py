@@ -295,6 +295,17 @@ class Store:
             rows = self._db.execute(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY job_id", states).fetchall()
         return [_job_row(r) for r in rows]
 
+    def recent_jobs(self, ended: int) -> tuple[list[JobRow], int]:
+        """Every queued, running or stopping job and the ``ended`` most recent others (by id), in
+        id order, and how many older ended jobs were left out."""
+        marks = ",".join("?" * len(ACTIVE_STATES))
+        active = self._db.execute(f"SELECT * FROM jobs WHERE state IN ({marks})", ACTIVE_STATES).fetchall()
+        done = self._db.execute(f"SELECT * FROM jobs WHERE state NOT IN ({marks}) ORDER BY job_id DESC LIMIT ?",
+                                (*ACTIVE_STATES, max(0, ended))).fetchall()
+        total_done = self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE state NOT IN ({marks})", ACTIVE_STATES).fetchone()[0]
+        rows = sorted((_job_row(r) for r in (*active, *done)), key=lambda r: r.job_id)
+        return rows, total_done - len(done)
+
     def active_states(self) -> dict[int, tuple[str, bool]]:
         """Job id -> (state, cancel requested) of every queued, running or stopping job: what the
         daemon reads every tick, from the state index alone (no spec, however many jobs the

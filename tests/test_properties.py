@@ -127,14 +127,7 @@ def mixed_workloads(draw):
 @settings(max_examples=25, deadline=None)
 @given(raw=mixed_workloads(), policy=st.sampled_from((*BASELINES, "eaco")))
 def test_invariants_hold_on_a_mixed_cluster(raw, policy):
-    jobs = []
-    for i, (t, g, jt, epochs, epoch_s, gpu_type, memory_gb, exclusive) in enumerate(raw):
-        spec = ENV.catalog.get(jt)
-        g = min(g, 2 if gpu_type == "a100" else 4)
-        if gpu_type == "k80" or (memory_gb == 40.0 and (gpu_type == "v100" or g > 2)):
-            memory_gb = None  # a job must fit some node of the cluster (40 GB: only the A100s)
-        jobs.append(Job(i, t, g, jt, epochs, epoch_s, memory_gb or spec.memory_gb, spec.util_on("v100"), gpu_type=gpu_type,
-                        deadline_s=t + 3 * epochs * epoch_s, exclusive=exclusive))
+    jobs = _mixed_jobs(raw)
     wl = Workload("prop-mixed", tuple(jobs), "hypothesis")
     sim = Simulator(MIXED, wl, make_policy(policy, ENV.policy_context()), ENV.truth, ENV.energy,
                     SimulationOptions(check_invariants=True))
@@ -143,3 +136,29 @@ def test_invariants_hold_on_a_mixed_cluster(raw, policy):
     assert res.max_work_residual < 1e-6
     assert all(math.isfinite(r.finish_s) for r in res.jobs)
     assert all(r.colocated_time_s == 0 for r, job in zip(res.jobs, jobs) if job.exclusive)  # nobody shared with them
+
+
+def _mixed_jobs(raw):
+    jobs = []
+    for i, (t, g, jt, epochs, epoch_s, gpu_type, memory_gb, exclusive) in enumerate(raw):
+        spec = ENV.catalog.get(jt)
+        g = min(g, 2 if gpu_type == "a100" else 4)
+        if gpu_type == "k80" or (memory_gb == 40.0 and (gpu_type == "v100" or g > 2)):
+            memory_gb = None  # a job must fit some node of the cluster (40 GB: only the A100s)
+        jobs.append(Job(i, t, g, jt, epochs, epoch_s, memory_gb or spec.memory_gb, spec.util_on("v100"), gpu_type=gpu_type,
+                        deadline_s=t + 3 * epochs * epoch_s, exclusive=exclusive))
+    return jobs
+
+
+@settings(max_examples=15, deadline=None)
+@given(raw=mixed_workloads(), policy=st.sampled_from((*BASELINES, "eaco")))
+def test_the_order_the_cluster_is_written_in_changes_nothing(raw, policy):
+    # the same nodes listed K80s first or V100s first: every job runs where and as long as before
+    # (a job of any type goes to the type where it runs fastest, not to the first type listed)
+    wl = Workload("prop-mixed", tuple(_mixed_jobs(raw)), "hypothesis")
+    runs = []
+    for cluster in (MIXED, ClusterSpec.parse("1x4xv100,1x2xa100,1x4xk80")):
+        res = Simulator(cluster, wl, make_policy(policy, ENV.policy_context()), ENV.truth, ENV.energy).run()
+        runs.append(([(r.first_start_s, r.finish_s, r.colocated_time_s, r.undos) for r in res.jobs], res.energy.total_j))
+    assert runs[0][0] == runs[1][0]
+    assert math.isclose(runs[0][1], runs[1][1], rel_tol=1e-9)

@@ -46,7 +46,7 @@ class FifoPackedPolicy(Policy):
             self._blocked_head = None
             return [Place(head.job_id, gpus)]
         best: tuple[float, int] | None = None
-        for gpu_type, job_type in solo_partner_types(view, head):
+        for gpu_type, job_type in solo_partner_types(view, head, self.catalog):
             types = (head.job_type, job_type)
             if not self.knowledge.feasible(types, gpu_type):
                 continue

@@ -78,7 +78,7 @@ class GandivaPolicy(Policy):
     def _lowest_util_partner(self, view: SchedulerView, job: Job) -> int | None:
         skip = set(self._watching) | set(self._watching.values()) | self._bad_partners.get(job.job_id, set())
         best: tuple[float, int] | None = None
-        for gpu_type, job_type in solo_partner_types(view, job):
+        for gpu_type, job_type in solo_partner_types(view, job, self.catalog):
             other = view.first_solo_job(job.num_gpus, gpu_type, job_type, job.memory_gb, skip)
             if other is None:
                 continue

@@ -348,8 +348,15 @@ def test_a_node_joining_the_cluster_is_used_at_once(cluster: dict[str, Any], sta
     from eaco.runtime.ray_backend import NODES_FILE, TYPE_PREFIX
 
     c: Cluster = cluster["cluster"]
+    from ray import cloudpickle
+
+    from eaco.runtime.ray_meter import open_ray_gpu_meter
+
     runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, node_check_s=0.2, measure_gpus=False)
     runtime.join_check_s = 0.2
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the fake GPUs travel to the nodes
+    meter, _ = open_ray_gpu_meter(runtime.inventory, fake_nvml)
+    runtime.accountant.gpu_meter = meter  # GPUs 0-3 measured from the start
     joined: list[Any] = []
     try:
         assert [n.name for n in runtime.inventory.nodes] == ["n0", "n1"]
@@ -361,6 +368,10 @@ def test_a_node_joining_the_cluster_is_used_at_once(cluster: dict[str, Any], sta
         run_until(runtime, lambda: len(runtime.inventory.nodes) == 3, 30, "the A100 node taken")
         assert runtime.state.gpu_type[4] == "a100" and runtime.inventory.gpu_type == "v100"
         assert any(kind == "node-joined" and "node t9: 1 x a100, GPUs 4-4" in detail for _, _, kind, detail in runtime.store.events())
+        # the joined node's GPU is measured too, once its meter actor answers (the loop never waits for it)
+        run_until(runtime, lambda: len(runtime.accountant.totals.gpu_measured) == 5 and runtime.accountant.totals.gpu_measured[4] is not None,
+                  30, "GPU 4 measured")
+        assert meter is not None and meter.names[4].startswith("fake V100 on") and all(runtime.accountant.totals.gpu_measured[:4])
         unknown = c.add_node(**NODE_ARGS, resources={**node_resources("u9", 1), TYPE_PREFIX + "tpu9": 1.0})
         joined.append(unknown)
         run_until(runtime, lambda: any(kind == "node-refused" and "tpu9" in detail for _, _, kind, detail in runtime.store.events()),
@@ -388,6 +399,8 @@ def test_a_node_joining_the_cluster_is_used_at_once(cluster: dict[str, Any], sta
             runtime.store.request_cancel(job_id)
         run_until(runtime, lambda: all(st == "cancelled" for st in states(runtime).values()), 60, "all cancelled")
     finally:
+        if meter is not None:
+            meter.close()
         runtime.backend.close()
         runtime.store.close()
         for node in joined:

@@ -42,10 +42,19 @@ class GpuMeter:
         if missing and (require_all or len(missing) == len(device_indices)):
             raise ValueError(f"gpus: the GPU source has no device {missing} (it has {sorted(by_index)})")
         self.source = source
+        # a device the source lacks (require_all=False: e.g. a Ray node without NVML) is never measured
         self.device_indices = tuple(device_indices)
         self._previous: dict[int, GpuReading] = {}
-        # a device the source lacks (require_all=False: e.g. a Ray node without NVML) is never measured
-        self.names = tuple(source.devices[by_index[i]].name if i in by_index else "" for i in self.device_indices)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Each policy GPU's device name ("" where the source has no such device)."""
+        by_index = {d.index: d.name for d in self.source.devices}
+        return tuple(by_index.get(i, "") for i in self.device_indices)
+
+    def add_devices(self, device_indices: Sequence[int]) -> None:
+        """Policy GPUs that joined (a Ray node), read from ``source`` from now on, where it has them."""
+        self.device_indices += tuple(device_indices)
 
     def read(self, dt_s: float) -> tuple[GpuInterval | None, ...]:
         """Read every GPU now; per policy GPU, what it used since the previous read (``None`` for

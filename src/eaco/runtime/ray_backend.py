@@ -716,9 +716,15 @@ class RayRuntime(Runtime):
         self.backend.inventory = grown
         save_inventory(self.layout.root, grown, self.unmarked_gpu_type)
         first = gpus[0]
+        firsts = []
         for n in new:
             self.store.event(None, "node-joined", f"node {n.name}: {n.num_gpus} x {n.gpu_type}, GPUs {first}-{first + n.num_gpus - 1}")
+            firsts.append((n.name, n.num_gpus, first))
             first += n.num_gpus
+        meter = self.accountant.gpu_meter
+        if meter is not None and hasattr(meter.source, "add_nodes"):  # measure the new nodes' GPUs too
+            meter.source.add_nodes(firsts)
+            meter.add_devices(gpus)
         self.snapshot = self.take_snapshot()
 
     def _call_policy(self) -> None:

@@ -15,6 +15,7 @@ one that returns an injected source.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
@@ -58,44 +59,80 @@ class RayGpuSource:
                  start_timeout_s: float = 30.0) -> None:
         import ray
 
-        from eaco.runtime.ray_backend import NAMESPACE, gpu_resource, scan_nodes
+        from eaco.runtime.ray_backend import scan_nodes
 
         self._ray = ray
         self.timeout_s = timeout_s
+        self.start_timeout_s = start_timeout_s
+        self._source_factory = source_factory
+        self._cls = ray.remote(_NodeMeterActor)
         self._actors: list[tuple[int, Any]] = []  # (global id of the node's first GPU, actor)
+        # meters of nodes that joined later, not answered yet: status ref -> (node, first GPU id, actor, give up at)
+        self._starting: dict[Any, tuple[str, int, Any, float]] = {}
         self.unmeasured: dict[str, str] = {}  # node -> why its GPUs are modelled
+        self.devices: tuple[GpuDevice, ...] = ()
         alive, _, _ = scan_nodes(ray.nodes())
-        cls = ray.remote(_NodeMeterActor)
         pending: dict[Any, tuple[str, int, Any]] = {}  # status ref -> (node, first GPU id, actor)
         for i, node in enumerate(inventory.nodes):
             if node.name not in alive:  # a known node missing now (lost): its actor could never start
                 self.unmeasured[node.name] = "not in the Ray cluster now"
                 continue
-            actor = cls.options(num_cpus=0, resources={gpu_resource(node.name, 0): METER_UNITS}, namespace=NAMESPACE,
-                                max_restarts=-1).remote(node.name, node.num_gpus, source_factory)
+            actor = self._new_actor(node.name, node.num_gpus)
             pending[actor.status.remote()] = (node.name, inventory.node_gpus(i)[0], actor)
         ready, late = ray.wait(list(pending), num_returns=len(pending), timeout=start_timeout_s) if pending else ([], [])
-        devices: list[GpuDevice] = []
         for ref in late:
             name, _, actor = pending[ref]
             self.unmeasured[name] = f"its meter did not start within {start_timeout_s:g} s"
             ray.kill(actor)
         for ref in ready:
-            name, first, actor = pending[ref]
-            try:
-                st = ray.get(ref)
-            except Exception as exc:  # the actor died while starting
-                self.unmeasured[name] = f"its meter failed: {exc}"
-                continue
-            if not st["devices"]:
-                self.unmeasured[name] = st["why"] or "no GPU"
-                ray.kill(actor)
-                continue
-            self._actors.append((first, actor))
-            devices += [replace(d, index=first + d.index) for d in st["devices"]]
-        self.devices = tuple(sorted(devices, key=lambda d: d.index))
+            self._accept(ref, *pending[ref])
+
+    def _new_actor(self, node: str, num_gpus: int) -> Any:
+        from eaco.runtime.ray_backend import NAMESPACE, gpu_resource
+
+        return self._cls.options(num_cpus=0, resources={gpu_resource(node, 0): METER_UNITS}, namespace=NAMESPACE,
+                                 max_restarts=-1).remote(node, num_gpus, self._source_factory)
+
+    def _accept(self, ref: Any, name: str, first: int, actor: Any) -> None:
+        """A meter answered its status call: keep it if it found GPUs (numbered from ``first``)."""
+        try:
+            st = self._ray.get(ref)
+        except Exception as exc:  # the actor died while starting
+            self.unmeasured[name] = f"its meter failed: {exc}"
+            return
+        if not st["devices"]:
+            self.unmeasured[name] = st["why"] or "no GPU"
+            self._ray.kill(actor)
+            return
+        self._actors.append((first, actor))
+        added = [replace(d, index=first + d.index) for d in st["devices"]]
+        self.devices = tuple(sorted((*self.devices, *added), key=lambda d: d.index))
+
+    def add_nodes(self, nodes: Sequence[tuple[str, int, int]]) -> None:
+        """Start meters on nodes that joined: (name, GPU count, global id of its first GPU). Their
+        GPUs are measured once their meter has answered (checked at each :meth:`read`, never
+        waited for: the daemon's loop goes on), modelled until then, and for good if it does not
+        answer within ``start_timeout_s``."""
+        give_up = time.monotonic() + self.start_timeout_s
+        for name, num_gpus, first in nodes:
+            actor = self._new_actor(name, num_gpus)
+            self._starting[actor.status.remote()] = (name, first, actor, give_up)
+
+    def _check_starting(self) -> None:
+        ready, _ = self._ray.wait(list(self._starting), num_returns=len(self._starting), timeout=0)
+        for ref in ready:
+            name, first, actor, _ = self._starting.pop(ref)
+            self._accept(ref, name, first, actor)
+        now = time.monotonic()
+        for ref, (name, _, actor, give_up) in list(self._starting.items()):
+            if now >= give_up:
+                del self._starting[ref]
+                self.unmeasured[name] = f"its meter did not start within {self.start_timeout_s:g} s"
+                self._ray.kill(actor)
 
     def read(self) -> tuple[GpuReading, ...]:
+        if self._starting:
+            self._check_starting()
         refs = {actor.read.remote(): first for first, actor in self._actors}
         ready, _ = self._ray.wait(list(refs), num_returns=len(refs), timeout=self.timeout_s)
         out: list[GpuReading] = []
@@ -109,6 +146,12 @@ class RayGpuSource:
         return tuple(out)
 
     def close(self) -> None:
+        for _, _, actor, _ in self._starting.values():
+            try:
+                self._ray.kill(actor)
+            except Exception:
+                pass
+        self._starting = {}
         for _, actor in self._actors:
             try:
                 self._ray.kill(actor)

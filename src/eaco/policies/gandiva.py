@@ -15,8 +15,8 @@ GPUs of the type where the job runs fastest first, as in :mod:`eaco.policies.fif
 
 from __future__ import annotations
 
-from eaco.model.job import Job
 from eaco.colocation.catalog import JobCatalog
+from eaco.model.job import Job
 from eaco.policies.base import Policy
 from eaco.policies.decisions import Decision, Place, Undo, Watch
 from eaco.policies.packing import solo_partner_types

@@ -120,6 +120,15 @@ def bind_unix_server(path: Path, handler: type[BaseHTTPRequestHandler]) -> socke
     return server
 
 
+def _count_param(query: dict[str, list[str]], name: str) -> int | None:
+    """The query parameter ``name`` as an integer >= 0; None when it is not one."""
+    try:
+        value = int(query[name][0])
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 class ApiServer:
     def __init__(self, layout: StateLayout, catalog: JobCatalog, inventory: GpuInventory | Callable[[], GpuInventory],
                  summary_totals: Callable[[], Any], transport: str = "tcp",
@@ -217,11 +226,8 @@ class ApiServer:
         if method == "GET" and parts == ["jobs"]:
             if "ended" not in query:
                 return 200, {"jobs": [r.to_dict() for r in store.jobs()]}
-            try:
-                ended = int(query["ended"][0])
-            except ValueError:
-                ended = -1
-            if ended < 0:
+            ended = _count_param(query, "ended")
+            if ended is None:
                 return 400, {"error": "field 'ended': expected an integer >= 0", "field": "ended"}
             rows, omitted = store.recent_jobs(ended)
             return 200, {"jobs": [r.to_dict() for r in rows], "ended_omitted": omitted}
@@ -244,11 +250,8 @@ class ApiServer:
                 return 200, {"job_id": job_id, "state": store.request_cancel(job_id)}
             if method == "GET" and parts[2:] == ["logs"]:
                 if "offset" in query:
-                    try:
-                        offset = int(query["offset"][0])
-                    except ValueError:
-                        offset = -1
-                    if offset < 0:
+                    offset = _count_param(query, "offset")
+                    if offset is None:
                         return 400, {"error": "field 'offset': expected an integer >= 0", "field": "offset"}
                     whole = query.get("partial", ["0"])[0] != "1"
                     text, end = read_from(self.layout.log_file(job_id), offset, whole_lines=whole)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -22,7 +21,7 @@ from eaco.runtime.layout import StateLayout
 from eaco.runtime.local_backend import LocalBackend
 from eaco.runtime.lock import StateLock
 from eaco.runtime.store import Store
-from eaco.runtime.wrapper import write_json_atomic
+from eaco.runtime.wrapper import read_json_dict, write_json_atomic
 
 log = logging.getLogger("eaco.runtime")
 
@@ -82,29 +81,24 @@ def _keep_gpus(layout: StateLayout, store: Store, inventory: GpuInventory) -> No
     """Refuse GPUs other than the last daemon's while jobs still hold some of them (their rows
     name GPUs by the policy's numbering, which the devices behind it would no longer match);
     otherwise record these for the next start."""
-    saved = _read_json(layout.gpus_file)
-    if saved is not None and not inventory.same_gpus(saved):
+    saved, now = read_json_dict(layout.gpus_file), inventory.to_json()
+    if saved is not None and saved != now:
         holding = [r.job_id for r in store.jobs(("running", "stopping"))]
         if holding:
-            before = f"{len(saved.get('device_indices') or ())}x{saved.get('gpu_type')} (devices " \
-                     f"{','.join(str(i) for i in saved.get('device_indices') or ())}" \
-                     f"{', declared' if saved.get('declared') else ''})"
-            now = f"{inventory.describe()} (devices {','.join(str(i) for i in inventory.device_indices)})"
             raise InputError(
                 "--gpus",
-                f"the state folder {layout.root} was served with {before}, now {now}, while jobs "
+                f"the state folder {layout.root} was served with {_gpus_text(saved)}, now {_gpus_text(now)}, while jobs "
                 f"{', '.join(str(j) for j in holding)} still hold GPUs: serve with the same --gpus until they end "
                 "(eaco cancel them there if they need not finish), then change",
             )
-    write_json_atomic(layout.gpus_file, inventory.to_json())
+    write_json_atomic(layout.gpus_file, now)
 
 
-def _read_json(path: Path) -> dict[str, object] | None:
-    try:
-        got = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return got if isinstance(got, dict) else None
+def _gpus_text(record: dict[str, object]) -> str:
+    """``2xv100 (devices 0,1, declared)`` from a :meth:`GpuInventory.to_json` record."""
+    devices = [str(i) for i in record.get("device_indices") or ()]  # type: ignore[attr-defined]
+    return (f"{len(devices)}x{record.get('gpu_type')} (devices {','.join(devices)}"
+            f"{', declared' if record.get('declared') else ''})")
 
 
 def serve(options: ServeOptions, stop: threading.Event | None = None,

@@ -242,7 +242,8 @@ class Runtime:
             self.write_summary()
             # a state folder with a long history takes a while to summarise (about 1.3 s for
             # 100,000 jobs on 2 cores): keep that under a tenth of the loop's time
-            self._summary_due_unix = time.time() + SUMMARY_GAP_FACTOR * (time.time() - started)
+            done = time.time()
+            self._summary_due_unix = done + SUMMARY_GAP_FACTOR * (done - started)
         self.snapshot = self.take_snapshot(now_unix)
 
     def active_jobs(self) -> int:

@@ -36,12 +36,8 @@ class GpuInventory:
         return "local"
 
     def to_json(self) -> dict[str, object]:
+        """What the local backend records in the state folder (equal records: the same GPUs)."""
         return {"gpu_type": self.gpu_type, "device_indices": list(self.device_indices), "declared": self.declared}
-
-    def same_gpus(self, saved: dict[str, object]) -> bool:
-        """Whether ``saved`` (:meth:`to_json` of an earlier start) names these GPUs."""
-        return (saved.get("gpu_type") == self.gpu_type and saved.get("declared") == self.declared
-                and list(saved.get("device_indices") or ()) == list(self.device_indices))
 
     def gpu_types(self) -> tuple[str, ...]:
         """Every GPU type the runtime has, the main type first."""

@@ -7,7 +7,6 @@ exit code in the attempt folder, which is how a restarted daemon re-attaches or 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,14 +17,7 @@ from pathlib import Path
 from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
 from eaco.runtime.control import request_stop
 from eaco.runtime.procs import process_alive
-from eaco.runtime.wrapper import EXIT_FILE, WRAPPER_FILE
-
-
-def _read_json(path: Path) -> dict[str, object] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+from eaco.runtime.wrapper import EXIT_FILE, WRAPPER_FILE, read_json_dict
 
 
 class LocalBackend:
@@ -63,7 +55,7 @@ class LocalBackend:
         return ProcessHandle(proc.pid, process_start_ticks(proc.pid))
 
     def find(self, attempt_dir: Path) -> ProcessHandle | None:
-        info = _read_json(attempt_dir / WRAPPER_FILE)
+        info = read_json_dict(attempt_dir / WRAPPER_FILE)
         if not info or not isinstance(info.get("pid"), int):
             return None
         start = info.get("start_ticks")
@@ -77,7 +69,7 @@ class LocalBackend:
             del self._children[handle.pid]
         elif process_alive(handle.pid, handle.start_ticks):
             return None
-        info = _read_json(attempt_dir / EXIT_FILE)
+        info = read_json_dict(attempt_dir / EXIT_FILE)
         code = info.get("exit_code") if info else None
         return AttemptExit(int(code) if isinstance(code, int) else None)
 

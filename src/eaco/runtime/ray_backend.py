@@ -34,7 +34,6 @@ started on the node and GPU the policy chose (docs/runtime_ray.md).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -57,7 +56,7 @@ from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
 from eaco.runtime.control import CONTROL_DIR_ENV, request_stop
 from eaco.runtime.engine import Runtime
 from eaco.runtime.gpus import GpuInventory
-from eaco.runtime.wrapper import EXIT_FILE, write_json_atomic
+from eaco.runtime.wrapper import EXIT_FILE, read_json_dict, write_json_atomic
 
 log = logging.getLogger("eaco.runtime.ray")
 
@@ -287,7 +286,7 @@ class _AttemptActor:
     def wait(self) -> dict[str, Any]:
         """Blocks until the job ended; its exit code (None: it left no exit.json)."""
         self.proc.wait()
-        info = _read_json(self.attempt_dir / EXIT_FILE)
+        info = read_json_dict(self.attempt_dir / EXIT_FILE)
         code = info.get("exit_code") if info else None
         return {"exit_code": int(code) if isinstance(code, int) else None}
 
@@ -329,7 +328,7 @@ class _Pull:
 
     @classmethod
     def load(cls, attempt_dir: Path) -> "_Pull | None":
-        info = _read_json(Path(attempt_dir) / PULL_FILE)
+        info = read_json_dict(Path(attempt_dir) / PULL_FILE)
         if not info:
             return None
         targets = tuple(Path(t) for t in info["targets"])
@@ -341,14 +340,6 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        out = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return out if isinstance(out, dict) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,7 +555,7 @@ class RayBackend:
             actor = self._ray.get_actor(key, namespace=NAMESPACE)
         except ValueError:
             return None
-        info = _read_json(Path(attempt_dir) / RAY_ATTEMPT_FILE) or {}
+        info = read_json_dict(Path(attempt_dir) / RAY_ATTEMPT_FILE) or {}
         node = str(info.get("node", ""))
         if not node:
             try:
@@ -616,7 +607,7 @@ class RayBackend:
             self.refresh_nodes(force=True)
 
     def _from_exit_file(self, attempt_dir: Path, why: str = "") -> AttemptExit:
-        info = _read_json(Path(attempt_dir) / EXIT_FILE)
+        info = read_json_dict(Path(attempt_dir) / EXIT_FILE)
         code = info.get("exit_code") if info else None
         if isinstance(code, int):
             return AttemptExit(int(code))
@@ -794,7 +785,7 @@ def build_ray_runtime(
     layout = StateLayout(Path(state_dir))
     layout.root.mkdir(parents=True, exist_ok=True)
     nodes_file = layout.root / NODES_FILE
-    previous = _read_json(nodes_file) or {}
+    previous = read_json_dict(nodes_file) or {}
     # nodes without a type marker keep the type this state folder's first daemon gave them
     if gpu_type is not None:
         try:

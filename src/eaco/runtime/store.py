@@ -299,11 +299,10 @@ class Store:
         """Every queued, running or stopping job and the ``ended`` most recent others (by id), in
         id order, and how many older ended jobs were left out."""
         marks = ",".join("?" * len(ACTIVE_STATES))
-        active = self._db.execute(f"SELECT * FROM jobs WHERE state IN ({marks})", ACTIVE_STATES).fetchall()
         done = self._db.execute(f"SELECT * FROM jobs WHERE state NOT IN ({marks}) ORDER BY job_id DESC LIMIT ?",
                                 (*ACTIVE_STATES, max(0, ended))).fetchall()
         total_done = self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE state NOT IN ({marks})", ACTIVE_STATES).fetchone()[0]
-        rows = sorted((_job_row(r) for r in (*active, *done)), key=lambda r: r.job_id)
+        rows = sorted((*self.jobs(ACTIVE_STATES), *(_job_row(r) for r in done)), key=lambda r: r.job_id)
         return rows, total_done - len(done)
 
     def active_states(self) -> dict[int, tuple[str, bool]]:

@@ -22,11 +22,21 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 WRAPPER_FILE = "wrapper.json"
 EXIT_FILE = "exit.json"
 ABANDONED_FILE = "abandoned"
 EXIT_ABANDONED = 75  # the wrapper's exit status when it found its attempt given up (no exit.json)
+
+
+def read_json_dict(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``; None when the file is missing, unreadable or not an object."""
+    try:
+        got = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return got if isinstance(got, dict) else None
 
 
 def write_json_atomic(path: Path, payload: dict[str, object]) -> None:

@@ -29,7 +29,8 @@ def test_simulate_generated_writes_table_json_csv_and_plots(tmp_path):
     assert all(float(r["energy_common_end_kwh"]) >= float(r["energy_kwh"]) for r in rows)
     assert "energy to " in res.output
     jobs = list(csv.DictReader(open(out / "jobs_fifo.csv")))
-    assert len(jobs) == 40
+    assert len(jobs) == 40 and {j["gpu_types"] for j in jobs} == {"v100"}
+    assert float(jobs[0]["jct_s"]) == pytest.approx(float(jobs[0]["finish_s"]) - float(jobs[0]["first_start_s"]))
     ts = list(csv.DictReader(open(out / "timeseries_gandiva.csv")))
     assert ts and int(ts[0]["active_nodes"]) >= 0
     assert (out / "active_nodes.png").stat().st_size > 1000

@@ -417,6 +417,65 @@ def test_a_deadline_met_only_on_the_fast_type_is_not_given_up_on_the_slow_one(en
     assert not recs[1].missed_deadline
 
 
+K80_AND_A100 = "1x1xk80,1x1xa100"  # GPU 0 a K80, GPU 1 an A100
+
+
+def _a100_busy_then(env, epochs0, *later):
+    """Job 0 (ResNet-50, never a co-location candidate) holds the A100 for ``epochs0`` x 100 s of
+    V100 work; ``later``: (job id, submit time, deadline) of LM jobs of 10 x 100 s that may run
+    on any type (alone: 762 s on the A100, 4,673 s on the K80)."""
+    jobs = [replace(_job(env, 0, R50, epochs0, 100.0), gpu_type="a100")]
+    jobs += [_job(env, j, LM80, 10, 100.0, submit=t, deadline=d) for j, t, d in later]
+    return jobs
+
+
+def test_a_job_waits_for_a_faster_type_that_frees_soon(env):
+    lm = env.catalog.get(LM80)
+    assert lm.speed_on("k80") < 0.25 < 1.0 < lm.speed_on("a100")
+    jobs = _a100_busy_then(env, 10, (1, 10.0, math.inf))
+    recs, _, policy = _run(env, jobs, ClusterSpec.parse(K80_AND_A100))
+    a100_free = recs[0].finish_s
+    assert policy.places(1) == [(a100_free, (1,))] and recs[1].gpu_types == "a100"
+    assert recs[1].finish_s == pytest.approx(a100_free + 1000.0 / lm.speed_on("a100"))
+    assert policy.inner.stats.waits_for_faster_type == 1
+    # without the rule it starts on the free K80 at once and ends ~3,300 s later
+    recs_k80, _, policy = _run(env, jobs, ClusterSpec.parse(K80_AND_A100), wait_for_faster_type=False)
+    assert policy.places(1) == [(10.0, (0,))] and recs_k80[1].gpu_types == "k80"
+    assert recs_k80[1].finish_s > recs[1].finish_s + 3000.0
+    assert policy.inner.stats.waits_for_faster_type == 0
+
+
+def test_waiting_jobs_queue_behind_the_claims_of_those_ahead(env):
+    # job 2 sees the A100 claimed by job 1 until job 1 is predicted to end: it waits for that
+    # (ends ~2,120 s) rather than take the K80 (~4,690 s)
+    jobs = _a100_busy_then(env, 10, (1, 10.0, math.inf), (2, 20.0, math.inf))
+    recs, _, policy = _run(env, jobs, ClusterSpec.parse(K80_AND_A100))
+    assert policy.places(2) == [(pytest.approx(recs[1].finish_s), (1,))]
+    # with time alone in the objective, jobs queue for the A100 while the wait plus the run
+    # (762 s more per job ahead) beats 4,673 s on the K80: jobs 1-5 do, job 6 takes the K80
+    jobs = _a100_busy_then(env, 10, *[(j, 10.0 * j, math.inf) for j in range(1, 7)])
+    recs, _, policy = _run(env, jobs, ClusterSpec.parse(K80_AND_A100), alpha=0.0)
+    for j in range(1, 6):
+        assert policy.places(j) == [(pytest.approx(recs[j - 1].finish_s), (1,))]
+    assert policy.places(6) == [(60.0, (0,))]
+
+
+def test_waiting_for_a_faster_type_never_costs_a_deadline_or_ignores_alpha(env):
+    # the A100 frees at ~5,960 s: waiting would end at ~6,720 s
+    wait_end = _a100_busy_then(env, 100)[0].exclusive_duration_s / env.catalog.get(R50).speed_on("a100") + 762.0
+    assert wait_end > 6000.0
+    # ... past a 6,000 s deadline that the K80 meets (4,684 s): the K80
+    recs, _, policy = _run(env, _a100_busy_then(env, 100, (1, 10.0, 6000.0)), ClusterSpec.parse(K80_AND_A100))
+    assert policy.places(1) == [(10.0, (0,))] and not recs[1].missed_deadline
+    # no deadline: with time alone in the objective the K80 ends first; with energy in it (the
+    # default alpha) the A100 costs far less energy and is worth the wait
+    recs, _, policy = _run(env, _a100_busy_then(env, 100, (1, 10.0, math.inf)), ClusterSpec.parse(K80_AND_A100),
+                           alpha=0.0)
+    assert policy.places(1) == [(10.0, (0,))]
+    recs, _, policy = _run(env, _a100_busy_then(env, 100, (1, 10.0, math.inf)), ClusterSpec.parse(K80_AND_A100))
+    assert recs[1].gpu_types == "a100"
+
+
 # ================================================== beyond the paper: late and urgent jobs
 def test_a_job_whose_deadline_is_lost_is_placed_best_effort(env):
     # job 1 cannot meet its deadline even alone (10 + 500 s > 400 s): under the paper's rules it

@@ -109,4 +109,4 @@ def test_a_job_of_any_type_takes_the_fastest_free_type(env, policy, k80_first):
         nodes = (NodeSpec(0, "a100", 1), NodeSpec(1, "k80", 1))
     jobs = _jobs(env, [(0, 1, spec.name, 2, 100.0)])
     recs, _ = _run(env, policy, jobs, ClusterSpec(nodes, name="mixed"))
-    assert recs[0].run_time_s == pytest.approx(200.0 / spec.speed_on("a100"))
+    assert recs[0].run_time_s == pytest.approx(200.0 / spec.speed_on("a100")) and recs[0].gpu_types == "a100"

@@ -147,6 +147,7 @@ def simulate(
     consolidate_shared: bool = typer.Option(_EACO.consolidate_shared, "--consolidate-shared/--no-consolidate-shared", help="EaCO: also drain nodes whose GPUs are shared, moving each set to one GPU held for it (docs/eaco.md: not the default)"),
     reserve: bool = typer.Option(_EACO.reserve, "--reserve/--no-reserve", help="EaCO: hold the node that frees first for a job that is urgent or has waited --reserve-wait-s"),
     reserve_wait_s: float = typer.Option(_EACO.reserve_wait_s, "--reserve-wait-s", min=0.0, help="EaCO: wait after which a job that cannot be placed gets a reservation"),
+    wait_for_faster_type: bool = typer.Option(_EACO.wait_for_faster_type, "--wait-for-faster-type/--no-wait-for-faster-type", help="EaCO, mixed clusters: a job may wait for GPUs of a faster type rather than start on a slower one"),
 ) -> None:
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
     from eaco.report.files import write_hourly_energy, write_jobs, write_metrics, write_timeseries
@@ -191,7 +192,7 @@ def simulate(
             urgent_min_speed=urgent_min_speed, late_jobs_best_effort=late_best_effort,
             consolidate=consolidate, consolidate_min_remaining_s=consolidate_min_remaining_s,
             consolidate_shared=consolidate_shared,
-            reserve=reserve, reserve_wait_s=reserve_wait_s,
+            reserve=reserve, reserve_wait_s=reserve_wait_s, wait_for_faster_type=wait_for_faster_type,
         )
         runs = [(name, name, eaco_settings) for name in names]
         if sweep:

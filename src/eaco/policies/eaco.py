@@ -97,6 +97,10 @@ class EacoSettings:
     # (policies/reservation.py). Keeps big jobs from missing deadlines behind small ones.
     reserve: bool = True
     reserve_wait_s: float = DEFAULT_RESERVE_WAIT_S
+    # beyond the paper, on a mixed cluster: a job waits for GPUs of a faster type rather than
+    # start on a slower one when, by the objective above, waiting for the room predicted there
+    # and running is better (a K80 may take 10x as long as an A100 that frees soon)
+    wait_for_faster_type: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -184,6 +188,7 @@ class EacoStats:
     observations_completed: int = 0
     undos: int = 0
     undo_job_ids: list[int] = field(default_factory=list)
+    waits_for_faster_type: int = 0  # jobs that waited for a faster GPU type rather than start on a slower one
 
 
 class EacoPolicy(Policy):
@@ -226,6 +231,10 @@ class EacoPolicy(Policy):
         self._node_end: dict[int, tuple[tuple[int, int], tuple[float, ...]]] = {}
         self._lock_epoch = 0  # bumped whenever a GPU is locked or unlocked
         self._host_per_gpu_w: dict[str, float] = {}
+        # job waiting for a faster GPU type -> (nodes it waits for, GPUs per node, predicted end
+        # there) (_better_to_wait)
+        self._claims: dict[int, tuple[frozenset[int], int, float]] = {}
+        self._waited_for_faster: set[int] = set()
         st = self.settings
         self.reserver = Reserver(
             ReservationSettings(enabled=st.reserve, wait_s=st.reserve_wait_s),
@@ -393,6 +402,8 @@ class EacoPolicy(Policy):
 
     def _job_left(self, job_id: int) -> None:
         """A job finished: observations waiting on it stop waiting."""
+        self._waited_for_faster.discard(job_id)
+        self._claims.pop(job_id, None)
         if job_id in self._observing:
             self._end_observation(job_id)
         for obs in self._observing.values():
@@ -435,6 +446,7 @@ class EacoPolicy(Policy):
             examined += 1
             decisions = self._place(view, job)
             if decisions:
+                self._claims.pop(job.job_id, None)
                 place = decisions[0]
                 assert isinstance(place, Place)
                 if self.reserver.placed(view, job, place.gpus):
@@ -500,11 +512,62 @@ class EacoPolicy(Policy):
             options.append(fallback)
         alpha = self.settings.alpha
         best = min(options, key=lambda o: (alpha * o.energy_j + (1 - alpha) * o.slowdown, not o.colocated))
+        if self.settings.wait_for_faster_type and self._better_to_wait(
+                view, job, types, best, norm_j, binds, alpha * best.energy_j + (1 - alpha) * best.slowdown):
+            return []
         if not best.colocated:
             self.stats.exclusive_placements += 1
             self._blocked.clear()  # newly busy GPUs are new co-location candidates
             return self._placing(view, Place(job.job_id, best.gpus))
         return self._colocate(view, job, best.gpus)
+
+    def _better_to_wait(
+        self, view: SchedulerView, job: Job, types: tuple[str, ...], best: _Option, norm_j: float,
+        binds: bool, best_score: float,
+    ) -> bool:
+        """Whether ``job`` should rather wait for GPUs of a faster type than take ``best`` on a
+        slower one now (a mixed cluster: a long job started on a K80 may run for weeks where an
+        A100 frees in an hour). Waiting for type T is scored like running alone there, started
+        when T is predicted to have room for the job (:meth:`Reserver.earliest_room`, from
+        EaCO's estimate of when each GPU's jobs end, less the GPUs that other waiting jobs
+        claimed): energy as alone on T, time the wait plus the run, over the run on the fastest
+        type; it must meet a deadline that binds. A job that waits claims its GPUs there."""
+        self._claims.pop(job.job_id, None)
+        jt = self.catalog.get(job.job_type)
+        best_speed = jt.speed_on(view.gpu_type(best.gpus[0]))
+        fastest_s = self._remaining_s(view, job, types[0], 1.0)
+        if fastest_s <= 0 or jt.speed_on(types[0]) <= best_speed:
+            return False
+        alpha = self.settings.alpha
+        claimed: dict[int, tuple[int, float]] = {}
+        for nodes, count, until_s in self._claims.values():
+            for n in nodes:
+                gpus, last_s = claimed.get(n, (0, -math.inf))
+                claimed[n] = (gpus + count, max(last_s, until_s))
+        avoid = self.consolidator.draining_nodes | self.reserver.reserved_nodes()
+        for t in types:
+            if jt.speed_on(t) <= best_speed:
+                break
+            room = self.reserver.earliest_room(view, job, t, avoid, claimed)
+            if room is None:
+                continue
+            start_s, nodes = room
+            run_s = self._remaining_s(view, job, t, 1.0)
+            end_s = max(start_s, view.now_s) + run_s
+            if binds and end_s > job.deadline_s:
+                continue
+            gpu_model = self.energy.gpu(t)
+            energy_j = job.num_gpus * (gpu_model.power_w(jt.util_on(t)) - gpu_model.idle_power_w) * run_s
+            energy_j += self._awake_extension_j(view, {n: end_s for n in nodes}, t)
+            score = alpha * energy_j / norm_j + (1 - alpha) * (end_s - view.now_s) / fastest_s
+            if score < best_score:
+                per_node = job.num_gpus if len(nodes) == 1 else view.max_gpus_per_node(t)
+                self._claims[job.job_id] = (nodes, per_node, end_s)
+                if job.job_id not in self._waited_for_faster:
+                    self._waited_for_faster.add(job.job_id)
+                    self.stats.waits_for_faster_type += 1
+                return True
+        return False
 
     @staticmethod
     def _free_gpus(view: SchedulerView, num_gpus: int, gpu_type: str, draining: frozenset[int],

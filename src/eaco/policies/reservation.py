@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from eaco.model.job import Job
 from eaco.policies.view import SchedulerView
@@ -153,17 +153,38 @@ class Reserver:
         return job.submit_time_s + self.settings.wait_s if self.settings.enabled else math.inf
 
     # ------------------------------------------------------------------ helpers
-    def _reserve_on(self, view: SchedulerView, job: Job, gpu_type: str) -> Reservation | None:
+    def earliest_room(self, view: SchedulerView, job: Job, gpu_type: str, avoid: frozenset[int] = frozenset(),
+                      claimed: Mapping[int, tuple[int, float]] | None = None) -> tuple[float, frozenset[int]] | None:
+        """When, and on which node(s) of ``gpu_type`` outside ``avoid``, ``job`` is predicted to
+        find room first (None: the type cannot hold it). ``claimed``: per node, GPUs promised to
+        jobs waiting for them and when the last of those jobs is predicted to end; the job fits
+        beside them if the node has GPUs enough, else after them. The policy weighs waiting for
+        a faster GPU type against starting now on a slower one with it."""
+        r = self._reserve_on(view, job, gpu_type, avoid, claimed)
+        return None if r is None else (r.start_s, r.nodes)
+
+    def _reserve_on(self, view: SchedulerView, job: Job, gpu_type: str, avoid: frozenset[int] = frozenset(),
+                    claimed: Mapping[int, tuple[int, float]] | None = None) -> Reservation | None:
         per_node = view.max_gpus_per_node(gpu_type)
         if per_node == 0:
             return None
-        nodes = [n for n in range(view.num_nodes) if view.node_gpu_type(n) == gpu_type]
-        if job.num_gpus <= per_node:
+        nodes = [n for n in range(view.num_nodes) if view.node_gpu_type(n) == gpu_type and n not in avoid]
+        single = job.num_gpus <= per_node
+
+        def room_s(node: int) -> float:
+            size = len(view.node_gpus(node))
+            need = job.num_gpus if single else size
+            gpus, end_s = claimed.get(node, (0, -math.inf)) if claimed else (0, -math.inf)
+            if gpus + need <= size:
+                return self._room_s(view, (node,), gpus + need)
+            return max(self._room_s(view, (node,), need), end_s)
+
+        if single:
             fitting = [n for n in nodes if len(view.node_gpus(n)) >= job.num_gpus]
-            chosen = [min(fitting, key=lambda n: (self._room_s(view, (n,), job.num_gpus), n))] if fitting else []
+            chosen = [min(fitting, key=lambda n: (room_s(n), n))] if fitting else []
         else:
             chosen, gpus = [], 0
-            for node in sorted(nodes, key=lambda n: (self._room_s(view, (n,), job.num_gpus), n)):
+            for node in sorted(nodes, key=lambda n: (room_s(n), n)):
                 chosen.append(node)
                 gpus += len(view.node_gpus(node))
                 if gpus >= job.num_gpus:
@@ -172,7 +193,7 @@ class Reserver:
                 chosen = []
         if not chosen:
             return None
-        return Reservation(job.job_id, gpu_type, frozenset(chosen), self._room_s(view, chosen, job.num_gpus))
+        return Reservation(job.job_id, gpu_type, frozenset(chosen), max(room_s(n) for n in chosen))
 
     def _room_s(self, view: SchedulerView, nodes: Sequence[int] | frozenset[int], num_gpus: int) -> float:
         """When ``nodes`` are predicted to have room for a job of ``num_gpus`` GPUs: that many GPUs

@@ -91,17 +91,15 @@ def write_jobs(out_dir: Path, result: SimulationResult) -> Path:
     fields = [
         "job_id", "job_type", "num_gpus", "submit_s", "first_start_s", "finish_s", "run_time_s",
         "colocated_time_s", "exclusive_duration_s", "deadline_s", "priority", "energy_j", "undos",
-        "migrations", "placements", "lost_epochs", "colocation_delay_s", "restart_s", "jct_s", "waiting_s", "total_time_s",
-        "missed_deadline",
+        "migrations", "placements", "gpu_types", "lost_epochs", "colocation_delay_s", "restart_s",
     ]
+    derived = ["jct_s", "waiting_s", "total_time_s", "missed_deadline"]
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(fields)
+        writer.writerow(fields + derived)
         for j in result.jobs:
             d = asdict(j)
-            writer.writerow(
-                [d[f] for f in fields[:18]] + [j.jct_s, j.waiting_s, j.total_time_s, int(j.missed_deadline)]
-            )
+            writer.writerow([d[f] for f in fields] + [j.jct_s, j.waiting_s, j.total_time_s, int(j.missed_deadline)])
     return path
 
 

@@ -36,7 +36,7 @@ _SETUP = (
 _FILES = (
     ("metrics.json", "every metric of every policy (distributions with mean, p50, p95, p99, max) and the set-up above"),
     ("metrics.csv", "the same, one row per policy"),
-    ("jobs_<policy>.csv", "one row per job: submit, start, finish, run and co-located time, energy, undos, moves, deadline"),
+    ("jobs_<policy>.csv", "one row per job: submit, start, finish, run and co-located time, energy, undos, moves, GPU types it ran on, deadline"),
     ("timeseries_<policy>.csv", "active nodes, busy GPUs and cluster power at every change"),
     ("energy_hourly_<policy>.csv", "energy per hour of simulated time"),
 )

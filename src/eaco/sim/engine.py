@@ -79,6 +79,7 @@ class _JobRun:
     undos: int = 0
     migrations: int = 0
     placements: int = 0
+    gpu_types: list[str] = field(default_factory=list)  # the GPU type of each placement, in order
     lost_epochs: float = 0.0
     exclusive_equiv_s: float = 0.0  # time the progress made would have taken alone on the same GPUs
     restarting_until_s: float = -math.inf  # a resumed job makes no progress before this time
@@ -308,10 +309,13 @@ class Simulator:
         run.placed_at_s = t
         run.epochs_at_placement = run.progress
         run.placements += 1
+        placed_type = self.state.gpu_type[gpus[0]]
+        if not run.gpu_types or run.gpu_types[-1] != placed_type:
+            run.gpu_types.append(placed_type)
         run.rate = 0.0
         if math.isnan(run.first_start_s):
             run.first_start_s = t
-        run.exclusive_rate = self.truth.exclusive_rate(run.job, self.state.gpu_type[gpus[0]])
+        run.exclusive_rate = self.truth.exclusive_rate(run.job, placed_type)
         overhead = self.options.restart_overhead_s
         if run.progress > 0 and overhead > 0:  # resumed from a checkpoint
             run.restarting_until_s = t + overhead
@@ -499,6 +503,7 @@ class Simulator:
                     undos=run.undos,
                     migrations=run.migrations,
                     placements=run.placements,
+                    gpu_types="+".join(run.gpu_types),
                     lost_epochs=run.lost_epochs,
                     colocation_delay_s=max(0.0, run.run_time_s - run.restart_time_s - run.exclusive_equiv_s),
                     restart_s=run.restart_time_s,

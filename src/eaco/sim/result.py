@@ -28,6 +28,7 @@ class JobRecord:
     colocation_delay_s: float  # run time lost to sharing: run time - restarts - time the same progress takes alone
     restart_s: float = 0.0  # time holding GPUs while restarting from a checkpoint after an undo
     migrations: int = 0  # times moved to other GPUs (consolidation), not counted in undos
+    gpu_types: str = ""  # the GPU types it ran on, in order, joined by "+" ("k80+a100": moved once)
 
     @property
     def missed_because_of_colocation(self) -> bool:

@@ -62,8 +62,10 @@ class StudyConfig:
 
 def paper_rules(settings: EacoSettings) -> EacoSettings:
     """EaCO as the paper describes it: no best-effort placement of late jobs, no urgency rule, no
-    consolidation by migration, no reservations for waiting jobs."""
-    return replace(settings, late_jobs_best_effort=False, urgent_slack=0.0, consolidate=False, reserve=False)
+    consolidation by migration, no reservations for waiting jobs, no waiting for a faster GPU type
+    (the paper's clusters have one type)."""
+    return replace(settings, late_jobs_best_effort=False, urgent_slack=0.0, consolidate=False, reserve=False,
+                   wait_for_faster_type=False)
 
 
 PAPER_RULES_LABEL = "paper rules"

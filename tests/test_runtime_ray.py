@@ -136,6 +136,16 @@ def fake_nvml(indices):  # type: ignore[no-untyped-def]
     return NodeFakeGpus(list(indices)), ""
 
 
+def fake_nvml_on_a100_nodes(indices):  # type: ignore[no-untyped-def]
+    """Fake GPUs on nodes marked as A100 nodes (named "t..." in these tests), none elsewhere. Runs
+    in the node's meter actor, which holds a share of that node's first EaCO GPU resource."""
+    import ray
+
+    if any("_t" in name for name in ray.get_runtime_context().get_assigned_resources()):
+        return NodeFakeGpus(list(indices)), ""
+    return None, "no NVML on this node"
+
+
 def test_a_meter_actor_on_each_node_reads_its_gpus(cluster: dict[str, Any]) -> None:
     from ray import cloudpickle
 
@@ -350,13 +360,13 @@ def test_a_node_joining_the_cluster_is_used_at_once(cluster: dict[str, Any], sta
     c: Cluster = cluster["cluster"]
     from ray import cloudpickle
 
-    from eaco.runtime.ray_meter import open_ray_gpu_meter
-
-    runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, node_check_s=0.2, measure_gpus=False)
-    runtime.join_check_s = 0.2
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the fake GPUs travel to the nodes
-    meter, _ = open_ray_gpu_meter(runtime.inventory, fake_nvml)
-    runtime.accountant.gpu_meter = meter  # GPUs 0-3 measured from the start
+    # no GPU of n0 and n1 can be read: the daemon keeps a meter for nodes that join later
+    runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, node_check_s=0.2,
+                                   meter_source_factory=fake_nvml_on_a100_nodes)
+    runtime.join_check_s = 0.2
+    meter = runtime.accountant.gpu_meter
+    assert meter is not None and not meter.measures_any and runtime.accountant.totals.gpu_source == "modelled"
     joined: list[Any] = []
     try:
         assert [n.name for n in runtime.inventory.nodes] == ["n0", "n1"]
@@ -368,10 +378,13 @@ def test_a_node_joining_the_cluster_is_used_at_once(cluster: dict[str, Any], sta
         run_until(runtime, lambda: len(runtime.inventory.nodes) == 3, 30, "the A100 node taken")
         assert runtime.state.gpu_type[4] == "a100" and runtime.inventory.gpu_type == "v100"
         assert any(kind == "node-joined" and "node t9: 1 x a100, GPUs 4-4" in detail for _, _, kind, detail in runtime.store.events())
-        # the joined node's GPU is measured too, once its meter actor answers (the loop never waits for it)
+        # the joined node's GPU is measured, once its meter actor answers (the loop never waits for
+        # it); the energy is then partly measured
         run_until(runtime, lambda: len(runtime.accountant.totals.gpu_measured) == 5 and runtime.accountant.totals.gpu_measured[4] is not None,
                   30, "GPU 4 measured")
-        assert meter is not None and meter.names[4].startswith("fake V100 on") and all(runtime.accountant.totals.gpu_measured[:4])
+        assert meter.names[4].startswith("fake V100 on") and not any(runtime.accountant.totals.gpu_measured[:4])
+        assert runtime.accountant.totals.gpu_source == "measured (NVML)" and runtime.take_snapshot().gpu_energy_source == "measured"
+        assert 0.0 < runtime.accountant.totals.measured_share < 1.0
         unknown = c.add_node(**NODE_ARGS, resources={**node_resources("u9", 1), TYPE_PREFIX + "tpu9": 1.0})
         joined.append(unknown)
         run_until(runtime, lambda: any(kind == "node-refused" and "tpu9" in detail for _, _, kind, detail in runtime.store.events()),

@@ -90,6 +90,9 @@ def measured_cpu_util() -> Callable[[], float] | None:
     return lambda: psutil.cpu_percent(None) / 100.0
 
 
+MEASURED = "measured (NVML)"
+
+
 class EnergyAccountant:
     def __init__(self, energy: EnergyModel, catalog: JobCatalog, cpu_util: Callable[[], float] | None,
                  gpu_meter: GpuMeter | None = None) -> None:
@@ -98,7 +101,7 @@ class EnergyAccountant:
         self.cpu_util = cpu_util
         self.gpu_meter = gpu_meter
         self.totals = EnergyTotals(cpu_util_source="measured (psutil)" if cpu_util else "modelled (catalogue)",
-                                   gpu_source="measured (NVML)" if gpu_meter else "modelled")
+                                   gpu_source=MEASURED if gpu_meter is not None and gpu_meter.measures_any else "modelled")
         self.last_step: dict[str, float] = {}  # the last step's figures (ENERGY_PARTS)
 
     def start(self) -> None:
@@ -129,6 +132,8 @@ class EnergyAccountant:
         measured = self._measure(len(state.gpu_jobs), dt_s)
         if self.gpu_meter is not None:
             t.gpu_measured = measured
+            if t.gpu_source != MEASURED and any(r is not None for r in measured):
+                t.gpu_source = MEASURED  # a meter that read nothing at first (Ray: a node joined)
         for g, on_gpu in enumerate(state.gpu_jobs):
             model = self.energy.gpu(state.gpu_type[g])
             util = min(1.0, sum(jobs[j].gpu_util for j in on_gpu)) if on_gpu else 0.0

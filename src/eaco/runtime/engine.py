@@ -269,7 +269,7 @@ class Runtime:
             stopping_jobs=statuses.count("stopping"), colocated_jobs=colocated,
             power_w={"gpu_busy": t.gpu_busy_w, "gpu_idle": t.gpu_idle_w, "host": t.host_w},
             energy_j={"gpu_busy": t.gpu_busy_j, "gpu_idle": t.gpu_idle_j, "host": t.host_j},
-            gpu_energy_source="measured" if self.accountant.gpu_meter is not None else "modelled",
+            gpu_energy_source="modelled" if t.gpu_source == "modelled" else "measured",
             model_gpu_energy_j={"gpu_busy": t.model_gpu_busy_j, "gpu_idle": t.model_gpu_idle_j},
             accounted_s=t.duration_s, policy_calls=self.policy_calls, gpus=gpus,
         )

@@ -39,10 +39,11 @@ class GpuMeter:
     def __init__(self, source: GpuSource, device_indices: Sequence[int], require_all: bool = True) -> None:
         by_index = {d.index: k for k, d in enumerate(source.devices)}
         missing = [i for i in device_indices if i not in by_index]
-        if missing and (require_all or len(missing) == len(device_indices)):
+        if missing and require_all:
             raise ValueError(f"gpus: the GPU source has no device {missing} (it has {sorted(by_index)})")
         self.source = source
-        # a device the source lacks (require_all=False: e.g. a Ray node without NVML) is never measured
+        # a device the source lacks (require_all=False: e.g. a Ray node without NVML) is measured
+        # only if the source gains it later (a Ray node's meter that answers late), else never
         self.device_indices = tuple(device_indices)
         self._previous: dict[int, GpuReading] = {}
 
@@ -51,6 +52,12 @@ class GpuMeter:
         """Each policy GPU's device name ("" where the source has no such device)."""
         by_index = {d.index: d.name for d in self.source.devices}
         return tuple(by_index.get(i, "") for i in self.device_indices)
+
+    @property
+    def measures_any(self) -> bool:
+        """Whether the source has a device for at least one policy GPU now."""
+        have = {d.index for d in self.source.devices}
+        return any(i in have for i in self.device_indices)
 
     def add_devices(self, device_indices: Sequence[int]) -> None:
         """Policy GPUs that joined (a Ray node), read from ``source`` from now on, where it has them."""

@@ -761,11 +761,12 @@ def build_ray_runtime(
     state_dir: Path, policy_name: str = "eaco", tick_s: float = 0.2, address: str | None = None,
     gpu_type: str | None = None, policy_factory: Callable[[Any], Any] | None = None, node_check_s: float = 1.0,
     local_gpus: GpuInventory | None = None, measure_gpus: bool = True, alone_first: bool = True,
-    profiles: Sequence[Path] = (), shared_files: bool = True,
+    profiles: Sequence[Path] = (), shared_files: bool = True, meter_source_factory: Any = None,
 ) -> tuple[RayRuntime, Any]:
     """What ``eaco serve --backend ray`` builds: connect, discover (keeping the GPU numbering of
     this state folder's earlier daemons), and the runtime with the Ray backend. ``shared_files``
-    False: the nodes do not see the state folder (node-local files mode, module docs)."""
+    False: the nodes do not see the state folder (node-local files mode, module docs).
+    ``meter_source_factory``: opens a node's GPUs for the meter (default NVML; tests inject one)."""
     import ray
 
     from eaco.policies.registry import make_policy
@@ -774,12 +775,14 @@ def build_ray_runtime(
     from eaco.runtime.store import Store
     from eaco.setup import load_environment
 
+    started_here = False  # a one-node Ray instance of our own: no node can join it
     if not ray.is_initialized():
         if address is None:
             if local_gpus is None:
                 raise InputError("--ray-address", "give a Ray cluster to join ('auto' or HOST:PORT), or GPUs for a local one (--gpus)")
             start_local_ray(local_gpus)
             gpu_type = local_gpus.gpu_type
+            started_here = True
         else:
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     layout = StateLayout(Path(state_dir))
@@ -807,11 +810,15 @@ def build_ray_runtime(
     backend = RayBackend(inventory, address, node_check_s=node_check_s, state_root=None if shared_files else layout.root)
     meter = None
     if measure_gpus:
+        from eaco.profiler.telemetry import open_nvml
         from eaco.runtime.ray_meter import open_ray_gpu_meter
 
-        meter, why = open_ray_gpu_meter(inventory)
+        # on a cluster nodes may join: a meter that reads nothing yet is kept for them
+        meter, why = open_ray_gpu_meter(inventory, meter_source_factory or open_nvml, keep_empty=not started_here)
         if meter is None:
             log.info("GPU energy is modelled: %s", why)
+        elif why:
+            log.info("GPU energy is modelled until a node whose GPUs can be read joins: %s", why)
     runtime = RayRuntime(layout, store, backend, policy, inventory, env.catalog, env.energy,
                          cpu_util=measured_cpu_util(), tick_s=tick_s, gpu_meter=meter, alone_first=alone_first)
     runtime.unmarked_gpu_type = unmarked

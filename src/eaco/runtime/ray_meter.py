@@ -133,6 +133,8 @@ class RayGpuSource:
     def read(self) -> tuple[GpuReading, ...]:
         if self._starting:
             self._check_starting()
+        if not self._actors:
+            return ()
         refs = {actor.read.remote(): first for first, actor in self._actors}
         ready, _ = self._ray.wait(list(refs), num_returns=len(refs), timeout=self.timeout_s)
         out: list[GpuReading] = []
@@ -160,15 +162,21 @@ class RayGpuSource:
         self._actors = []
 
 
-def open_ray_gpu_meter(inventory: Any, source_factory: SourceFactory = open_nvml) -> tuple[GpuMeter | None, str]:
-    """A meter over every Ray node whose GPUs can be read, or ``(None, why)`` when none can."""
+def open_ray_gpu_meter(inventory: Any, source_factory: SourceFactory = open_nvml,
+                       keep_empty: bool = False) -> tuple[GpuMeter | None, str]:
+    """A meter over every Ray node whose GPUs can be read, or ``(None, why)`` when none can. With
+    ``keep_empty`` (a cluster that nodes may join) a meter that reads nothing yet is kept, with
+    ``why``: nodes that join later are measured as their meters answer."""
     try:
         source = RayGpuSource(inventory, source_factory)
     except Exception as exc:  # actors could not start in time: model everything
         return None, f"the meter actors did not start: {exc}"
     if not source.devices:
+        why = "; ".join(f"{n}: {why}" for n, why in source.unmeasured.items()) or "no node"
+        if keep_empty:
+            return GpuMeter(source, inventory.device_indices, require_all=False), why
         source.close()
-        return None, "; ".join(f"{n}: {why}" for n, why in source.unmeasured.items())
+        return None, why
     if source.unmeasured:
         log.warning("GPU energy modelled on Ray nodes %s", ", ".join(sorted(source.unmeasured)))
     return GpuMeter(source, inventory.device_indices, require_all=False), ""

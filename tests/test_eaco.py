@@ -476,6 +476,17 @@ def test_waiting_for_a_faster_type_never_costs_a_deadline_or_ignores_alpha(env):
     assert recs[1].gpu_types == "a100"
 
 
+def test_an_offline_faster_gpu_is_not_waited_for(env, h):
+    # the live runtime fences the idle GPUs of a lost Ray node: the A100 frees for nobody, so the
+    # job takes the K80 now instead of waiting for it for ever
+    state = ClusterState(ClusterSpec.parse(K80_AND_A100))
+    job = _job(env, 0, LM80, 10, 100.0)
+    view = SchedulerView(0.0, state, [job], {0: job}, lambda j: JobProgress(0.0, 0.0, 0.0, 0.0), (), ())
+    assert _policy(env, h).schedule(view) == [Place(0, (1,))]  # the A100, free
+    state.set_offline((1,), True)
+    assert _policy(env, h).schedule(view) == [Place(0, (0,))]
+
+
 # ================================================== beyond the paper: late and urgent jobs
 def test_a_job_whose_deadline_is_lost_is_placed_best_effort(env):
     # job 1 cannot meet its deadline even alone (10 + 500 s > 400 s): under the paper's rules it

@@ -924,22 +924,25 @@ class EacoPolicy(Policy):
 
     def _node_end_s(self, view: SchedulerView, node: int) -> float:
         """When the node's current jobs are predicted to be done (now if it has none)."""
-        return max(view.now_s, self._gpu_ends_s(view, node)[-1])
+        ends = self._gpu_ends_s(view, node)
+        last = next((e for e in reversed(ends) if e != math.inf), -math.inf)  # offline GPUs: inf
+        return max(view.now_s, last)
 
     def _room_at_s(self, view: SchedulerView, node: int, num_gpus: int) -> float:
         """When ``num_gpus`` GPUs of the node are predicted to be free (now if they are)."""
         return max(view.now_s, self._gpu_ends_s(view, node)[num_gpus - 1])
 
     def _gpu_ends_s(self, view: SchedulerView, node: int) -> tuple[float, ...]:
-        """Per GPU of the node, when its current jobs are predicted to be done (-inf: free),
-        earliest first; H's speed estimates for jobs that share a GPU."""
+        """Per GPU of the node, when its current jobs are predicted to be done (-inf: free; inf:
+        offline, it frees for nobody), earliest first; H's speed estimates for jobs that share
+        a GPU."""
         key = (view.node_version(node), self._util_version)
         got = self._node_end.get(node)
         if got is None or got[0] != key:
             ends: dict[int, float] = {}  # job -> predicted end
             per_gpu: list[float] = []
             for g in view.node_gpus(node):
-                gpu_end = -math.inf
+                gpu_end = math.inf if view.is_offline(g) else -math.inf
                 for j in view.gpu_jobs(g):
                     end_s = ends.get(j)
                     if end_s is None:

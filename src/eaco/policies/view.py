@@ -131,6 +131,10 @@ class SchedulerView:
     def gpu_type(self, gpu: int) -> str:
         return self._state.gpu_type[gpu]
 
+    def is_offline(self, gpu: int) -> bool:
+        """Taken out of use (the live runtime: its Ray node is lost); it frees for nobody."""
+        return gpu in self._state.offline_gpus
+
     def gpu_node(self, gpu: int) -> int:
         return self._state.gpu_node[gpu]
 

@@ -43,6 +43,11 @@ def test_simulate_generated_writes_table_json_csv_and_plots(tmp_path):
     assert f"| eaco | {ratio:.3f} |" in report
     assert f"| energy (kWh) | {by_policy['fifo']['energy_kwh']:,.0f} |" in report
     assert "![active nodes](active_nodes.png)" in report
+    # what EaCO did, counted by EaCO itself, in the JSON and the report
+    eaco_stats = by_policy["eaco"]["policy_stats"]
+    assert by_policy["fifo"]["policy_stats"] == {} and eaco_stats["colocations"] + eaco_stats["exclusive_placements"] >= 40
+    assert eaco_stats["undos"] == by_policy["eaco"]["undos"]
+    assert f"| colocations | {eaco_stats['colocations']:,} |" in report
 
 
 def test_simulate_csv_trace_and_bad_row_errors(tmp_path):

@@ -50,6 +50,11 @@ class Policy(ABC):
     def describe(self) -> str:
         return self.name
 
+    def decision_counts(self) -> dict[str, int]:
+        """What the policy did so far, counted by kind (reports show it); policies that keep no
+        counts return nothing. The simulator counts placements, undos and moves itself."""
+        return {}
+
     def learned(self) -> Sequence["LearnedSpeed"]:
         """What the policy learnt online so far, oldest first (a live runtime persists it).
         Policies that learn nothing return nothing."""

@@ -263,6 +263,23 @@ class EacoPolicy(Policy):
             return False
         return not any(job_id in obs.members for obs in self._observing.values())
 
+    def decision_counts(self) -> dict[str, int]:
+        st, rs, cs = self.stats, self.reserver.stats, self.consolidator.stats
+        return {
+            "colocations": st.colocations,
+            "exclusive_placements": st.exclusive_placements,
+            "observations_completed": st.observations_completed,
+            "undos": st.undos,
+            "waits_for_faster_type": st.waits_for_faster_type,
+            "reservations_made": rs.made,
+            "reservations_honoured": rs.honoured,
+            "reservation_backfills": rs.backfilled,
+            "drains_started": cs.drains_started,
+            "drains_completed": cs.drains_completed,
+            "drains_called_off": cs.drains_called_off,
+            "consolidation_moves": cs.moves,
+        }
+
     # ======================================================= learnt history
     def learned(self) -> Sequence[LearnedSpeed]:
         return self.predictor.learned

@@ -92,6 +92,14 @@ def write_simulate_report(out_dir: Path, metrics: Sequence[Metrics], meta: Mappi
                   "finishing at different times compare over the same span.", ""]
         lines += md_table(["policy", "energy", "energy to common end", "avg JCT", "avg runtime", "avg total time",
                            "avg active nodes", "deadline misses (by sharing)"], relative_rows(metrics))
+    counted = [m for m in metrics if m.policy_stats]
+    if counted:
+        kinds = list(dict.fromkeys(k for m in counted for k in m.policy_stats))
+        lines += ["", "## What the policies did", "",
+                  "Decisions counted by the policies themselves (`policy_stats` in `metrics.json`; "
+                  "docs/eaco.md explains each rule).", ""]
+        lines += md_table(["decisions", *(m.policy for m in counted)],
+                          [[k.replace("_", " "), *(f"{m.policy_stats.get(k, 0):,}" for m in counted)] for k in kinds])
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n.removeprefix('note: ')}" for n in notes]
     if figures:

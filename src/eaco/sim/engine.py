@@ -525,4 +525,5 @@ class Simulator:
             migrations=self.migrations,
             max_work_residual=self.max_work_residual_epochs,
             wall_s=wall_s,
+            policy_stats=dict(self.policy.decision_counts()),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -68,6 +68,9 @@ class Metrics:
     carbon_kg: float | None = None
     electricity_cost_common_end: float | None = None
     carbon_kg_common_end: float | None = None
+    # what the policy did, counted by kind (Policy.decision_counts: EaCO's co-locations,
+    # observations, waits for a faster GPU type, reservations, drains); empty for the baselines
+    policy_stats: dict[str, int] = field(default_factory=dict)
 
     def energy_until_kwh(self, end_s: float) -> float:
         """Energy until ``end_s`` (simulated time, at or after the makespan): the run's energy plus
@@ -125,6 +128,7 @@ def compute_metrics(result: SimulationResult) -> Metrics:
         policy_calls=result.policy_calls,
         wall_s=result.wall_s,
         empty_cluster_power_w=e.end_power_w,
+        policy_stats=dict(result.policy_stats),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eaco.sim.energy_meter import EnergyTotals, TimeSeries
 
@@ -71,3 +71,4 @@ class SimulationResult:
     max_work_residual: float  # largest |work done - work needed| / work needed at a completion
     wall_s: float
     migrations: int = 0  # jobs moved to other GPUs (consolidation)
+    policy_stats: dict[str, int] = field(default_factory=dict)  # Policy.decision_counts() at the end

@@ -114,6 +114,10 @@ def test_metrics_endpoint_follows_the_jobs(state_dir: Path, tmp_path: Path) -> N
         for part in ("gpu_busy", "gpu_idle", "host", "total"):
             assert value(done, "eaco_energy_joules_total", part=part, source="modelled") > value(idle, "eaco_energy_joules_total", part=part, source="modelled"), part
         assert value(done, "eaco_policy_calls_total") >= 2
+        # EaCO's own counts: one job alone first, the other co-located with it and observed
+        assert value(done, "eaco_policy_decisions_total", kind="exclusive_placements") == 1
+        assert value(done, "eaco_policy_decisions_total", kind="colocations") == 1
+        assert value(done, "eaco_policy_decisions_total", kind="undos") == 0
         # the endpoint's energy is the daemon's own accounting (what the summary reports too)
         summary = client.summary()
         assert summary["energy"]["total_j"] == pytest.approx(value(done, "eaco_energy_joules_total", part="total", source="modelled"), rel=0.2)

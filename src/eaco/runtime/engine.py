@@ -272,6 +272,7 @@ class Runtime:
             gpu_energy_source="modelled" if t.gpu_source == "modelled" else "measured",
             model_gpu_energy_j={"gpu_busy": t.model_gpu_busy_j, "gpu_idle": t.model_gpu_idle_j},
             accounted_s=t.duration_s, policy_calls=self.policy_calls, gpus=gpus,
+            policy_decisions=dict(self.policy.decision_counts()),
         )
 
     def write_summary(self) -> None:

@@ -64,6 +64,7 @@ class RuntimeSnapshot:
     gpus: tuple[GpuSnapshot, ...]
     gpu_energy_source: str = "modelled"  # of the gpu_* parts: "measured" (NVML) or "modelled"
     model_gpu_energy_j: dict[str, float] | None = None  # the energy model's gpu_busy / gpu_idle figures
+    policy_decisions: dict[str, int] | None = None  # Policy.decision_counts() since this daemon started
 
     def source(self, part: str) -> str:
         if part.startswith("gpu"):
@@ -135,6 +136,16 @@ class RuntimeCollector:
             yield GaugeMetricFamily("eaco_stopping_jobs", "Undone jobs whose process finishes its epoch", value=snap.stopping_jobs)
             yield GaugeMetricFamily("eaco_colocated_jobs", "Jobs sharing at least one GPU with another job", value=snap.colocated_jobs)
             yield CounterMetricFamily("eaco_policy_calls", "Calls of the scheduling policy since this daemon started", value=snap.policy_calls)
+            if snap.policy_decisions:
+                decisions = CounterMetricFamily(
+                    "eaco_policy_decisions",
+                    "Decisions of the policy since this daemon started, by kind (co-locations, observations, "
+                    "waits for a faster GPU type, reservations, drains; docs/eaco.md)",
+                    labels=["kind"],
+                )
+                for kind, count in snap.policy_decisions.items():
+                    decisions.add_metric([kind], count)
+                yield decisions
             jobs = GaugeMetricFamily("eaco_gpu_jobs", "Jobs on each GPU", labels=["gpu", "gpu_type"])
             util = GaugeMetricFamily(
                 "eaco_gpu_utilisation_estimate",

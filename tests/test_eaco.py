@@ -439,8 +439,9 @@ def test_a_job_waits_for_a_faster_type_that_frees_soon(env):
     assert recs[1].finish_s == pytest.approx(a100_free + 1000.0 / lm.speed_on("a100"))
     assert policy.inner.stats.waits_for_faster_type == 1
     # without the rule it starts on the free K80 at once and ends ~3,300 s later
-    recs_k80, _, policy = _run(env, jobs, ClusterSpec.parse(K80_AND_A100), wait_for_faster_type=False)
+    recs_k80, result, policy = _run(env, jobs, ClusterSpec.parse(K80_AND_A100), wait_for_faster_type=False)
     assert policy.places(1) == [(10.0, (0,))] and recs_k80[1].gpu_types == "k80"
+    assert result.job_gpu_hours_by_type == pytest.approx({"a100": recs_k80[0].run_time_s / 3600, "k80": recs_k80[1].run_time_s / 3600})
     assert recs_k80[1].finish_s > recs[1].finish_s + 3000.0
     assert policy.inner.stats.waits_for_faster_type == 0
 

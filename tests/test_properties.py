@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -136,6 +137,11 @@ def test_invariants_hold_on_a_mixed_cluster(raw, policy):
     assert res.max_work_residual < 1e-6
     assert all(math.isfinite(r.finish_s) for r in res.jobs)
     assert all(r.colocated_time_s == 0 for r, job in zip(res.jobs, jobs) if job.exclusive)  # nobody shared with them
+    # the GPU time by type adds up to the jobs' GPU time, and a job ran only on types it may use
+    held_h = sum(r.run_time_s * r.num_gpus for r in res.jobs) / 3600
+    assert sum(res.job_gpu_hours_by_type.values()) == pytest.approx(held_h, rel=1e-9, abs=1e-9)
+    for r, job in zip(res.jobs, jobs):
+        assert job.gpu_type is None or set(r.gpu_types.split("+")) == {job.gpu_type}
 
 
 def _mixed_jobs(raw):

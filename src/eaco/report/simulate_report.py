@@ -92,6 +92,13 @@ def write_simulate_report(out_dir: Path, metrics: Sequence[Metrics], meta: Mappi
                   "finishing at different times compare over the same span.", ""]
         lines += md_table(["policy", "energy", "energy to common end", "avg JCT", "avg runtime", "avg total time",
                            "avg active nodes", "deadline misses (by sharing)"], relative_rows(metrics))
+    types = list(dict.fromkeys(t for m in metrics for t in m.job_gpu_hours_by_type))
+    if len(types) > 1:
+        lines += ["", "## Where the work ran", "",
+                  "GPU-hours the jobs held on each GPU type (GPUs x run time; a GPU two jobs share counts twice; "
+                  "`job_gpu_hours_by_type` in `metrics.json`, `gpu_types` per job in the jobs CSVs).", ""]
+        lines += md_table(["GPU type", *(m.policy for m in metrics)],
+                          [[t, *(f"{m.job_gpu_hours_by_type.get(t, 0.0):,.0f}" for m in metrics)] for t in types])
     counted = [m for m in metrics if m.policy_stats]
     if counted:
         kinds = list(dict.fromkeys(k for m in counted for k in m.policy_stats))

@@ -145,6 +145,7 @@ class Simulator:
         self.policy_calls = 0
         self.undos = 0
         self.migrations = 0
+        self.gpu_s_by_type: dict[str, float] = {}  # GPU-seconds held by jobs, per GPU type
         self.max_work_residual_epochs = 0.0
         self._gpu_speeds: list[tuple[float, ...]] = [()] * self.state.num_gpus
 
@@ -352,6 +353,8 @@ class Simulator:
 
     def _leave_gpus(self, run: _JobRun, t: float) -> None:
         run.run_time_s += t - run.placed_at_s
+        held_type = run.gpu_types[-1]  # the type of the GPUs it leaves (one type per placement)
+        self.gpu_s_by_type[held_type] = self.gpu_s_by_type.get(held_type, 0.0) + (t - run.placed_at_s) * run.job.num_gpus
         if run.restarting_until_s > t:  # undone while still restarting
             run.restart_time_s += t - run.placed_at_s
         run.restarting_until_s = -math.inf
@@ -526,4 +529,5 @@ class Simulator:
             max_work_residual=self.max_work_residual_epochs,
             wall_s=wall_s,
             policy_stats=dict(self.policy.decision_counts()),
+            job_gpu_hours_by_type={t: self.gpu_s_by_type[t] / 3600.0 for t in sorted(self.gpu_s_by_type)},
         )

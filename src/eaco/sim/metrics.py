@@ -71,6 +71,9 @@ class Metrics:
     # what the policy did, counted by kind (Policy.decision_counts: EaCO's co-locations,
     # observations, waits for a faster GPU type, reservations, drains); empty for the baselines
     policy_stats: dict[str, int] = field(default_factory=dict)
+    # per GPU type, the GPU-hours jobs held (num_gpus x run time; a GPU two jobs share counts
+    # twice): where the work ran on a mixed cluster
+    job_gpu_hours_by_type: dict[str, float] = field(default_factory=dict)
 
     def energy_until_kwh(self, end_s: float) -> float:
         """Energy until ``end_s`` (simulated time, at or after the makespan): the run's energy plus
@@ -129,6 +132,7 @@ def compute_metrics(result: SimulationResult) -> Metrics:
         wall_s=result.wall_s,
         empty_cluster_power_w=e.end_power_w,
         policy_stats=dict(result.policy_stats),
+        job_gpu_hours_by_type=dict(result.job_gpu_hours_by_type),
     )
 
 

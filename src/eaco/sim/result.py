@@ -72,3 +72,5 @@ class SimulationResult:
     wall_s: float
     migrations: int = 0  # jobs moved to other GPUs (consolidation)
     policy_stats: dict[str, int] = field(default_factory=dict)  # Policy.decision_counts() at the end
+    # per GPU type, the GPU-hours jobs held (num_gpus x run time; a GPU two jobs share counts twice)
+    job_gpu_hours_by_type: dict[str, float] = field(default_factory=dict)

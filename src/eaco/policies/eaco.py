@@ -126,6 +126,9 @@ class EacoSettings:
                 raise ValueError(f"EacoSettings: {message}")
 
 
+OFFER_CACHE_MAX = 512  # job shapes whose per-node offers _search keeps (then it starts afresh)
+
+
 class _Replay:
     """A generator's items, kept: a later reader replays them before drawing more."""
 
@@ -216,6 +219,9 @@ class EacoPolicy(Policy):
         # (sorted job types of a set, GPU type) -> H's predicted speed of its slowest member
         self._set_min_speed: dict[tuple[tuple[str, ...], str], float] = {}
         self._candidate_memo: dict[tuple[object, ...], _Replay] = {}
+        # (GPU type, job type, memory needed, GPUs, min speed) -> node -> (the node's eligible
+        # list it was computed from, the GPU set it offers or None) (_search)
+        self._offers: dict[tuple[object, ...], dict[int, tuple[list[_Eligible], tuple[int, ...] | None]]] = {}
         self._transitions: list[tuple[float, int]] = []  # (time, waiting job whose checks change then)
         self._wake_at_s = math.inf  # the wake-up asked for, if any
         self._noted: set[tuple[float, int]] = set()  # what _transitions holds
@@ -396,6 +402,10 @@ class EacoPolicy(Policy):
         key = (tuple(sorted(types)), obs.gpu_type)
         self._util_cache.pop(key, None)
         self._set_min_speed.pop(key, None)
+        # a job of a type in that set may now be let in, or kept out, of GPUs running the rest of it
+        members = set(types)
+        for shape in [k for k in self._offers if k[0] == obs.gpu_type and k[1] in members]:
+            del self._offers[shape]
 
     def _would_miss_a_deadline(self, view: SchedulerView, obs: _Observation) -> bool:
         z = self.settings.confidence_z
@@ -681,17 +691,29 @@ class EacoPolicy(Policy):
 
         if n <= per_node:
             # nodes in the order of their most-utilised eligible GPU (whether or not this job
-            # may join that one), each offering its most-utilised GPUs that qualify
-            for _node, eligible, _ in nodes:
-                chosen: list[int] = []
-                for _u, g, free, types in eligible:
-                    if qualifies(free, types):
-                        chosen.append(g)
-                        if len(chosen) == n:
-                            gpus = tuple(sorted(chosen))
-                            if gpus not in excluded:
-                                yield gpus
-                            break
+            # may join that one), each offering its most-utilised GPUs that qualify. What a node
+            # offers a job of this shape is kept while the node's eligible list is the same
+            # object (it is rebuilt whenever the node's jobs, locks or H change): with a long
+            # queue most nodes offer nothing to most jobs, and are not scanned again.
+            if len(self._offers) > OFFER_CACHE_MAX:
+                self._offers.clear()
+            offers = self._offers.setdefault((gpu_type, job.job_type, need_gb, n, min_speed), {})
+            for node, eligible, _ in nodes:
+                got = offers.get(node)
+                if got is not None and got[0] is eligible:
+                    gpus = got[1]
+                else:
+                    chosen: list[int] = []
+                    gpus = None
+                    for _u, g, free, types in eligible:
+                        if qualifies(free, types):
+                            chosen.append(g)
+                            if len(chosen) == n:
+                                gpus = tuple(sorted(chosen))
+                                break
+                    offers[node] = (eligible, gpus)
+                if gpus is not None and gpus not in excluded:
+                    yield gpus
             return
         whole_nodes: list[tuple[float, int, tuple[int, ...]]] = []  # (-mean utilisation, node, GPUs)
         for node, eligible, all_eligible in nodes:

@@ -78,6 +78,8 @@ class Reserver:
         self._room_at_s = room_at_s
         self._remaining_s = remaining_s
         self.current: Reservation | None = None
+        self._type_nodes: dict[str, list[int]] = {}
+        self._type_nodes_count = -1
 
     # ------------------------------------------------------------------ queries
     def reserved_nodes(self) -> frozenset[int]:
@@ -168,16 +170,22 @@ class Reserver:
         per_node = view.max_gpus_per_node(gpu_type)
         if per_node == 0:
             return None
-        nodes = [n for n in range(view.num_nodes) if view.node_gpu_type(n) == gpu_type and n not in avoid]
+        of_type = self._nodes_of_type(view, gpu_type)
+        nodes = [n for n in of_type if n not in avoid] if avoid else of_type
         single = job.num_gpus <= per_node
+
+        room_at_s = self._room_at_s
 
         def room_s(node: int) -> float:
             size = len(view.node_gpus(node))
             need = job.num_gpus if single else size
-            gpus, end_s = claimed.get(node, (0, -math.inf)) if claimed else (0, -math.inf)
+            claim = claimed.get(node) if claimed else None
+            if claim is None:
+                return room_at_s(view, node, need)
+            gpus, end_s = claim
             if gpus + need <= size:
-                return self._room_s(view, (node,), gpus + need)
-            return max(self._room_s(view, (node,), need), end_s)
+                return room_at_s(view, node, gpus + need)
+            return max(room_at_s(view, node, need), end_s)
 
         if single:
             fitting = [n for n in nodes if len(view.node_gpus(n)) >= job.num_gpus]
@@ -194,6 +202,16 @@ class Reserver:
         if not chosen:
             return None
         return Reservation(job.job_id, gpu_type, frozenset(chosen), max(room_s(n) for n in chosen))
+
+    def _nodes_of_type(self, view: SchedulerView, gpu_type: str) -> list[int]:
+        """The nodes of ``gpu_type`` (kept until nodes join: a node's type never changes)."""
+        if self._type_nodes_count != view.num_nodes:
+            self._type_nodes = {}
+            self._type_nodes_count = view.num_nodes
+        got = self._type_nodes.get(gpu_type)
+        if got is None:
+            got = self._type_nodes[gpu_type] = [n for n in range(view.num_nodes) if view.node_gpu_type(n) == gpu_type]
+        return got
 
     def _room_s(self, view: SchedulerView, nodes: Sequence[int] | frozenset[int], num_gpus: int) -> float:
         """When ``nodes`` are predicted to have room for a job of ``num_gpus`` GPUs: that many GPUs

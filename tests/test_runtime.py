@@ -445,3 +445,33 @@ def test_gpus_payload_names_each_gpus_node() -> None:
 
     text = format_gpus(out)
     assert "3,4" in text and "24.0/32" in text and "3 GPUs: 2 busy, 1 shared" in text and "power not measured" not in text
+
+
+def test_eaco_settings_reach_the_daemons_policy(tmp_path: Path) -> None:
+    """`eaco serve --eaco-setting NAME=VALUE`: the live EaCO runs with those settings; a bad one,
+    or one for another policy, is refused before anything starts."""
+    from eaco.policies.eaco import EacoPolicy, EacoSettings
+    from eaco.policies.variants import parse_settings
+    from eaco.runtime.daemon import ServeOptions, build_runtime
+    from eaco.runtime.gpus import declared_gpus
+
+    settings, changes = parse_settings(["alpha=0.25", "util-threshold=0.7", "wait_for_faster_type=false"],
+                                       EacoSettings(), "--eaco-setting")
+    assert changes == {"alpha": 0.25, "util_threshold": 0.7, "wait_for_faster_type": False}
+    runtime, _ = build_runtime(ServeOptions(tmp_path / "state", declared_gpus("1xv100"), "eaco", eaco_settings=settings))
+    try:
+        assert isinstance(runtime.policy, EacoPolicy) and runtime.policy.settings == settings
+    finally:
+        runtime.store.close()
+    state = tmp_path / "refused"
+    for args, message in [
+        (["--eaco-setting", "alpha=2"], "--eaco-setting: EacoSettings: alpha must be in [0, 1]"),
+        (["--eaco-setting", "alpah=0.5"], "--eaco-setting: unknown EaCO setting 'alpah'"),
+        (["--eaco-setting", "reserve=maybe"], "--eaco-setting: reserve: expected true or false, got 'maybe'"),
+        (["--eaco-setting", "alpha=0.5", "--eaco-setting", "alpha=0.6"], "--eaco-setting: alpha is given twice"),
+        (["--eaco-setting", "alpha"], "--eaco-setting: expected NAME=VALUE"),
+        (["--policy", "fifo", "--eaco-setting", "alpha=0.5"], "--eaco-setting: applies to --policy eaco, not 'fifo'"),
+    ]:
+        result = runner.invoke(app, ["serve", "--state-dir", str(state), "--gpus", "1xv100", *args])
+        assert result.exit_code == 1 and message in " ".join(result.output.split()), (args, result.output)
+    assert not state.exists()

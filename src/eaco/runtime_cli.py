@@ -83,6 +83,11 @@ def serve_command(
         help="--backend ray: 'shared' (the nodes see the state folder: NFS or one host) or 'node' (each attempt's report, "
              "log and stop file on its node, copied to the daemon through Ray; docs/runtime_ray.md)",
     ),
+    eaco_setting: list[str] = typer.Option(
+        [], "--eaco-setting", metavar="NAME=VALUE",
+        help="EaCO: change one setting, NAME=VALUE (repeat for several; e.g. alpha=0.5, util_threshold=0.7, "
+             "wait_for_faster_type=false; the names of eaco simulate's EaCO options, docs/eaco.md)",
+    ),
     log_level: str = typer.Option(
         "info", "--log-level",
         help="what the daemon prints on stderr: 'info' (every job event: submitted, started and with whom it shares, undone, moved, finished, failed), 'warning' or 'debug'",
@@ -100,6 +105,18 @@ def serve_command(
 
     if policy.strip().lower() not in policy_names():
         _fail(f"--policy: unknown policy {policy!r}; expected one of: {', '.join(policy_names())}")
+    eaco_settings, changed = None, ""
+    if eaco_setting:
+        from eaco.policies.eaco import EacoSettings
+        from eaco.policies.variants import describe_changes, parse_settings
+
+        if policy.strip().lower() != "eaco":
+            _fail(f"--eaco-setting: applies to --policy eaco, not {policy!r}")
+        try:
+            eaco_settings, changes = parse_settings(eaco_setting, EacoSettings(), "--eaco-setting")
+        except InputError as exc:
+            _fail(str(exc))
+        changed = f" ({describe_changes(changes)})"
     backend = backend.strip().lower()
     if backend not in ("local", "ray"):
         _fail(f"--backend: expected 'local' or 'ray', got {backend!r}")
@@ -122,13 +139,13 @@ def serve_command(
         except InputError as exc:
             _fail(str(exc))
         where = "a local Ray instance with " if backend == "ray" else ""
-        typer.echo(f"eaco serve: {where}{inventory.describe()}, policy {policy}, state {state_dir}", err=True)
+        typer.echo(f"eaco serve: {where}{inventory.describe()}, policy {policy}{changed}, state {state_dir}", err=True)
     else:
-        typer.echo(f"eaco serve: Ray cluster {ray_address}, policy {policy}, state {state_dir}", err=True)
+        typer.echo(f"eaco serve: Ray cluster {ray_address}, policy {policy}{changed}, state {state_dir}", err=True)
     try:
         serve(ServeOptions(state_dir, inventory, policy.strip().lower(), tick_s, exit_when_idle, metrics_port,
                            backend, ray_address, ray_gpu_type, api, alone_first, tuple(profiles),
-                           ray_shared_files=ray_files == "shared"))
+                           ray_shared_files=ray_files == "shared", eaco_settings=eaco_settings))
     except InputError as exc:
         _fail(str(exc))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import fields, replace
+from typing import Sequence
 
 from eaco.errors import InputError
 from eaco.policies.eaco import EacoSettings
@@ -26,22 +27,22 @@ def _field_types() -> dict[str, str]:
     return {f.name: str(f.type) for f in fields(EacoSettings)}
 
 
-def _convert(name: str, kind: str, text: str) -> object:
+def _convert(name: str, kind: str, text: str, option: str = OPTION) -> object:
     t = text.strip().lower()
     if kind == "bool":
         if t in _TRUE:
             return True
         if t in _FALSE:
             return False
-        raise InputError(OPTION, f"{name}: expected true or false, got {text.strip()!r}")
+        raise InputError(option, f"{name}: expected true or false, got {text.strip()!r}")
     try:
         if kind == "int":
             return int(t)
         value = float(t)
     except ValueError:
-        raise InputError(OPTION, f"{name}: expected {'an integer' if kind == 'int' else 'a number'}, got {text.strip()!r}") from None
+        raise InputError(option, f"{name}: expected {'an integer' if kind == 'int' else 'a number'}, got {text.strip()!r}") from None
     if math.isnan(value):
-        raise InputError(OPTION, f"{name}: expected a number, got {text.strip()!r}")
+        raise InputError(option, f"{name}: expected a number, got {text.strip()!r}")
     return value
 
 
@@ -51,6 +52,33 @@ def _label_value(value: object) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def parse_settings(items: Sequence[str], base: EacoSettings, option: str) -> tuple[EacoSettings, dict[str, object]]:
+    """``["alpha=0.5", "util-threshold=0.7"]`` (one value each: ``eaco serve --eaco-setting``) ->
+    the settings and the changes made. An unknown name, a bad value, a name given twice or a
+    value the settings refuse is an error naming ``option``."""
+    kinds = _field_types()
+    changes: dict[str, object] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not value.strip():
+            raise InputError(option, f"expected NAME=VALUE (e.g. alpha=0.5), got {item!r}")
+        if name not in kinds:
+            raise InputError(option, f"unknown EaCO setting {name!r}; expected one of: {', '.join(sorted(kinds))}")
+        if name in changes:
+            raise InputError(option, f"{name} is given twice")
+        changes[name] = _convert(name, kinds[name], value, option)
+    try:
+        return replace(base, **changes), changes
+    except ValueError as exc:
+        raise InputError(option, str(exc)) from None
+
+
+def describe_changes(changes: dict[str, object]) -> str:
+    """``alpha=0.5, reserve=false``: the settings changed from the defaults, as given."""
+    return ", ".join(f"{k}={_label_value(v)}" for k, v in changes.items())
 
 
 def parse_sweep(text: str, base: EacoSettings) -> list[tuple[str, EacoSettings]]:

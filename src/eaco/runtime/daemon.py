@@ -11,6 +11,7 @@ from typing import Callable
 
 from eaco.errors import InputError
 from eaco.policies.base import Policy
+from eaco.policies.eaco import EacoSettings
 from eaco.policies.registry import PolicyContext, make_policy
 from eaco.runtime.accounting import measured_cpu_util
 from eaco.runtime.api import ApiServer
@@ -44,6 +45,7 @@ class ServeOptions:
     # jobs profiled there (``--jobs``) become job types that specs may name
     profiles: tuple[Path, ...] = ()
     ray_shared_files: bool = True  # Ray: the nodes see the state folder (else node-local files, runtime_ray.md)
+    eaco_settings: EacoSettings | None = None  # EaCO's settings (None: the defaults)
 
 
 def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext], Policy] | None = None) -> tuple[Runtime, "object"]:
@@ -56,14 +58,14 @@ def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext
                                  options.ray_address, options.ray_gpu_type, policy_factory,
                                  local_gpus=options.inventory if options.ray_address is None else None,
                                  alone_first=options.alone_first, profiles=options.profiles,
-                                 shared_files=options.ray_shared_files)
+                                 shared_files=options.ray_shared_files, eaco_settings=options.eaco_settings)
     if options.backend != "local":
         raise InputError("--backend", f"expected 'local' or 'ray', got {options.backend!r}")
     if options.inventory is None:
         raise InputError("--gpus", "the local backend needs GPUs (found through NVML or declared)")
 
     env = load_environment(profiles=options.profiles)
-    ctx = env.policy_context()
+    ctx = env.policy_context(options.eaco_settings)
     policy = policy_factory(ctx) if policy_factory else make_policy(options.policy_name, ctx)
     layout = StateLayout(options.state_dir)
     layout.root.mkdir(parents=True, exist_ok=True)

@@ -762,11 +762,13 @@ def build_ray_runtime(
     gpu_type: str | None = None, policy_factory: Callable[[Any], Any] | None = None, node_check_s: float = 1.0,
     local_gpus: GpuInventory | None = None, measure_gpus: bool = True, alone_first: bool = True,
     profiles: Sequence[Path] = (), shared_files: bool = True, meter_source_factory: Any = None,
+    eaco_settings: Any = None,
 ) -> tuple[RayRuntime, Any]:
     """What ``eaco serve --backend ray`` builds: connect, discover (keeping the GPU numbering of
     this state folder's earlier daemons), and the runtime with the Ray backend. ``shared_files``
     False: the nodes do not see the state folder (node-local files mode, module docs).
-    ``meter_source_factory``: opens a node's GPUs for the meter (default NVML; tests inject one)."""
+    ``meter_source_factory``: opens a node's GPUs for the meter (default NVML; tests inject one).
+    ``eaco_settings``: EaCO's settings (None: the defaults)."""
     import ray
 
     from eaco.policies.registry import make_policy
@@ -804,7 +806,7 @@ def build_ray_runtime(
     inventory = discover(unmarked, known)
     save_inventory(layout.root, inventory, unmarked)
     env = load_environment(profiles=profiles)
-    ctx = env.policy_context()
+    ctx = env.policy_context(eaco_settings)
     policy = policy_factory(ctx) if policy_factory else make_policy(policy_name, ctx)
     store = Store(layout.db)
     backend = RayBackend(inventory, address, node_check_s=node_check_s, state_root=None if shared_files else layout.root)

@@ -537,10 +537,8 @@ class EacoPolicy(Policy):
             if fallback is None:
                 return []
             options.append(fallback)
-        alpha = self.settings.alpha
-        best = min(options, key=lambda o: (alpha * o.energy_j + (1 - alpha) * o.slowdown, not o.colocated))
-        if self.settings.wait_for_faster_type and self._better_to_wait(
-                view, job, types, best, norm_j, binds, alpha * best.energy_j + (1 - alpha) * best.slowdown):
+        best = min(options, key=lambda o: (self._objective(o.energy_j, o.slowdown), not o.colocated))
+        if self.settings.wait_for_faster_type and self._better_to_wait(view, job, types, best, norm_j, binds):
             return []
         if not best.colocated:
             self.stats.exclusive_placements += 1
@@ -548,9 +546,13 @@ class EacoPolicy(Policy):
             return self._placing(view, Place(job.job_id, best.gpus))
         return self._colocate(view, job, best.gpus)
 
+    def _objective(self, energy: float, slowdown: float) -> float:
+        """The paper's objective (docs/eaco.md, section 5), both terms normalised: smaller is better."""
+        alpha = self.settings.alpha
+        return alpha * energy + (1 - alpha) * slowdown
+
     def _better_to_wait(
-        self, view: SchedulerView, job: Job, types: tuple[str, ...], best: _Option, norm_j: float,
-        binds: bool, best_score: float,
+        self, view: SchedulerView, job: Job, types: tuple[str, ...], best: _Option, norm_j: float, binds: bool,
     ) -> bool:
         """Whether ``job`` should rather wait for GPUs of a faster type than take ``best`` on a
         slower one now (a mixed cluster: a long job started on a K80 may run for weeks where an
@@ -565,7 +567,7 @@ class EacoPolicy(Policy):
         fastest_s = self._remaining_s(view, job, types[0], 1.0)
         if fastest_s <= 0 or jt.speed_on(types[0]) <= best_speed:
             return False
-        alpha = self.settings.alpha
+        best_score = self._objective(best.energy_j, best.slowdown)
         claimed: dict[int, tuple[int, float]] = {}
         for nodes, count, until_s in self._claims.values():
             for n in nodes:
@@ -586,8 +588,7 @@ class EacoPolicy(Policy):
             gpu_model = self.energy.gpu(t)
             energy_j = job.num_gpus * (gpu_model.power_w(jt.util_on(t)) - gpu_model.idle_power_w) * run_s
             energy_j += self._awake_extension_j(view, {n: end_s for n in nodes}, t)
-            score = alpha * energy_j / norm_j + (1 - alpha) * (end_s - view.now_s) / fastest_s
-            if score < best_score:
+            if self._objective(energy_j / norm_j, (end_s - view.now_s) / fastest_s) < best_score:
                 per_node = job.num_gpus if len(nodes) == 1 else view.max_gpus_per_node(t)
                 self._claims[job.job_id] = (nodes, per_node, end_s)
                 if job.job_id not in self._waited_for_faster:

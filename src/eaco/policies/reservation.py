@@ -174,18 +174,8 @@ class Reserver:
         nodes = [n for n in of_type if n not in avoid] if avoid else of_type
         single = job.num_gpus <= per_node
 
-        room_at_s = self._room_at_s
-
         def room_s(node: int) -> float:
-            size = len(view.node_gpus(node))
-            need = job.num_gpus if single else size
-            claim = claimed.get(node) if claimed else None
-            if claim is None:
-                return room_at_s(view, node, need)
-            gpus, end_s = claim
-            if gpus + need <= size:
-                return room_at_s(view, node, gpus + need)
-            return max(room_at_s(view, node, need), end_s)
+            return self._node_room_s(view, node, job.num_gpus, claimed)
 
         if single:
             fitting = [n for n in nodes if len(view.node_gpus(n)) >= job.num_gpus]
@@ -216,9 +206,22 @@ class Reserver:
     def _room_s(self, view: SchedulerView, nodes: Sequence[int] | frozenset[int], num_gpus: int) -> float:
         """When ``nodes`` are predicted to have room for a job of ``num_gpus`` GPUs: that many GPUs
         of a single node free, or every GPU of each of several nodes."""
-        if len(nodes) == 1 and num_gpus <= len(view.node_gpus(next(iter(nodes)))):
-            return self._room_at_s(view, next(iter(nodes)), num_gpus)
-        return max(self._room_at_s(view, node, len(view.node_gpus(node))) for node in nodes)
+        return max(self._node_room_s(view, node, num_gpus) for node in nodes)
+
+    def _node_room_s(self, view: SchedulerView, node: int, num_gpus: int,
+                     claimed: Mapping[int, tuple[int, float]] | None = None) -> float:
+        """When ``node`` is predicted to have room for its part of a job of ``num_gpus`` GPUs
+        (that many GPUs, or all of them for a job larger than the node), beside the GPUs
+        ``claimed`` there if the node has enough, else after their claimers end."""
+        size = len(view.node_gpus(node))
+        need = min(num_gpus, size)
+        claim = claimed.get(node) if claimed else None
+        if claim is None:
+            return self._room_at_s(view, node, need)
+        gpus, end_s = claim
+        if gpus + need <= size:
+            return self._room_at_s(view, node, gpus + need)
+        return max(self._room_at_s(view, node, need), end_s)
 
     def _backfills(self, view: SchedulerView, job: Job, gpu_type: str, r: Reservation) -> bool:
         """Whether ``job``, running alone on ``gpu_type`` from now, is predicted to finish before

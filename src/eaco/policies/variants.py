@@ -61,12 +61,7 @@ def parse_settings(items: Sequence[str], base: EacoSettings, option: str) -> tup
     kinds = _field_types()
     changes: dict[str, object] = {}
     for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or not value.strip():
-            raise InputError(option, f"expected NAME=VALUE (e.g. alpha=0.5), got {item!r}")
-        if name not in kinds:
-            raise InputError(option, f"unknown EaCO setting {name!r}; expected one of: {', '.join(sorted(kinds))}")
+        name, value = _assignment(item, kinds, option, "NAME=VALUE (e.g. alpha=0.5)")
         if name in changes:
             raise InputError(option, f"{name} is given twice")
         changes[name] = _convert(name, kinds[name], value, option)
@@ -76,9 +71,21 @@ def parse_settings(items: Sequence[str], base: EacoSettings, option: str) -> tup
         raise InputError(option, str(exc)) from None
 
 
-def describe_changes(changes: dict[str, object]) -> str:
+def _assignment(text: str, kinds: dict[str, str], option: str, expected: str) -> tuple[str, str]:
+    """``NAME=VALUE(S)`` -> (the setting's field name, the value text); an error naming
+    ``option`` when there is no value or no such setting."""
+    name, sep, value = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or not value.strip():
+        raise InputError(option, f"expected {expected}, got {text!r}")
+    if name not in kinds:
+        raise InputError(option, f"unknown EaCO setting {name!r}; expected one of: {', '.join(sorted(kinds))}")
+    return name, value
+
+
+def describe_changes(changes: dict[str, object], sep: str = ", ") -> str:
     """``alpha=0.5, reserve=false``: the settings changed from the defaults, as given."""
-    return ", ".join(f"{k}={_label_value(v)}" for k, v in changes.items())
+    return sep.join(f"{k}={_label_value(v)}" for k, v in changes.items())
 
 
 def parse_sweep(text: str, base: EacoSettings) -> list[tuple[str, EacoSettings]]:
@@ -88,12 +95,7 @@ def parse_sweep(text: str, base: EacoSettings) -> list[tuple[str, EacoSettings]]
     for part in (p.strip() for p in text.split(";")):
         if not part:
             continue
-        name, sep, values = part.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or not values.strip():
-            raise InputError(OPTION, f"expected NAME=V1,V2,... (e.g. alpha=0,0.5,1), got {part!r}")
-        if name not in kinds:
-            raise InputError(OPTION, f"unknown EaCO setting {name!r}; expected one of: {', '.join(sorted(kinds))}")
+        name, values = _assignment(part, kinds, OPTION, "NAME=V1,V2,... (e.g. alpha=0,0.5,1)")
         if any(n == name for n, _ in axes):
             raise InputError(OPTION, f"{name} is swept twice")
         axes.append((name, [_convert(name, kinds[name], v) for v in values.split(",") if v.strip()]))
@@ -105,7 +107,7 @@ def parse_sweep(text: str, base: EacoSettings) -> list[tuple[str, EacoSettings]]
         try:
             settings = replace(base, **changes)
         except ValueError as exc:
-            raise InputError(OPTION, f"{', '.join(f'{k}={_label_value(v)}' for k, v in changes.items())}: {exc}") from None
-        label = "eaco(" + ",".join(f"{k}={_label_value(v)}" for k, v in changes.items()) + ")"
+            raise InputError(OPTION, f"{describe_changes(changes)}: {exc}") from None
+        label = f"eaco({describe_changes(changes, ',')})"
         out.append((label, settings))
     return out

@@ -172,7 +172,7 @@ def open_ray_gpu_meter(inventory: Any, source_factory: SourceFactory = open_nvml
     except Exception as exc:  # actors could not start in time: model everything
         return None, f"the meter actors did not start: {exc}"
     if not source.devices:
-        why = "; ".join(f"{n}: {why}" for n, why in source.unmeasured.items()) or "no node"
+        why = "; ".join(f"{n}: {reason}" for n, reason in source.unmeasured.items()) or "no node"
         if keep_empty:
             return GpuMeter(source, inventory.device_indices, require_all=False), why
         source.close()

@@ -79,7 +79,7 @@ class _JobRun:
     undos: int = 0
     migrations: int = 0
     placements: int = 0
-    gpu_types: list[str] = field(default_factory=list)  # the GPU type of each placement, in order
+    gpu_types: list[str] = field(default_factory=list)  # the GPU types it was placed on, in order (no repeats in a row)
     lost_epochs: float = 0.0
     exclusive_equiv_s: float = 0.0  # time the progress made would have taken alone on the same GPUs
     restarting_until_s: float = -math.inf  # a resumed job makes no progress before this time

@@ -42,7 +42,8 @@ def kill_leftover_jobs(state: Path, info_file: str = WRAPPER_FILE) -> None:
     ``info_file``: the attempt file holding the pid and start time (the Ray worker writes its own)."""
     from eaco.runtime.procs import process_alive
 
-    for path in state.glob("jobs/*/attempts/*/" + info_file):
+    paths = [*state.glob("jobs/*/attempts/*/" + info_file), *state.glob("jobs/*/attempts/*/rank*/" + info_file)]
+    for path in paths:  # (rank*: the other ranks of a Ray job spanning nodes)
         info = json.loads(path.read_text())
         if process_alive(info["pid"], info["start_ticks"]):
             try:

@@ -1,5 +1,6 @@
-"""``check_runnable``: a job's GPUs must fit on one node, so it is compared with the largest node
-(of the GPU type it asks for); its memory must fit a GPU it can run on."""
+"""``check_runnable``: on one machine a job's GPUs must fit on one node, so it is compared with
+the largest node; on Ray a job may span nodes, so with every GPU of the type it asks for (one
+type per job); its memory must fit a GPU it can run on."""
 
 from __future__ import annotations
 
@@ -30,16 +31,16 @@ def test_local_inventory_is_one_node(env) -> None:  # type: ignore[no-untyped-de
     assert err.value.field == "num_gpus" and "largest node has 2 GPUs" in str(err.value)
 
 
-def test_ray_nodes_are_not_added_up(env) -> None:  # type: ignore[no-untyped-def]
+def test_ray_nodes_add_up_for_a_job_that_spans_them(env) -> None:  # type: ignore[no-untyped-def]
     inventory = ray_inventory(2, 3, 1)  # 6 GPUs in all, at most 3 on a node
-    assert inventory.largest_node_gpus() == 3
-    check_runnable(spec(3), env.catalog, inventory, "j.yaml")
-    for too_many in (4, 6):
-        with pytest.raises(InputError) as err:
-            check_runnable(spec(too_many), env.catalog, inventory, "j.yaml")
-        assert err.value.field == "num_gpus", str(err.value)
-        assert f"asks for {too_many} GPUs on one node; the largest node has 3 GPUs" in str(err.value)
-        assert str(err.value).startswith("j.yaml: field 'num_gpus'")
+    assert inventory.largest_node_gpus() == 3 and inventory.most_gpus_per_job() == 6
+    for fits in (3, 4, 6):
+        check_runnable(spec(fits), env.catalog, inventory, "j.yaml")
+    with pytest.raises(InputError) as err:
+        check_runnable(spec(7), env.catalog, inventory, "j.yaml")
+    assert err.value.field == "num_gpus", str(err.value)
+    assert "asks for 7 GPUs; the cluster has at most 6 GPUs of one type" in str(err.value)
+    assert str(err.value).startswith("j.yaml: field 'num_gpus'")
 
 
 def test_mixed_ray_nodes_checked_per_gpu_type(env) -> None:  # type: ignore[no-untyped-def]
@@ -50,9 +51,12 @@ def test_mixed_ray_nodes_checked_per_gpu_type(env) -> None:  # type: ignore[no-u
     assert check_runnable(spec(1, "memory_gb: 40\n"), env.catalog, inventory, "j.yaml") == ("a100",)
     with pytest.raises(InputError) as err:
         check_runnable(spec(3, "gpu_type: a100\n"), env.catalog, inventory, "j.yaml")
-    assert err.value.field == "num_gpus" and "the largest node of a100 has 2 GPUs" in str(err.value)
+    assert err.value.field == "num_gpus" and "the cluster has at most 2 GPUs of a100" in str(err.value)
     with pytest.raises(InputError) as err:
-        check_runnable(spec(4, "memory_gb: 40\n"), env.catalog, inventory, "j.yaml")  # only the K80 node has 4 GPUs
+        check_runnable(spec(5), env.catalog, inventory, "j.yaml")  # no type has 5 GPUs (one type per job)
+    assert err.value.field == "num_gpus" and "at most 4 GPUs of one type" in str(err.value)
+    with pytest.raises(InputError) as err:
+        check_runnable(spec(4, "memory_gb: 40\n"), env.catalog, inventory, "j.yaml")  # only the K80s are 4
     assert err.value.field == "memory_gb" and "40 GB does not fit a GPU it could run on (k80 12 GB)" in str(err.value)
     with pytest.raises(InputError) as err:
         check_runnable(spec(1, "gpu_type: h100\n"), env.catalog, inventory, "j.yaml")

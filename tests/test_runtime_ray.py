@@ -236,6 +236,82 @@ def test_four_jobs_under_eaco_on_two_nodes_colocate_and_finish(cluster: dict[str
         runtime.store.close()
 
 
+# ------------------------------------------------------ jobs spanning nodes
+def test_a_job_spanning_two_nodes_runs_a_rank_on_each_and_a_failing_rank_ends_it(cluster: dict[str, Any], state_dir: Path) -> None:
+    """GPUs 1 (n0) and 2 (n1): one actor per node, each told its rank and where to meet (rank
+    0's node and port); rank 1 fails, so the attempt ends with its code and rank 0 is stopped."""
+    from eaco.runtime.ray_backend import GANG_FILE, rank_dir
+
+    inv = discover("v100")
+    backend = RayBackend(inv)
+    try:
+        attempt_dir = state_dir / "gang" / "attempts" / "1"
+        script = ("import os, sys, time; e = os.environ; "
+                  "print('rank', e['EACO_NODE_RANK'], 'of', e['EACO_NUM_NODES'], 'at', e['MASTER_ADDR'], e['MASTER_PORT'], "
+                  "'pet', e['PET_NNODES'], e['PET_NODE_RANK'], e['PET_NPROC_PER_NODE'], 'dev', e['CUDA_VISIBLE_DEVICES'], flush=True); "
+                  "time.sleep(1.5) if e['EACO_NODE_RANK'] == '1' else time.sleep(120); sys.exit(3)")
+        request = LaunchRequest(
+            job_id=1, attempt=1, command=(sys.executable, "-c", script), working_dir=state_dir.parent,
+            env={"OMP_NUM_THREADS": "1"}, device_indices=(1, 2), attempt_dir=attempt_dir, log_file=state_dir / "gang" / "job.log",
+        )
+        handle = backend.launch(request)
+        assert json.loads((attempt_dir / GANG_FILE).read_text())["nodes"] == ["n0", "n1"]
+        ended = wait_for(lambda: backend.poll(handle, attempt_dir), 60, "the failing rank to end the attempt")
+        assert ended.exit_code == 3 and "rank 1 on node n1 exited with code 3" in ended.detail
+        infos = [json.loads((rank_dir(attempt_dir, r) / RAY_ATTEMPT_FILE).read_text()) for r in (0, 1)]
+        assert [(i["node"], i["devices"], i["rank"], i["ranks"]) for i in infos] == [("n0", "1", 0, 2), ("n1", "0", 1, 2)]
+        assert infos[0]["master_port"] == infos[1]["master_port"] and infos[0]["master_addr"] == infos[1]["master_addr"]
+        text = (state_dir / "gang" / "job.log").read_text()
+        where = f"at {infos[0]['master_addr']} {infos[0]['master_port']}"
+        for r, dev in ((0, 1), (1, 0)):
+            assert f"rank {r} of 2 {where} pet 2 {r} 1 dev {dev}" in text, text
+        # rank 0 (sleeping 120 s) did not outlive the attempt
+        wait_for(lambda: not process_alive(infos[0]["pid"], infos[0]["start_ticks"]), 15, "rank 0 to be stopped")
+    finally:
+        backend.close()
+
+
+def test_a_torchrun_job_across_two_nodes_stops_at_an_epoch_end_resumes_and_finishes(cluster: dict[str, Any], state_dir: Path) -> None:
+    """A 4-GPU data-parallel job on two 2-GPU nodes, started by a plain ``torchrun`` (the runtime
+    gives it nodes, node rank, processes per node and meeting point): rank 0 alone reports
+    epochs; an undo stops every process after the same epoch (torchrun turns their code 75 into
+    its 1; the job's "stopped" record says what happened); it is requeued, resumes from its
+    checkpoint and finishes with each epoch reported once."""
+    from eaco.runtime.ray_backend import GANG_FILE, rank_dir
+
+    runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1)
+    try:
+        text = (
+            "name: ddp\n"
+            f"command: {sys.executable} -m torch.distributed.run -m eaco.runtime.examples.ddp_train --job-name ddp --epochs 6 --steps-per-epoch 150\n"
+            "epochs: 6\nexpected_epoch_s: 1.0\njob_type: resnet18\nnum_gpus: 4\n"
+            "env: {OMP_NUM_THREADS: '1'}\n"
+        )
+        job = submit(runtime, text)
+        runtime.recover()
+        run_until(runtime, lambda: runtime.store.job(job).epochs_done >= 1, 90, "the first epoch")
+        assert runtime.store.job(job).gpus == (0, 1, 2, 3)
+        runtime._undo(job)
+        run_until(runtime, lambda: runtime.store.job(job).attempts >= 2, 60, "the stop and the relaunch")
+        first = runtime.store.attempt(job, 1)
+        assert first.outcome == "stopped" and first.exit_code != 0, first
+        assert any(kind == "stopped" for _, _, kind, _ in runtime.store.events(job))
+        attempt_dir = runtime.layout.attempt_dir(job, 1)
+        assert json.loads((attempt_dir / GANG_FILE).read_text())["nodes"] == ["n0", "n1"]
+        assert [json.loads((rank_dir(attempt_dir, r) / RAY_ATTEMPT_FILE).read_text())["node"] for r in (0, 1)] == ["n0", "n1"]
+        run_until(runtime, lambda: states(runtime)[job] == "finished", 120, "the job to finish")
+        records = [json.loads(line) for line in runtime.layout.report_file(job).read_text().splitlines()]
+        epochs = [r["epoch"] for r in records if r["event"] == "epoch"]
+        assert epochs == list(range(6)), epochs  # rank 0 only, none twice across the stop
+        assert [r["event"] for r in records].count("stopped") == 1
+        assert runtime.store.job(job).epochs_done == 6
+        log_text = runtime.layout.log_file(job).read_text()
+        assert "rank 0 of 2" in log_text and "rank 1 of 2" in log_text and "resumed at epoch" in log_text
+    finally:
+        runtime.backend.close()
+        runtime.store.close()
+
+
 # ------------------------------------------------------------ daemon restart
 def test_a_restarted_daemon_reattaches_and_cancels(cluster: dict[str, Any], state_dir: Path) -> None:
     first, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1)

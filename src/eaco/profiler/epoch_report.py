@@ -7,6 +7,13 @@ path); the parent tails the file. Records:
 - ``{"event": "start", ...}``: the process started (pid, model, wall time).
 - ``{"event": "epoch", "epoch": 3, "duration_s": ..., "samples": ..., ...}``: one finished epoch.
 - ``{"event": "end", ...}``: training finished normally.
+- ``{"event": "stopped", ...}``: the job stopped early on request (the runtime's stop file), its
+  checkpoint on disk; it is about to exit with code 75. A launcher such as ``torchrun`` turns the
+  code 75 of its processes into its own failure code: this record tells the runtime it stopped.
+
+In a distributed job (several processes started by ``torchrun`` or another launcher that sets
+``RANK``) only the process of global rank 0 reports: the others' reporters write nothing, so an
+epoch is counted once however many processes train it.
 
 Use :class:`EpochReporter` directly, or :func:`timed_epochs` around a plain PyTorch loop::
 
@@ -31,6 +38,15 @@ from typing import Any, Iterable, Iterator, TextIO
 
 REPORT_FILE_ENV = "EACO_REPORT_FILE"
 REPORT_VERSION = 1
+JOB_EVENTS = ("start", "end", "stopped")  # the records besides "epoch"
+GLOBAL_RANK_ENV = "RANK"  # set by torchrun (and torch.distributed's other launchers) for each process
+
+
+def is_reporting_process() -> bool:
+    """Whether this process reports epochs: it is not part of a distributed job, or it is its
+    global rank 0 (``$RANK`` unset, empty or 0)."""
+    rank = os.environ.get(GLOBAL_RANK_ENV, "").strip()
+    return rank in ("", "0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +74,7 @@ class JobEvent:
     """A ``start`` or ``end`` record."""
 
     job: str
-    event: str  # "start" or "end"
+    event: str  # "start", "end" or "stopped"
     time_s: float  # time.time()
     pid: int
     detail: dict[str, Any] = field(default_factory=dict)
@@ -77,9 +93,10 @@ class EpochReporter:
 
     @classmethod
     def from_env(cls, job: str, path: str | Path | None = None) -> "EpochReporter":
-        """Report to ``path``, else to ``$EACO_REPORT_FILE``, else nowhere (the job still runs)."""
+        """Report to ``path``, else to ``$EACO_REPORT_FILE``, else nowhere (the job still runs).
+        A process of a distributed job other than global rank 0 reports nowhere."""
         target = path or os.environ.get(REPORT_FILE_ENV)
-        return cls.to_file(job, target) if target else cls(job, None)
+        return cls.to_file(job, target) if target and is_reporting_process() else cls(job, None)
 
     def _write(self, payload: dict[str, Any]) -> None:
         if self._stream is None:
@@ -96,6 +113,9 @@ class EpochReporter:
 
     def end(self, **detail: Any) -> None:
         self._write({"event": "end", "job": self.job, "time_s": time.time(), "pid": os.getpid(), "detail": detail})
+
+    def stopped(self, **detail: Any) -> None:
+        self._write({"event": "stopped", "job": self.job, "time_s": time.time(), "pid": os.getpid(), "detail": detail})
 
     def close(self) -> None:
         if self._stream is not None:
@@ -231,11 +251,11 @@ def parse_report_line(line: str, source: str = "<report>", line_no: int | None =
         if event == "epoch":
             names = EpochRecord.__dataclass_fields__
             return EpochRecord(**{k: obj[k] for k in names if k in obj})
-        if event in ("start", "end"):
+        if event in JOB_EVENTS:
             return JobEvent(obj["job"], event, float(obj["time_s"]), int(obj["pid"]), dict(obj.get("detail") or {}))
     except (KeyError, TypeError) as exc:
         raise ReportError(f"{where}: field {exc}: missing or of the wrong type in a {event!r} record") from None
-    raise ReportError(f"{where}: field 'event': expected 'start', 'epoch' or 'end', got {event!r}")
+    raise ReportError(f"{where}: field 'event': expected 'start', 'epoch', 'end' or 'stopped', got {event!r}")
 
 
 def read_report(path: str | Path, job: str = "") -> ReportLog:
@@ -258,6 +278,6 @@ def read_report(path: str | Path, job: str = "") -> ReportLog:
             elif rec.event == "start":
                 starts.append(rec)
                 job = job or rec.job
-            else:
+            elif rec.event == "end":
                 ended = True
     return ReportLog(job, tuple(starts), tuple(epochs), ended)

@@ -12,6 +12,11 @@ still reports epochs; one that uses :class:`RuntimeEpochs` can also be stopped a
 
 Protocol: the runtime sets ``EACO_CONTROL_DIR``; it asks the job to stop by creating the file
 ``stop`` there. The job checks after every reported epoch (so its checkpoint is on disk).
+
+A distributed job (``torch.distributed`` initialised, more than one process) must stop all its
+processes after the same epoch, or the ones that go on wait forever in their next collective:
+:class:`RuntimeEpochs` then takes the stop decision together (an all-reduce of each process's
+view of the stop file, the most wins), so every process stops when any of them saw the request.
 """
 
 from __future__ import annotations
@@ -51,6 +56,23 @@ def stop_requested(control_dir: str | Path | None = None) -> bool:
     return bool(target) and stop_file(target).exists()  # type: ignore[arg-type]
 
 
+def agreed_stop(requested: bool) -> bool:
+    """``requested`` as all processes of this job see it: in a distributed job (torch.distributed
+    initialised with more than one process) true when any process saw a stop request, the same
+    answer in every process; else ``requested`` itself. Imports nothing: torch is used only when
+    the job has loaded torch.distributed already."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_world_size() <= 1:
+        return requested
+    torch = sys.modules["torch"]
+    device = "cpu"
+    if dist.get_backend() == "nccl":  # NCCL reduces CUDA tensors only
+        device = f"cuda:{torch.cuda.current_device()}"
+    flag = torch.tensor([1 if requested else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(int(flag.item()))
+
+
 class RuntimeEpochs:
     """Like ``timed_epochs`` (same records), but ends early, after a reported epoch, when a stop was requested."""
 
@@ -68,8 +90,9 @@ class RuntimeEpochs:
     def __iter__(self) -> Iterator[tuple[int, EpochTick]]:
         for epoch, tick in timed_epochs(self.reporter, range(self.start, self.stop)):
             # the previous epoch has been reported (and checkpointed): honour a stop request
-            if epoch > self.start and self.control_dir and stop_requested(self.control_dir):
+            if epoch > self.start and agreed_stop(bool(self.control_dir) and stop_requested(self.control_dir)):
                 self.stopped = True
+                self.reporter.stopped(next_epoch=epoch)
                 return
             yield epoch, tick
 

@@ -347,7 +347,14 @@ class Runtime:
             leave_gpus()
             self._forget(job_id)
             return
-        colocated = (job_id, attempt) in self.colocated_attempts or self.store.attempt(job_id, attempt).colocated
+        attempt_row = self.store.attempt(job_id, attempt)
+        colocated = (job_id, attempt) in self.colocated_attempts or attempt_row.colocated
+        tail = self.tails.get(job_id)
+        if code not in (None, EXIT_STOPPED) and tail is not None and tail.stopped_s is not None \
+                and tail.stopped_s >= attempt_row.start_unix - 1.0:
+            # it reported that it stopped on request; a launcher (torchrun) made a failure of the 75
+            self.store.event(job_id, "stopped", f"attempt {attempt} reported a stop at an epoch end and exited with code {code}")
+            code = EXIT_STOPPED
         if code == EXIT_STOPPED:
             outcome = "stopped"
         elif code is None:

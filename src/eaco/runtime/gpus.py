@@ -47,6 +47,21 @@ class GpuInventory:
         """The most GPUs one node has (of ``gpu_type``; None: of any type); 0 if none."""
         return max((n.num_gpus for n in self.cluster().nodes if gpu_type is None or n.gpu_type == gpu_type), default=0)
 
+    def spans_nodes(self) -> bool:
+        """Whether one job may run on GPUs of several nodes (a process group per node; the Ray
+        backend). This machine's GPUs: one node, no."""
+        return False
+
+    def most_gpus_per_job(self, gpu_type: str | None = None) -> int:
+        """The most GPUs one job can get (of ``gpu_type``; None: of any one type): the largest
+        node's, or every GPU of the type when a job may span nodes; 0 if none."""
+        if not self.spans_nodes():
+            return self.largest_node_gpus(gpu_type)
+        totals: dict[str, int] = {}
+        for n in self.cluster().nodes:
+            totals[n.gpu_type] = totals.get(n.gpu_type, 0) + n.num_gpus
+        return totals.get(gpu_type, 0) if gpu_type is not None else max(totals.values(), default=0)
+
 
 _DECLARED = re.compile(r"^\s*(\d+)\s*x\s*([A-Za-z0-9_]+)\s*$")
 

@@ -35,9 +35,10 @@ from eaco.runtime.spec import JobSpec
 
 
 def _types_with_room(spec: JobSpec, inventory: GpuInventory) -> tuple[str, ...]:
-    """The runtime's GPU types the job asks for (else any) where a node has ``num_gpus`` GPUs."""
+    """The runtime's GPU types the job asks for (else any) that can give it ``num_gpus`` GPUs (on
+    one node, or across nodes where jobs may span them)."""
     return tuple(t for t in inventory.gpu_types()
-                 if (spec.gpu_type is None or t == spec.gpu_type) and inventory.largest_node_gpus(t) >= spec.num_gpus)
+                 if (spec.gpu_type is None or t == spec.gpu_type) and inventory.most_gpus_per_job(t) >= spec.num_gpus)
 
 
 def _spec_memory_gb(spec: JobSpec, catalog: JobCatalog) -> float:
@@ -45,8 +46,8 @@ def _spec_memory_gb(spec: JobSpec, catalog: JobCatalog) -> float:
 
 
 def runnable_types(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory) -> tuple[str, ...]:
-    """The runtime's GPU types the job can run on: the type it asks for (else any) where a node
-    has ``num_gpus`` GPUs and a GPU has its memory (the spec's, else its job type's). Empty: it
+    """The runtime's GPU types the job can run on: the type it asks for (else any) that can give
+    it ``num_gpus`` GPUs and where a GPU has its memory (the spec's, else its job type's). Empty: it
     can run nowhere (:func:`check_runnable` says why)."""
     need_gb = _spec_memory_gb(spec, catalog)
     return tuple(t for t in _types_with_room(spec, inventory) if lookup_gpu_type(t).memory_gb >= need_gb)
@@ -59,18 +60,22 @@ def largest_gpu_memory_gb(spec: JobSpec, inventory: GpuInventory) -> float:
 
 def check_runnable(spec: JobSpec, catalog: JobCatalog, inventory: GpuInventory, source: str = "<spec>") -> tuple[str, ...]:
     """Raise :class:`InputError` naming the field if the job could never run here; else return
-    the GPU types it can run on (:func:`runnable_types`). A job's GPUs are all on one node, so
-    ``num_gpus`` is compared with the largest node (of the type it asks for), not the total."""
+    the GPU types it can run on (:func:`runnable_types`). On one machine (and wherever a job's
+    GPUs must be on one node) ``num_gpus`` is compared with the largest node (of the type it asks
+    for); where jobs may span nodes (Ray), with all GPUs of one type."""
     if spec.job_type not in catalog:
         known = ", ".join(sorted(catalog.names())[:12])
         raise InputError(source, f"unknown job type {spec.job_type!r} (known include: {known}, ...)", field="job_type")
     if spec.gpu_type is not None and spec.gpu_type not in inventory.gpu_types():
         raise InputError(source, f"this runtime has {inventory.describe()} GPUs, not {spec.gpu_type}", field="gpu_type")
-    largest = inventory.largest_node_gpus(spec.gpu_type)
-    if spec.num_gpus > largest:
+    most = inventory.most_gpus_per_job(spec.gpu_type)
+    if spec.num_gpus > most:
         of_type = f" of {spec.gpu_type}" if spec.gpu_type is not None and len(inventory.gpu_types()) > 1 else ""
-        raise InputError(source, f"asks for {spec.num_gpus} GPUs on one node; the largest node{of_type} has {largest} GPUs "
-                                 f"({inventory.describe()})", field="num_gpus")
+        if inventory.spans_nodes():
+            where = f"the cluster has at most {most} GPUs{of_type if of_type else ' of one type'}"
+        else:
+            where = f"the largest node{of_type} has {most} GPUs (a job's GPUs are on one node here)"
+        raise InputError(source, f"asks for {spec.num_gpus} GPUs; {where} ({inventory.describe()})", field="num_gpus")
     types = runnable_types(spec, catalog, inventory)
     if not types:
         room = ", ".join(f"{t} {lookup_gpu_type(t).memory_gb:g} GB" for t in _types_with_room(spec, inventory))

@@ -53,13 +53,19 @@ from eaco.model.gpu import GPU_TYPES
 from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.profiler.epoch_report import REPORT_FILE_ENV
 from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
-from eaco.runtime.control import CONTROL_DIR_ENV, request_stop
+from eaco.runtime.control import CONTROL_DIR_ENV, EXIT_STOPPED, request_stop
 from eaco.runtime.engine import Runtime
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.wrapper import EXIT_FILE, read_json_dict, write_json_atomic
 
 log = logging.getLogger("eaco.runtime.ray")
 
+NUM_NODES_ENV = "EACO_NUM_NODES"  # every Ray attempt: how many nodes (process groups) the job runs on
+NODE_RANK_ENV = "EACO_NODE_RANK"  # ... and which of them this is (0 .. EACO_NUM_NODES-1)
+LOCAL_GPUS_ENV = "EACO_LOCAL_GPUS"  # ... and how many GPUs it has on this node
+MASTER_ADDR_ENV = "EACO_MASTER_ADDR"  # a job spanning nodes: where its processes meet (rank 0's node)
+MASTER_PORT_ENV = "EACO_MASTER_PORT"
+GANG_FILE = "gang.json"  # in the attempt folder of a job spanning nodes: its nodes, rank order
 RESOURCE_PREFIX = "eaco_gpu_"
 TYPE_PREFIX = "eaco_type_"  # optional marker resource: eaco_type_v100 = 1 names the node's GPU type
 GPU_UNITS = 1000.0  # units of each per-GPU resource on its node
@@ -113,6 +119,10 @@ class RayInventory(GpuInventory):
             per_node = "+".join(str(n.num_gpus) for n in self.nodes)
             return f"ray {len(self.nodes)} nodes ({per_node})x{self.gpu_type}" + declared
         return f"ray {len(self.nodes)} nodes " + "+".join(f"{n.num_gpus}x{n.gpu_type}" for n in self.nodes) + declared
+
+    def spans_nodes(self) -> bool:
+        """A job may get GPUs of several nodes: one process group per node (module docs)."""
+        return True
 
     def locate(self, gpu: int) -> tuple[int, str, int]:
         """(node index, node name, local device index) of the policy's GPU ``gpu``."""
@@ -214,10 +224,34 @@ def discover(gpu_type: str = "v100", known: Iterable[tuple[str, int] | tuple[str
 
 
 # ============================================================ the attempt
-class _AttemptActor:
-    """Lives on the chosen node for one attempt: starts the job, waits for it, stops it."""
+def _free_port() -> int:
+    """A TCP port free on this host now (the OS's choice; taken by the job a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", 0))
+        return int(sock.getsockname()[1])
 
-    def __init__(self, payload: dict[str, Any]) -> None:
+
+def gang_env(rank: int, ranks: int, local_gpus: int, master_addr: str, master_port: int) -> dict[str, str]:
+    """What each process group of a job spanning ``ranks`` nodes gets: EaCO's names, the names
+    ``torch.distributed`` reads (``MASTER_ADDR``/``MASTER_PORT``), and ``torchrun``'s ``PET_*``
+    defaults, so that a plain ``torchrun train.py`` starts ``local_gpus`` processes on each node
+    and they meet at rank 0's node (an explicit ``torchrun`` option still wins)."""
+    return {
+        NUM_NODES_ENV: str(ranks), NODE_RANK_ENV: str(rank), LOCAL_GPUS_ENV: str(local_gpus),
+        MASTER_ADDR_ENV: master_addr, MASTER_PORT_ENV: str(master_port),
+        "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port),
+        "PET_NNODES": str(ranks), "PET_NODE_RANK": str(rank), "PET_NPROC_PER_NODE": str(local_gpus),
+        "PET_MASTER_ADDR": master_addr, "PET_MASTER_PORT": str(master_port),
+    }
+
+
+class _AttemptActor:
+    """Lives on the chosen node for one attempt (of a job spanning nodes: for one rank of it):
+    starts the job, waits for it, stops it. ``master``: rank 0's :meth:`describe`, for the
+    other ranks of a spanning job (Ray resolves it before this starts, so they start after
+    rank 0 has chosen where they meet)."""
+
+    def __init__(self, payload: dict[str, Any], master: dict[str, Any] | None = None) -> None:
         import ray
 
         self.attempt_dir = Path(payload["attempt_dir"])
@@ -245,8 +279,20 @@ class _AttemptActor:
         env["EACO_RAY_NODE"] = payload["node"]
         env["EACO_RAY_NODE_ID"] = node_id
         env.setdefault("PYTHONUNBUFFERED", "1")
+        rank, ranks = int(payload.get("rank", 0)), int(payload.get("ranks", 1))
+        gang: dict[str, Any] = {}
+        if ranks > 1:
+            if rank == 0:
+                gang = {"master_addr": ray.util.get_node_ip_address(), "master_port": _free_port()}
+            else:
+                gang = {"master_addr": str((master or {})["master_addr"]), "master_port": int((master or {})["master_port"])}
+            env.update(gang_env(rank, ranks, len(payload["local_devices"]), gang["master_addr"], gang["master_port"]))
+            gang.update(rank=rank, ranks=ranks)
+        else:
+            env.update({NUM_NODES_ENV: "1", NODE_RANK_ENV: "0", LOCAL_GPUS_ENV: str(len(payload["local_devices"]))})
+        part = f" rank {rank} of {ranks}" if ranks > 1 else ""
         with open(log_file, "ab") as fh:
-            fh.write(f"=== eaco runtime (ray): attempt {payload['attempt']} on node {payload['node']} "
+            fh.write(f"=== eaco runtime (ray): attempt {payload['attempt']}{part} on node {payload['node']} "
                      f"({node_id[:12]}) devices {devices} ===\n".encode())
             fh.flush()
             self.proc = subprocess.Popen(
@@ -258,7 +304,7 @@ class _AttemptActor:
 
         self.info = {
             "pid": self.proc.pid, "start_ticks": process_start_ticks(self.proc.pid), "node": payload["node"],
-            "node_id": node_id, "host": socket.gethostname(), "devices": devices,
+            "node_id": node_id, "host": socket.gethostname(), "devices": devices, **gang,
         }
         write_json_atomic(self.attempt_dir / RAY_ATTEMPT_FILE, self.info)
 
@@ -358,6 +404,25 @@ class _Attempt:
     attempt_dir: Path
     terminate_at: float | None = None  # when a kill follows a terminate whose actor never started
     extra: dict[str, Any] = field(default_factory=dict)
+    # a job spanning nodes: ranks 1.. (this entry is rank 0, the one the engine's handle names)
+    members: list["_Attempt"] = field(default_factory=list)
+    ended: AttemptExit | None = None  # a rank of a spanning job that has ended, and how
+
+    def ranks(self) -> list["_Attempt"]:
+        return [self, *self.members]
+
+
+def rank_dir(attempt_dir: Path, rank: int) -> Path:
+    """The folder of one rank of an attempt (its ``ray.json``, ``wrapper.json``, ``exit.json``):
+    the attempt folder for rank 0 (and every job on one node), ``rank<r>`` inside it otherwise."""
+    return Path(attempt_dir) if rank == 0 else Path(attempt_dir) / f"rank{rank}"
+
+
+def gang_nodes(attempt_dir: Path) -> list[str]:
+    """The nodes of an attempt spanning several, in rank order ([] for one on a single node)."""
+    info = read_json_dict(Path(attempt_dir) / GANG_FILE) or {}
+    nodes = info.get("nodes")
+    return [str(n) for n in nodes] if isinstance(nodes, list) and len(nodes) > 1 else []
 
 
 def actor_name(attempt_dir: Path) -> str:
@@ -425,39 +490,55 @@ class RayBackend:
 
     # ----------------------------------------------------------- launch
     def launch(self, request: LaunchRequest) -> ProcessHandle:
-        where = [self.inventory.locate(g) for g in request.device_indices]
-        nodes = {name for _, name, _ in where}
-        if len(nodes) != 1:
-            raise OSError(f"GPUs {list(request.device_indices)} span nodes {sorted(nodes)}; the Ray backend runs a job on one node")
-        node = nodes.pop()
+        """Start the attempt's actor on the node of its GPUs; a job whose GPUs are on several
+        nodes gets one actor per node (rank 0 on the first node in GPU order, which the others
+        meet; its nodes in ``gang.json``). Returns at once: Ray starts the actors."""
+        by_node: dict[str, list[int]] = {}
+        for _, name, local in sorted(self.inventory.locate(g) for g in request.device_indices):
+            by_node.setdefault(name, []).append(local)
+        nodes = list(by_node)
         request.attempt_dir.mkdir(parents=True, exist_ok=True)
-        key = actor_name(request.attempt_dir)
-        payload = {
-            "attempt": request.attempt, "command": list(request.command), "working_dir": str(request.working_dir),
-            "env": dict(request.env), "local_devices": [local for _, _, local in where], "node": node,
-            "attempt_dir": str(request.attempt_dir), "log_file": str(request.log_file),
-        }
-        pull = None
-        if self.state_root is not None:
-            payload["node_files"] = self._node_files(request)
-            pull = _Pull((Path(request.env[REPORT_FILE_ENV]), Path(request.log_file)), [0, 0], request.attempt_dir / PULL_FILE)
-            pull.save()
-        options = dict(
-            name=key, namespace=NAMESPACE, lifetime="detached", num_cpus=0, max_concurrency=4, max_restarts=0,
-            resources={gpu_resource(node, local): JOB_UNITS for _, _, local in where},
-        )
-        try:
-            actor = self._actor_cls.options(**options).remote(payload)
-        except ValueError:  # a stale actor of the same name (a reused state folder): replace it
-            self._kill_named(key)
-            actor = self._actor_cls.options(**options).remote(payload)
-        self._attempts[key] = _Attempt(key, node, actor, actor.wait.remote(), request.attempt_dir,
-                                       extra={"pull": pull} if pull else {})
-        return RayHandle(0, None, key)
+        if len(nodes) > 1:
+            write_json_atomic(request.attempt_dir / GANG_FILE, {"nodes": nodes, "devices": [by_node[n] for n in nodes]})
+        members: list[_Attempt] = []
+        master_ref = None
+        for rank, node in enumerate(nodes):
+            folder = rank_dir(request.attempt_dir, rank)
+            folder.mkdir(parents=True, exist_ok=True)
+            key = actor_name(folder)
+            payload = {
+                "attempt": request.attempt, "command": list(request.command), "working_dir": str(request.working_dir),
+                "env": dict(request.env), "local_devices": by_node[node], "node": node,
+                "attempt_dir": str(folder), "log_file": str(request.log_file), "rank": rank, "ranks": len(nodes),
+            }
+            pull = None
+            if self.state_root is not None:
+                payload["node_files"] = self._node_files(request, rank)
+                if rank == 0:  # the job's reports come from rank 0; the others' logs stay on their nodes
+                    pull = _Pull((Path(request.env[REPORT_FILE_ENV]), Path(request.log_file)), [0, 0], folder / PULL_FILE)
+                    pull.save()
+            options = dict(
+                name=key, namespace=NAMESPACE, lifetime="detached", num_cpus=0, max_concurrency=4, max_restarts=0,
+                resources={gpu_resource(node, local): JOB_UNITS for local in by_node[node]},
+            )
+            args = (payload,) if master_ref is None else (payload, master_ref)
+            try:
+                actor = self._actor_cls.options(**options).remote(*args)
+            except ValueError:  # a stale actor of the same name (a reused state folder): replace it
+                self._kill_named(key)
+                actor = self._actor_cls.options(**options).remote(*args)
+            if rank == 0 and len(nodes) > 1:
+                master_ref = actor.describe.remote()
+            members.append(_Attempt(key, node, actor, actor.wait.remote(), folder, extra={"pull": pull} if pull else {}))
+        head = members[0]
+        head.members = members[1:]
+        self._attempts[head.key] = head
+        return RayHandle(0, None, head.key)
 
-    def _node_files(self, request: LaunchRequest) -> dict[str, Any]:
-        """Where the attempt's files go on its node: its folder relative to the state folder, and
-        the environment's other paths under the state folder (the default checkpoint folder)."""
+    def _node_files(self, request: LaunchRequest, rank: int = 0) -> dict[str, Any]:
+        """Where the attempt's files go on its node (those of rank ``rank`` of a job spanning
+        nodes): its folder relative to the state folder, and the environment's other paths under
+        the state folder (the default checkpoint folder)."""
         assert self.state_root is not None
         root = self.state_root
 
@@ -467,7 +548,7 @@ class RayBackend:
             except ValueError:
                 return None
 
-        attempt = under(request.attempt_dir)
+        attempt = under(rank_dir(request.attempt_dir, rank))
         if attempt is None:
             raise OSError(f"attempt folder {request.attempt_dir} is not under the state folder {root}")
         env_under = {k: rel for k, v in request.env.items()
@@ -480,8 +561,9 @@ class RayBackend:
         node through the attempt's actor."""
         request_stop(control_dir)
         entry = self._attempts.get(handle.key) if isinstance(handle, RayHandle) else None
-        if entry is not None and "pull" in entry.extra:
-            entry.actor.stop_at_epoch_end.remote()
+        if entry is not None and self.state_root is not None:
+            for member in entry.ranks():
+                member.actor.stop_at_epoch_end.remote()
 
     def _pull(self, entry: _Attempt, final: bool = False) -> None:
         """Node-local files mode: copy what the job added to its report and log. Without
@@ -551,21 +633,40 @@ class RayBackend:
         key = actor_name(attempt_dir)
         if key in self._attempts:
             return RayHandle(0, None, key)
+        nodes = gang_nodes(attempt_dir)
+        head = self._reattach(Path(attempt_dir), nodes[0] if nodes else "")
+        others = [self._reattach(rank_dir(attempt_dir, r), node) for r, node in enumerate(nodes) if r > 0]
+        if head is None:  # rank 0 is gone: the attempt has ended (exit.json) or is lost
+            for member in others:
+                if member is not None:
+                    self._kill(member.actor)
+            return None
+        for r, member in enumerate(others, start=1):
+            if member is None:  # this rank's actor is gone: how it ended is in its exit.json, if anywhere
+                folder = rank_dir(attempt_dir, r)
+                member = _Attempt(actor_name(folder), nodes[r], None, None, folder)
+                member.ended = self._from_exit_file(folder, f"rank {r}'s Ray actor on node {nodes[r]} is gone")
+            head.members.append(member)
+        self._attempts[key] = head
+        return RayHandle(0, None, key)
+
+    def _reattach(self, folder: Path, node: str) -> "_Attempt | None":
+        """The running actor of one attempt (or rank) folder, watched again; None if it is gone."""
+        key = actor_name(folder)
         try:
             actor = self._ray.get_actor(key, namespace=NAMESPACE)
         except ValueError:
             return None
-        info = read_json_dict(Path(attempt_dir) / RAY_ATTEMPT_FILE) or {}
-        node = str(info.get("node", ""))
+        if not node:
+            info = read_json_dict(folder / RAY_ATTEMPT_FILE) or {}
+            node = str(info.get("node", ""))
         if not node:
             try:
                 node = str(self._ray.get(actor.describe.remote(), timeout=30)["node"])
             except Exception:
                 node = ""
-        pull = _Pull.load(Path(attempt_dir)) if self.state_root is not None else None
-        self._attempts[key] = _Attempt(key, node, actor, actor.wait.remote(), Path(attempt_dir),
-                                       extra={"pull": pull} if pull else {})
-        return RayHandle(0, None, key)
+        pull = _Pull.load(folder) if self.state_root is not None else None
+        return _Attempt(key, node, actor, actor.wait.remote(), folder, extra={"pull": pull} if pull else {})
 
     # ------------------------------------------------------------- poll
     def poll(self, handle: ProcessHandle, attempt_dir: Path) -> AttemptExit | None:
@@ -576,26 +677,65 @@ class RayBackend:
                 return self._from_exit_file(attempt_dir)
             entry = self._attempts[key]
         self._pull(entry)
-        ready, _ = self._ray.wait([entry.wait_ref], timeout=0)
-        if ready:
-            try:
-                code = self._ray.get(entry.wait_ref)["exit_code"]
-            except Exception as exc:  # the actor died: node lost, killed, or could not start
-                why = f"the attempt's Ray actor on node {entry.node or '?'} died ({type(exc).__name__})"
-                log.info("attempt %s: %s", attempt_dir, why)
-                self._suspect_node(entry)
-                return self._finish(entry, self._from_exit_file(attempt_dir, why))
-            if isinstance(code, int):
+        if entry.members:
+            return self._poll_gang(entry)
+        ended = self._member_end(entry)
+        if ended is not None:
+            if ended.exit_code is not None and not entry.extra.get("died"):
                 self._pull(entry, final=True)  # the last epochs' reports, before the engine sees the end
-                return self._finish(entry, AttemptExit(code))
+            return self._finish(entry, ended)
+        return self._watch(entry)
+
+    def _member_end(self, member: _Attempt, rank: int | None = None) -> AttemptExit | None:
+        """How one attempt (or one rank of a spanning job) ended; None while it runs."""
+        if member.ended is not None:
+            return member.ended
+        if not self._ray.wait([member.wait_ref], timeout=0)[0]:
+            return None
+        who = f"rank {rank}'s" if rank is not None else "the attempt's"
+        try:
+            code = self._ray.get(member.wait_ref)["exit_code"]
+        except Exception as exc:  # the actor died: node lost, killed, or could not start
+            why = f"{who} Ray actor on node {member.node or '?'} died ({type(exc).__name__})"
+            log.info("attempt %s: %s", member.attempt_dir, why)
+            self._suspect_node(member)
+            member.ended = self._from_exit_file(member.attempt_dir, why, ranks=False)
+            member.extra["died"] = True  # nothing left to read from it
+            return member.ended
+        if isinstance(code, int):
+            member.ended = AttemptExit(code)
+        else:
             # the job vanished without its exit code (its worker killed it when its actor went,
             # or it was killed): on a failing node this often comes before the actor's death
-            self._suspect_node(entry)
-            return self._finish(entry, AttemptExit(None, f"the job on node {entry.node or '?'} ended without writing its exit code"))
-        if entry.node in self.lost_nodes():
-            return self._finish(entry, self._from_exit_file(attempt_dir, f"node {entry.node} is lost"))
+            self._suspect_node(member)
+            whose = f"rank {rank} of the job" if rank is not None else "the job"
+            member.ended = AttemptExit(None, f"{whose} on node {member.node or '?'} ended without writing its exit code")
+        return member.ended
+
+    def _poll_gang(self, entry: _Attempt) -> AttemptExit | None:
+        """A job spanning nodes ends when every rank has ended (rank 0's exit code), or as soon as
+        one rank fails: the others would wait for it forever in their next collective, so they
+        are stopped, and the attempt ends as that rank did."""
+        ends = [self._member_end(m, r) for r, m in enumerate(entry.ranks())]
+        for r, ended in enumerate(ends):
+            if ended is not None and ended.exit_code not in (0, EXIT_STOPPED):
+                detail = ended.detail or f"rank {r} on node {entry.ranks()[r].node} exited with code {ended.exit_code}"
+                return self._finish(entry, AttemptExit(ended.exit_code, detail))
+        if all(e is not None for e in ends):
+            if not entry.extra.get("died"):
+                self._pull(entry, final=True)
+            return self._finish(entry, ends[0])  # type: ignore[arg-type]
+        return self._watch(entry)
+
+    def _watch(self, entry: _Attempt) -> AttemptExit | None:
+        """A running attempt: ended "lost" when a node of it is lost, or when a stop request
+        went unanswered; else None."""
+        lost = self.lost_nodes()
+        gone = [m.node for m in entry.ranks() if m.node in lost]
+        if gone:
+            return self._finish(entry, self._from_exit_file(entry.attempt_dir, f"node {gone[0]} is lost"))
         if entry.terminate_at is not None and time.monotonic() >= entry.terminate_at:
-            return self._finish(entry, self._from_exit_file(attempt_dir, "no answer to a stop request"))
+            return self._finish(entry, self._from_exit_file(entry.attempt_dir, "no answer to a stop request"))
         return None
 
     def _suspect_node(self, entry: _Attempt) -> None:
@@ -606,38 +746,54 @@ class RayBackend:
             self._suspect[entry.node] = time.monotonic() + self.suspect_s
             self.refresh_nodes(force=True)
 
-    def _from_exit_file(self, attempt_dir: Path, why: str = "") -> AttemptExit:
-        info = read_json_dict(Path(attempt_dir) / EXIT_FILE)
-        code = info.get("exit_code") if info else None
-        if isinstance(code, int):
-            return AttemptExit(int(code))
+    def _from_exit_file(self, attempt_dir: Path, why: str = "", ranks: bool = True) -> AttemptExit:
+        """How an attempt whose actor is gone ended, from its ``exit.json``; with ``ranks``, for a
+        job spanning nodes, from every rank's: the first failure, else (all ended) rank 0's code."""
+        nodes = gang_nodes(attempt_dir) if ranks else []
+        codes: list[int | None] = []
+        for r in range(max(1, len(nodes))):
+            info = read_json_dict(rank_dir(attempt_dir, r) / EXIT_FILE)
+            code = info.get("exit_code") if info else None
+            codes.append(int(code) if isinstance(code, int) else None)
+        failed = next((c for c in codes if c is not None and c not in (0, EXIT_STOPPED)), None)
+        if failed is not None:
+            return AttemptExit(failed)
+        if all(c is not None for c in codes):
+            return AttemptExit(codes[0])
         return AttemptExit(None, why or "its actor is gone and it left no exit code")
 
-    def _finish(self, entry: _Attempt, ended: AttemptExit) -> AttemptExit:
-        self._attempts.pop(entry.key, None)
+    def _kill(self, actor: Any) -> None:
         try:
-            self._ray.kill(entry.actor, no_restart=True)  # a detached actor does not end by itself
+            self._ray.kill(actor, no_restart=True)  # a detached actor does not end by itself
         except Exception:
             pass
+
+    def _finish(self, entry: _Attempt, ended: AttemptExit) -> AttemptExit:
+        """Forget the attempt and kill its actors (every rank's: a rank still running goes too)."""
+        self._attempts.pop(entry.key, None)
+        for member in entry.ranks():
+            if member.actor is not None:
+                self._kill(member.actor)
         return ended
 
     # ------------------------------------------------------------- stop
     def terminate(self, handle: ProcessHandle, grace_s: float = 5.0) -> None:
-        """Ask the attempt's actor to SIGTERM the job (SIGKILL after ``grace_s``); does not wait.
-        An actor that has not started yet is killed."""
+        """Ask the attempt's actors (every rank's) to SIGTERM the job (SIGKILL after
+        ``grace_s``); does not wait. An actor that has not started yet is killed."""
         key = handle.key if isinstance(handle, RayHandle) else None
         entry = self._attempts.get(key) if key else None
         if entry is None or entry.terminate_at is not None:
             return  # unknown, or asked already (the engine repeats a cancel every tick)
-        ready, _ = self._ray.wait([entry.actor.describe.remote()], timeout=0.5)
-        if ready:
-            entry.actor.terminate.remote(grace_s)
-            entry.terminate_at = time.monotonic() + grace_s + 30.0  # then give up on it
-        else:
-            try:
-                self._ray.kill(entry.actor, no_restart=True)
-            except Exception:
-                pass
+        give_up = time.monotonic() + grace_s + 30.0  # then give up on it
+        for member in entry.ranks():
+            member.terminate_at = give_up  # (an actor that ends now was asked to: its node is not suspect)
+            if member.actor is None or member.ended is not None:
+                continue
+            ready, _ = self._ray.wait([member.actor.describe.remote()], timeout=0.5)
+            if ready:
+                member.actor.terminate.remote(grace_s)
+            else:
+                self._kill(member.actor)
 
     def close(self) -> None:
         """Forget the attempts without stopping them (detached actors keep the jobs running; a new

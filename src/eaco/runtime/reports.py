@@ -8,10 +8,14 @@ from eaco.profiler.epoch_report import EpochRecord, ReportError, parse_report_li
 
 
 class ReportTail:
+    """``stopped_s``: the time (Unix s) of the last "stopped" record read: the job said it stopped
+    on request, whatever exit code its launcher turns that into."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._offset = 0
         self.bad_lines = 0
+        self.stopped_s: float | None = None
 
     def read_new(self) -> list[EpochRecord]:
         try:
@@ -35,4 +39,6 @@ class ReportTail:
                 continue
             if isinstance(rec, EpochRecord):
                 out.append(rec)
+            elif rec.event == "stopped":
+                self.stopped_s = rec.time_s
         return out

@@ -271,6 +271,37 @@ def test_a_job_spanning_two_nodes_runs_a_rank_on_each_and_a_failing_rank_ends_it
         backend.close()
 
 
+def test_a_new_backend_finds_every_rank_of_a_spanning_job_and_terminates_them(cluster: dict[str, Any], state_dir: Path) -> None:
+    """A daemon restart: the next backend finds rank 0's and rank 1's actors by name (from
+    gang.json), watches both, and a terminate reaches both processes."""
+    from eaco.runtime.ray_backend import rank_dir
+
+    inv = discover("v100")
+    first = RayBackend(inv)
+    attempt_dir = state_dir / "gang2" / "attempts" / "1"
+    request = LaunchRequest(
+        job_id=2, attempt=1, command=(sys.executable, "-c", "import time; time.sleep(120)"), working_dir=state_dir.parent,
+        env={"OMP_NUM_THREADS": "1"}, device_indices=(0, 3), attempt_dir=attempt_dir, log_file=state_dir / "gang2" / "job.log",
+    )
+    first.launch(request)
+    files = [rank_dir(attempt_dir, r) / RAY_ATTEMPT_FILE for r in (0, 1)]
+    wait_for(lambda: all(f.exists() for f in files), 60, "both ranks to start")
+    first.close()  # the daemon goes; the detached actors stay
+    second = RayBackend(inv)
+    try:
+        handle = second.find(attempt_dir)
+        assert handle is not None and second.poll(handle, attempt_dir) is None
+        entry = second._attempts[handle.key]
+        assert [m.node for m in entry.ranks()] == ["n0", "n1"]
+        infos = [json.loads(f.read_text()) for f in files]
+        second.terminate(handle, grace_s=1.0)
+        ended = wait_for(lambda: second.poll(handle, attempt_dir), 30, "the terminated attempt to end")
+        assert ended.exit_code != 0
+        wait_for(lambda: not any(process_alive(i["pid"], i["start_ticks"]) for i in infos), 15, "both ranks to be gone")
+    finally:
+        second.close()
+
+
 def test_a_torchrun_job_across_two_nodes_stops_at_an_epoch_end_resumes_and_finishes(cluster: dict[str, Any], state_dir: Path) -> None:
     """A 4-GPU data-parallel job on two 2-GPU nodes, started by a plain ``torchrun`` (the runtime
     gives it nodes, node rank, processes per node and meeting point): rank 0 alone reports

@@ -162,10 +162,10 @@ def test_store_written_by_schema_1_gains_the_new_columns(tmp_path: Path) -> None
 class Daemon:
     """A daemon subprocess on a state folder; stopped (and its jobs reaped) by the test."""
 
-    def __init__(self, state: Path, policy: str = "eaco") -> None:
+    def __init__(self, state: Path, policy: str = "eaco", extra: tuple[str, ...] = ()) -> None:
         self.state = state
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "eaco.runtime", "--state-dir", str(state), "--gpus", "2xv100", "--policy", policy, "--tick-s", "0.1"],
+            [sys.executable, "-m", "eaco.runtime", "--state-dir", str(state), "--gpus", "2xv100", "--policy", policy, "--tick-s", "0.1", *extra],
             stdout=subprocess.DEVNULL, stderr=open(state.parent / f"daemon-{state.name}.err", "ab"), start_new_session=True,
         )
         wait_for(lambda: (state / "api.json").exists() and json.loads((state / "api.json").read_text())["pid"] == self.proc.pid, 20, "daemon API")
@@ -358,9 +358,41 @@ def test_example_specs_are_valid_and_runnable_here() -> None:
     catalog = load_environment().catalog
     root = Path(__file__).resolve().parents[1] / "examples" / "runtime"
     specs = sorted(root.glob("*.yaml"))
-    assert {p.name for p in specs} >= {"tiny_mlp.yaml", "zoo_resnet18.yaml"}
+    assert {p.name for p in specs} >= {"tiny_mlp.yaml", "zoo_resnet18.yaml", "ddp_mlp.yaml"}
     for p in specs:
         check_runnable(load_spec(p), catalog, declared_gpus("2xv100"), str(p))
+
+
+def test_two_torchrun_jobs_share_the_gpus_each_meeting_at_its_own_port(state_dir: Path, tmp_path: Path) -> None:
+    """Two data-parallel jobs started by a plain ``torchrun`` (no options: the runtime gives it one
+    process per GPU and a meeting port of the attempt's own) share both GPUs under EaCO and
+    finish; only rank 0 of each reports, so each epoch is counted once."""
+    specs = []
+    for name in ("ddp-a", "ddp-b"):
+        p = tmp_path / f"{name}.yaml"
+        p.write_text(
+            f"name: {name}\n"
+            f"command: {sys.executable} -m torch.distributed.run -m eaco.runtime.examples.ddp_train --job-name {name} --epochs 3 --steps-per-epoch 150\n"
+            "epochs: 3\nexpected_epoch_s: 1.0\njob_type: resnet18\ngpu_util: 0.3\nmemory_gb: 2\nnum_gpus: 2\nslack: 20\n"
+            "env: {OMP_NUM_THREADS: '1'}\n"
+        )
+        specs.append(str(p))
+    daemon = Daemon(state_dir, extra=("--share-unmeasured",))
+    try:
+        ids = [int(x) for x in cli("submit", *specs, "--state-dir", str(state_dir)).split()]
+        wait_for(lambda: all(job_states(state_dir)[j] in ("finished", "failed") for j in ids), 120, "both torchrun jobs to end")
+        store = Store(state_dir / "runtime.db")
+        try:
+            for j in ids:
+                assert store.job(j).state == "finished", cli("logs", str(j), "--state-dir", str(state_dir))
+                records = [json.loads(x) for x in (state_dir / "jobs" / str(j) / "report.jsonl").read_text().splitlines()]
+                assert [r["epoch"] for r in records if r["event"] == "epoch"] == [0, 1, 2]
+                assert records[0]["detail"]["world_size"] == 2  # torchrun started one process per GPU
+            assert any(a.colocated for a in store.attempts()), [(a.job_id, a.gpus, a.colocated) for a in store.attempts()]
+        finally:
+            store.close()
+    finally:
+        daemon.kill(signal.SIGTERM)
 
 
 def test_a_zoo_job_runs_under_the_daemon_and_checkpoints_in_the_runtime_folder(state_dir: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
 from eaco.runtime.control import request_stop
+from eaco.runtime.distributed import LOOPBACK, add_job_process_env, free_port, job_process_env
 from eaco.runtime.procs import process_alive
 from eaco.runtime.wrapper import EXIT_FILE, WRAPPER_FILE, read_json_dict
 
@@ -32,6 +33,8 @@ class LocalBackend:
         request.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.update(request.env)
+        # one node: the job's processes (torchrun's, one per GPU) meet here, at a port of their own
+        add_job_process_env(env, request.env, job_process_env(0, 1, len(request.device_indices), LOOPBACK, free_port()))
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in request.device_indices)
         # number devices as NVML does (PCI bus order), which is how the runtime found them; CUDA's
         # own default order (fastest first) can differ on a machine with mixed boards

@@ -54,17 +54,13 @@ from eaco.model.gpu import gpu_type as lookup_gpu_type
 from eaco.profiler.epoch_report import REPORT_FILE_ENV
 from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
 from eaco.runtime.control import CONTROL_DIR_ENV, EXIT_STOPPED, request_stop
+from eaco.runtime.distributed import LOOPBACK, add_job_process_env, free_port, job_process_env
 from eaco.runtime.engine import Runtime
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.wrapper import EXIT_FILE, read_json_dict, write_json_atomic
 
 log = logging.getLogger("eaco.runtime.ray")
 
-NUM_NODES_ENV = "EACO_NUM_NODES"  # every Ray attempt: how many nodes (process groups) the job runs on
-NODE_RANK_ENV = "EACO_NODE_RANK"  # ... and which of them this is (0 .. EACO_NUM_NODES-1)
-LOCAL_GPUS_ENV = "EACO_LOCAL_GPUS"  # ... and how many GPUs it has on this node
-MASTER_ADDR_ENV = "EACO_MASTER_ADDR"  # a job spanning nodes: where its processes meet (rank 0's node)
-MASTER_PORT_ENV = "EACO_MASTER_PORT"
 GANG_FILE = "gang.json"  # in the attempt folder of a job spanning nodes: its nodes, rank order
 RESOURCE_PREFIX = "eaco_gpu_"
 TYPE_PREFIX = "eaco_type_"  # optional marker resource: eaco_type_v100 = 1 names the node's GPU type
@@ -224,27 +220,6 @@ def discover(gpu_type: str = "v100", known: Iterable[tuple[str, int] | tuple[str
 
 
 # ============================================================ the attempt
-def _free_port() -> int:
-    """A TCP port free on this host now (the OS's choice; taken by the job a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("", 0))
-        return int(sock.getsockname()[1])
-
-
-def gang_env(rank: int, ranks: int, local_gpus: int, master_addr: str, master_port: int) -> dict[str, str]:
-    """What each process group of a job spanning ``ranks`` nodes gets: EaCO's names, the names
-    ``torch.distributed`` reads (``MASTER_ADDR``/``MASTER_PORT``), and ``torchrun``'s ``PET_*``
-    defaults, so that a plain ``torchrun train.py`` starts ``local_gpus`` processes on each node
-    and they meet at rank 0's node (an explicit ``torchrun`` option still wins)."""
-    return {
-        NUM_NODES_ENV: str(ranks), NODE_RANK_ENV: str(rank), LOCAL_GPUS_ENV: str(local_gpus),
-        MASTER_ADDR_ENV: master_addr, MASTER_PORT_ENV: str(master_port),
-        "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port),
-        "PET_NNODES": str(ranks), "PET_NODE_RANK": str(rank), "PET_NPROC_PER_NODE": str(local_gpus),
-        "PET_MASTER_ADDR": master_addr, "PET_MASTER_PORT": str(master_port),
-    }
-
-
 class _AttemptActor:
     """Lives on the chosen node for one attempt (of a job spanning nodes: for one rank of it):
     starts the job, waits for it, stops it. ``master``: rank 0's :meth:`describe`, for the
@@ -280,16 +255,15 @@ class _AttemptActor:
         env["EACO_RAY_NODE_ID"] = node_id
         env.setdefault("PYTHONUNBUFFERED", "1")
         rank, ranks = int(payload.get("rank", 0)), int(payload.get("ranks", 1))
-        gang: dict[str, Any] = {}
-        if ranks > 1:
-            if rank == 0:
-                gang = {"master_addr": ray.util.get_node_ip_address(), "master_port": _free_port()}
-            else:
-                gang = {"master_addr": str((master or {})["master_addr"]), "master_port": int((master or {})["master_port"])}
-            env.update(gang_env(rank, ranks, len(payload["local_devices"]), gang["master_addr"], gang["master_port"]))
-            gang.update(rank=rank, ranks=ranks)
+        if ranks == 1:  # its processes meet on this node, at a port of this attempt's own
+            meet = {"master_addr": LOOPBACK, "master_port": free_port()}
+        elif rank == 0:  # the others come to this node
+            meet = {"master_addr": ray.util.get_node_ip_address(), "master_port": free_port()}
         else:
-            env.update({NUM_NODES_ENV: "1", NODE_RANK_ENV: "0", LOCAL_GPUS_ENV: str(len(payload["local_devices"]))})
+            meet = {"master_addr": str((master or {})["master_addr"]), "master_port": int((master or {})["master_port"])}
+        add_job_process_env(env, payload["env"], job_process_env(
+            rank, ranks, len(payload["local_devices"]), meet["master_addr"], meet["master_port"]))
+        gang: dict[str, Any] = dict(meet, rank=rank, ranks=ranks) if ranks > 1 else {}
         part = f" rank {rank} of {ranks}" if ranks > 1 else ""
         with open(log_file, "ab") as fh:
             fh.write(f"=== eaco runtime (ray): attempt {payload['attempt']}{part} on node {payload['node']} "

@@ -456,6 +456,37 @@ def test_node_local_files_mode_needs_no_shared_state_folder(cluster: dict[str, A
             shutil.rmtree(node_files_root(runtime.backend.node_tag), ignore_errors=True)
 
 
+def test_node_local_files_mode_runs_a_job_spanning_nodes_and_stops_every_rank(cluster: dict[str, Any], state_dir: Path) -> None:
+    """--ray-files node with a job on both nodes, one process per node (no torchrun): rank 0's
+    reports are copied to the daemon, the undo's stop request goes to the ranks' nodes through
+    their actors and both stop, and the job resumes from rank 0's checkpoint (read on its node,
+    broadcast to rank 1) and finishes with each epoch reported once."""
+    from eaco.runtime.ray_backend import node_files_root
+
+    runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, shared_files=False)
+    try:
+        text = (
+            "name: ddp-nf\n"
+            f"command: {sys.executable} -m eaco.runtime.examples.ddp_train --job-name ddp-nf --epochs 5 --steps-per-epoch 150\n"
+            "epochs: 5\nexpected_epoch_s: 1.0\njob_type: resnet18\nnum_gpus: 4\nenv: {OMP_NUM_THREADS: '1'}\n"
+        )
+        job = submit(runtime, text)
+        runtime.recover()
+        run_until(runtime, lambda: runtime.store.job(job).epochs_done >= 1, 90, "the first epoch")
+        runtime._undo(job)
+        run_until(runtime, lambda: runtime.store.job(job).attempts >= 2, 60, "the stop and the relaunch")
+        assert runtime.store.attempt(job, 1).outcome == "stopped"
+        run_until(runtime, lambda: states(runtime)[job] == "finished", 120, "the job to finish")
+        records = [json.loads(line) for line in runtime.layout.report_file(job).read_text().splitlines()]
+        assert [r["epoch"] for r in records if r["event"] == "epoch"] == list(range(5))
+        assert "rank 0: resumed at epoch" in runtime.layout.log_file(job).read_text()
+    finally:
+        runtime.backend.close()
+        runtime.store.close()
+        if runtime.backend.node_tag:
+            shutil.rmtree(node_files_root(runtime.backend.node_tag), ignore_errors=True)
+
+
 # ------------------------------------------------------------- a node joins
 def test_a_node_joining_the_cluster_is_used_at_once(cluster: dict[str, Any], state_dir: Path) -> None:
     """Both nodes busy with 2-GPU jobs, a third waits. An A100 node of one GPU joins: it is taken

@@ -244,6 +244,7 @@ def test_a_job_spanning_two_nodes_runs_a_rank_on_each_and_a_failing_rank_ends_it
 
     inv = discover("v100")
     backend = RayBackend(inv)
+    backend.gang_grace_s = 1.0  # rank 0 (sleeping) would never end cleanly: do not wait 10 s for it
     try:
         attempt_dir = state_dir / "gang" / "attempts" / "1"
         script = ("import os, sys, time; e = os.environ; "
@@ -267,6 +268,28 @@ def test_a_job_spanning_two_nodes_runs_a_rank_on_each_and_a_failing_rank_ends_it
             assert f"rank {r} of 2 {where} pet 2 {r} 1 dev {dev}" in text, text
         # rank 0 (sleeping 120 s) did not outlive the attempt
         wait_for(lambda: not process_alive(infos[0]["pid"], infos[0]["start_ticks"]), 15, "rank 0 to be stopped")
+    finally:
+        backend.close()
+
+
+def test_a_rank_failing_on_its_way_out_does_not_fail_a_job_whose_rank_0_ended_cleanly(cluster: dict[str, Any], state_dir: Path) -> None:
+    """Rank 1 aborts (as a torn-down process group can make it at exit) just after or just
+    before rank 0 exits 0: the attempt ends as rank 0 did."""
+    inv = discover("v100")
+    backend = RayBackend(inv)
+    backend.gang_grace_s = 5.0
+    try:
+        for name, rank0_s, rank1_s in (("after", 1.0, 2.0), ("before", 2.5, 1.0)):
+            attempt_dir = state_dir / name / "attempts" / "1"
+            script = ("import os, time; r = os.environ['EACO_NODE_RANK']; "
+                      f"time.sleep({rank0_s} if r == '0' else {rank1_s}); os._exit(0) if r == '0' else os.abort()")
+            request = LaunchRequest(
+                job_id=3, attempt=1, command=(sys.executable, "-c", script), working_dir=state_dir.parent,
+                env={"OMP_NUM_THREADS": "1"}, device_indices=(1, 2), attempt_dir=attempt_dir, log_file=state_dir / name / "job.log",
+            )
+            handle = backend.launch(request)
+            ended = wait_for(lambda: backend.poll(handle, attempt_dir), 60, f"the attempt ({name})")
+            assert ended.exit_code == 0, (name, ended)
     finally:
         backend.close()
 

@@ -12,8 +12,9 @@ path); the parent tails the file. Records:
   code 75 of its processes into its own failure code: this record tells the runtime it stopped.
 
 In a distributed job (several processes started by ``torchrun`` or another launcher that sets
-``RANK``) only the process of global rank 0 reports: the others' reporters write nothing, so an
-epoch is counted once however many processes train it.
+``RANK``, or one process per node of the runtime's ``EACO_NODE_RANK``) only the process of
+global rank 0 reports: the others' reporters write nothing, so an epoch is counted once however
+many processes train it.
 
 Use :class:`EpochReporter` directly, or :func:`timed_epochs` around a plain PyTorch loop::
 
@@ -40,12 +41,14 @@ REPORT_FILE_ENV = "EACO_REPORT_FILE"
 REPORT_VERSION = 1
 JOB_EVENTS = ("start", "end", "stopped")  # the records besides "epoch"
 GLOBAL_RANK_ENV = "RANK"  # set by torchrun (and torch.distributed's other launchers) for each process
+NODE_RANK_ENV = "EACO_NODE_RANK"  # set by the runtime for each node of a job (eaco.runtime.distributed)
 
 
 def is_reporting_process() -> bool:
     """Whether this process reports epochs: it is not part of a distributed job, or it is its
-    global rank 0 (``$RANK`` unset, empty or 0)."""
-    rank = os.environ.get(GLOBAL_RANK_ENV, "").strip()
+    global rank 0: ``$RANK`` unset, empty or 0, or where no launcher set ``$RANK`` (one process
+    per node), the runtime's ``$EACO_NODE_RANK`` unset, empty or 0."""
+    rank = os.environ.get(GLOBAL_RANK_ENV, "").strip() or os.environ.get(NODE_RANK_ENV, "").strip()
     return rank in ("", "0")
 
 

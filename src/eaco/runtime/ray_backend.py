@@ -61,6 +61,7 @@ from eaco.runtime.wrapper import EXIT_FILE, read_json_dict, write_json_atomic
 
 log = logging.getLogger("eaco.runtime.ray")
 
+GANG_GRACE_S = 10.0  # a job spanning nodes: how long the other ranks may take to end after one of them did
 GANG_FILE = "gang.json"  # in the attempt folder of a job spanning nodes: its nodes, rank order
 RESOURCE_PREFIX = "eaco_gpu_"
 TYPE_PREFIX = "eaco_type_"  # optional marker resource: eaco_type_v100 = 1 names the node's GPU type
@@ -421,6 +422,7 @@ class RayBackend:
         # node-local files mode: the name of this state folder's folder on every node
         self.node_tag = hashlib.sha1(str(self.state_root).encode()).hexdigest()[:16] if self.state_root else None
         self.pull_interval_s = pull_interval_s
+        self.gang_grace_s = GANG_GRACE_S
 
         self._ray = ray
         self._owns_connection = False
@@ -687,18 +689,34 @@ class RayBackend:
         return member.ended
 
     def _poll_gang(self, entry: _Attempt) -> AttemptExit | None:
-        """A job spanning nodes ends when every rank has ended (rank 0's exit code), or as soon as
-        one rank fails: the others would wait for it forever in their next collective, so they
-        are stopped, and the attempt ends as that rank did."""
-        ends = [self._member_end(m, r) for r, m in enumerate(entry.ranks())]
-        for r, ended in enumerate(ends):
-            if ended is not None and ended.exit_code not in (0, EXIT_STOPPED):
-                detail = ended.detail or f"rank {r} on node {entry.ranks()[r].node} exited with code {ended.exit_code}"
-                return self._finish(entry, AttemptExit(ended.exit_code, detail))
-        if all(e is not None for e in ends):
-            if not entry.extra.get("died"):
-                self._pull(entry, final=True)
-            return self._finish(entry, ends[0])  # type: ignore[arg-type]
+        """A job spanning nodes ends as its rank 0 does. Rank 0 ended cleanly (finished, or
+        stopped on request: its checkpoint and reports are written): the attempt ends so once
+        every rank has ended, or after :data:`GANG_GRACE_S` (the others are then stopped; a rank
+        that fails on its way out, as a torn-down process group can make it, changes nothing).
+        Another rank failed (an exit code other than 0 and 75, or lost): the others would wait
+        for it forever in their next collective, so unless rank 0 ends cleanly within
+        ``gang_grace_s`` the attempt ends as that rank did and every actor is killed."""
+        ranks = entry.ranks()
+        ends = [self._member_end(m, r) for r, m in enumerate(ranks)]
+        head = ends[0]
+        now = time.monotonic()
+        if head is not None and head.exit_code not in (0, EXIT_STOPPED):
+            return self._finish(entry, head)
+        if head is not None:
+            if all(e is not None for e in ends) or now - entry.extra.setdefault("head_ended_s", now) >= self.gang_grace_s:
+                for r, e in enumerate(ends[1:], start=1):
+                    if e is None or e.exit_code not in (0, EXIT_STOPPED):
+                        why = "still running" if e is None else (e.detail or f"exit code {e.exit_code}")
+                        log.info("attempt %s: rank 0 ended with code %s; rank %d: %s", entry.attempt_dir, head.exit_code, r, why)
+                if not entry.extra.get("died"):
+                    self._pull(entry, final=True)
+                return self._finish(entry, head)
+            return self._watch(entry)
+        failed = next(((r, e) for r, e in enumerate(ends) if e is not None and e.exit_code not in (0, EXIT_STOPPED)), None)
+        if failed is not None and now - entry.extra.setdefault("rank_failed_s", now) >= self.gang_grace_s:
+            r, e = failed
+            detail = e.detail or f"rank {r} on node {ranks[r].node} exited with code {e.exit_code}"
+            return self._finish(entry, AttemptExit(e.exit_code, detail))
         return self._watch(entry)
 
     def _watch(self, entry: _Attempt) -> AttemptExit | None:
@@ -722,18 +740,19 @@ class RayBackend:
 
     def _from_exit_file(self, attempt_dir: Path, why: str = "", ranks: bool = True) -> AttemptExit:
         """How an attempt whose actor is gone ended, from its ``exit.json``; with ``ranks``, for a
-        job spanning nodes, from every rank's: the first failure, else (all ended) rank 0's code."""
+        job spanning nodes, from every rank's: rank 0's code if it ended cleanly (0 or 75), else
+        the first failure."""
         nodes = gang_nodes(attempt_dir) if ranks else []
         codes: list[int | None] = []
         for r in range(max(1, len(nodes))):
             info = read_json_dict(rank_dir(attempt_dir, r) / EXIT_FILE)
             code = info.get("exit_code") if info else None
             codes.append(int(code) if isinstance(code, int) else None)
+        if codes[0] in (0, EXIT_STOPPED) or (codes[0] is not None and len(codes) == 1):
+            return AttemptExit(codes[0])  # rank 0 ended cleanly: that is how the attempt ended
         failed = next((c for c in codes if c is not None and c not in (0, EXIT_STOPPED)), None)
         if failed is not None:
             return AttemptExit(failed)
-        if all(c is not None for c in codes):
-            return AttemptExit(codes[0])
         return AttemptExit(None, why or "its actor is gone and it left no exit code")
 
     def _kill(self, actor: Any) -> None:

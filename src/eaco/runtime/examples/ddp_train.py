@@ -111,6 +111,7 @@ def _train(args: argparse.Namespace, rank: int, world: int, device: torch.device
             tick.checkpoint = str(ckpt)
         dist.barrier()  # the checkpoint is on disk before any process may stop after this epoch
         print(f"rank {rank}/{world} epoch {epoch} loss {tick.loss:.4f}", flush=True)
+    dist.barrier()  # every process is done with its last collective before any tears the group down
     epochs.exit_if_stopped()
     epochs.reporter.end(epochs=args.epochs)
     return 0

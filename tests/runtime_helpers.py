@@ -80,3 +80,17 @@ class InThreadDaemon:
         self.thread.join(timeout=20)
         assert not self.thread.is_alive(), "daemon thread did not stop"
         assert not self.errors, self.errors
+
+
+def ddp_spec(name: str, epochs: int, num_gpus: int, torchrun: bool = True, steps: int = 150, extra: str = "") -> str:
+    """A job spec of the data-parallel example (eaco.runtime.examples.ddp_train), started by a
+    plain ``torchrun`` or, without ``torchrun``, as one process per node."""
+    import sys
+
+    launcher = f"{sys.executable} -m torch.distributed.run" if torchrun else sys.executable
+    return (
+        f"name: {name}\n"
+        f"command: {launcher} -m eaco.runtime.examples.ddp_train --job-name {name} --epochs {epochs} --steps-per-epoch {steps}\n"
+        f"epochs: {epochs}\nexpected_epoch_s: 1.0\njob_type: resnet18\nnum_gpus: {num_gpus}\n{extra}"
+        "env: {OMP_NUM_THREADS: '1'}\n"
+    )

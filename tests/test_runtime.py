@@ -21,7 +21,7 @@ from eaco.runtime.spec import load_spec, spec_from_yaml
 from eaco.runtime.metrics import store_counts
 from eaco.runtime.store import Store
 from eaco.runtime_cli import cancel_command, logs_command, serve_command, status_command, submit_command
-from runtime_helpers import wait_for
+from runtime_helpers import ddp_spec, wait_for
 
 app = typer.Typer()
 app.command("serve")(serve_command)
@@ -370,12 +370,7 @@ def test_two_torchrun_jobs_share_the_gpus_each_meeting_at_its_own_port(state_dir
     specs = []
     for name in ("ddp-a", "ddp-b"):
         p = tmp_path / f"{name}.yaml"
-        p.write_text(
-            f"name: {name}\n"
-            f"command: {sys.executable} -m torch.distributed.run -m eaco.runtime.examples.ddp_train --job-name {name} --epochs 3 --steps-per-epoch 150\n"
-            "epochs: 3\nexpected_epoch_s: 1.0\njob_type: resnet18\ngpu_util: 0.3\nmemory_gb: 2\nnum_gpus: 2\nslack: 20\n"
-            "env: {OMP_NUM_THREADS: '1'}\n"
-        )
+        p.write_text(ddp_spec(name, epochs=3, num_gpus=2, extra="gpu_util: 0.3\nmemory_gb: 2\nslack: 20\n"))
         specs.append(str(p))
     daemon = Daemon(state_dir, extra=("--share-unmeasured",))
     try:

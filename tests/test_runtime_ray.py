@@ -24,7 +24,7 @@ from eaco.runtime.ray_backend import (
     RAY_ATTEMPT_FILE, RayBackend, RayRuntime, build_ray_runtime, discover, node_resources,
 )
 from eaco.runtime.spec import spec_from_yaml
-from runtime_helpers import kill_leftover_jobs, wait_for
+from runtime_helpers import ddp_spec, kill_leftover_jobs, wait_for
 
 OBJECT_STORE = 80 * 1024 * 1024
 NODE_ARGS: dict[str, Any] = dict(num_cpus=1, object_store_memory=OBJECT_STORE, include_dashboard=False)
@@ -85,6 +85,17 @@ def run_until(runtime: RayRuntime, cond: Callable[[], bool], timeout_s: float, w
             return
         time.sleep(runtime.tick_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}: {states(runtime)}")
+
+
+def close_runtime(runtime: RayRuntime) -> None:
+    """End of a test: the backend and store closed (attempts left running are the state folder's
+    to reap); in node-local files mode the nodes' files of this state folder removed."""
+    from eaco.runtime.ray_backend import node_files_root
+
+    runtime.backend.close()
+    runtime.store.close()
+    if runtime.backend.node_tag:
+        shutil.rmtree(node_files_root(runtime.backend.node_tag), ignore_errors=True)
 
 
 def states(runtime: RayRuntime) -> dict[int, str]:
@@ -232,8 +243,7 @@ def test_four_jobs_under_eaco_on_two_nodes_colocate_and_finish(cluster: dict[str
         assert summary["mean_jct_s"] > 0 and summary["energy"]["total_j"] > 0
         assert "ray 2 nodes" in summary["gpus"]
     finally:
-        runtime.backend.close()
-        runtime.store.close()
+        close_runtime(runtime)
 
 
 # ------------------------------------------------------ jobs spanning nodes
@@ -335,13 +345,7 @@ def test_a_torchrun_job_across_two_nodes_stops_at_an_epoch_end_resumes_and_finis
 
     runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1)
     try:
-        text = (
-            "name: ddp\n"
-            f"command: {sys.executable} -m torch.distributed.run -m eaco.runtime.examples.ddp_train --job-name ddp --epochs 6 --steps-per-epoch 150\n"
-            "epochs: 6\nexpected_epoch_s: 1.0\njob_type: resnet18\nnum_gpus: 4\n"
-            "env: {OMP_NUM_THREADS: '1'}\n"
-        )
-        job = submit(runtime, text)
+        job = submit(runtime, ddp_spec("ddp", epochs=6, num_gpus=4))
         runtime.recover()
         run_until(runtime, lambda: runtime.store.job(job).epochs_done >= 1, 90, "the first epoch")
         assert runtime.store.job(job).gpus == (0, 1, 2, 3)
@@ -362,8 +366,7 @@ def test_a_torchrun_job_across_two_nodes_stops_at_an_epoch_end_resumes_and_finis
         log_text = runtime.layout.log_file(job).read_text()
         assert "rank 0 of 2" in log_text and "rank 1 of 2" in log_text and "resumed at epoch" in log_text
     finally:
-        runtime.backend.close()
-        runtime.store.close()
+        close_runtime(runtime)
 
 
 # ------------------------------------------------------------ daemon restart
@@ -396,8 +399,7 @@ def test_a_restarted_daemon_reattaches_and_cancels(cluster: dict[str, Any], stat
         assert [a.outcome for a in second.store.attempts(stop)] == ["cancelled"]
         assert any(kind == "recover" and "watching it again" in detail for _, _, kind, detail in second.store.events(keep))
     finally:
-        second.backend.close()
-        second.store.close()
+        close_runtime(second)
 
 
 # ------------------------------------------------------------------ lost node
@@ -434,8 +436,7 @@ def test_a_lost_node_requeues_its_jobs_and_they_finish_elsewhere(cluster: dict[s
             assert info["node"] in ("n0", "n1")
             assert "resumed from" in runtime.layout.log_file(j).read_text()
     finally:
-        runtime.backend.close()
-        runtime.store.close()
+        close_runtime(runtime)
 
 
 # ------------------------------------------------------- node-local files
@@ -473,10 +474,7 @@ def test_node_local_files_mode_needs_no_shared_state_folder(cluster: dict[str, A
         runtime.store.request_cancel(long_job)
         run_until(runtime, lambda: states(runtime)[long_job] == "cancelled", 60, "the long job cancelled")
     finally:
-        runtime.backend.close()
-        runtime.store.close()
-        if runtime.backend.node_tag:
-            shutil.rmtree(node_files_root(runtime.backend.node_tag), ignore_errors=True)
+        close_runtime(runtime)
 
 
 def test_node_local_files_mode_runs_a_job_spanning_nodes_and_stops_every_rank(cluster: dict[str, Any], state_dir: Path) -> None:
@@ -484,16 +482,9 @@ def test_node_local_files_mode_runs_a_job_spanning_nodes_and_stops_every_rank(cl
     reports are copied to the daemon, the undo's stop request goes to the ranks' nodes through
     their actors and both stop, and the job resumes from rank 0's checkpoint (read on its node,
     broadcast to rank 1) and finishes with each epoch reported once."""
-    from eaco.runtime.ray_backend import node_files_root
-
     runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, shared_files=False)
     try:
-        text = (
-            "name: ddp-nf\n"
-            f"command: {sys.executable} -m eaco.runtime.examples.ddp_train --job-name ddp-nf --epochs 5 --steps-per-epoch 150\n"
-            "epochs: 5\nexpected_epoch_s: 1.0\njob_type: resnet18\nnum_gpus: 4\nenv: {OMP_NUM_THREADS: '1'}\n"
-        )
-        job = submit(runtime, text)
+        job = submit(runtime, ddp_spec("ddp-nf", epochs=5, num_gpus=4, torchrun=False))
         runtime.recover()
         run_until(runtime, lambda: runtime.store.job(job).epochs_done >= 1, 90, "the first epoch")
         runtime._undo(job)
@@ -504,10 +495,7 @@ def test_node_local_files_mode_runs_a_job_spanning_nodes_and_stops_every_rank(cl
         assert [r["epoch"] for r in records if r["event"] == "epoch"] == list(range(5))
         assert "rank 0: resumed at epoch" in runtime.layout.log_file(job).read_text()
     finally:
-        runtime.backend.close()
-        runtime.store.close()
-        if runtime.backend.node_tag:
-            shutil.rmtree(node_files_root(runtime.backend.node_tag), ignore_errors=True)
+        close_runtime(runtime)
 
 
 # ------------------------------------------------------------- a node joins

@@ -62,6 +62,7 @@ from eaco.runtime.wrapper import EXIT_FILE, read_json_dict, write_json_atomic
 log = logging.getLogger("eaco.runtime.ray")
 
 GANG_GRACE_S = 10.0  # a job spanning nodes: how long the other ranks may take to end after one of them did
+CLEAN_EXIT_CODES = (0, EXIT_STOPPED)  # a rank that ended so finished, or stopped on request
 GANG_FILE = "gang.json"  # in the attempt folder of a job spanning nodes: its nodes, rank order
 RESOURCE_PREFIX = "eaco_gpu_"
 TYPE_PREFIX = "eaco_type_"  # optional marker resource: eaco_type_v100 = 1 names the node's GPU type
@@ -691,7 +692,7 @@ class RayBackend:
     def _poll_gang(self, entry: _Attempt) -> AttemptExit | None:
         """A job spanning nodes ends as its rank 0 does. Rank 0 ended cleanly (finished, or
         stopped on request: its checkpoint and reports are written): the attempt ends so once
-        every rank has ended, or after :data:`GANG_GRACE_S` (the others are then stopped; a rank
+        every rank has ended, or after ``gang_grace_s`` (the others are then stopped; a rank
         that fails on its way out, as a torn-down process group can make it, changes nothing).
         Another rank failed (an exit code other than 0 and 75, or lost): the others would wait
         for it forever in their next collective, so unless rank 0 ends cleanly within
@@ -700,19 +701,19 @@ class RayBackend:
         ends = [self._member_end(m, r) for r, m in enumerate(ranks)]
         head = ends[0]
         now = time.monotonic()
-        if head is not None and head.exit_code not in (0, EXIT_STOPPED):
+        if head is not None and head.exit_code not in CLEAN_EXIT_CODES:
             return self._finish(entry, head)
         if head is not None:
             if all(e is not None for e in ends) or now - entry.extra.setdefault("head_ended_s", now) >= self.gang_grace_s:
                 for r, e in enumerate(ends[1:], start=1):
-                    if e is None or e.exit_code not in (0, EXIT_STOPPED):
+                    if e is None or e.exit_code not in CLEAN_EXIT_CODES:
                         why = "still running" if e is None else (e.detail or f"exit code {e.exit_code}")
                         log.info("attempt %s: rank 0 ended with code %s; rank %d: %s", entry.attempt_dir, head.exit_code, r, why)
                 if not entry.extra.get("died"):
                     self._pull(entry, final=True)
                 return self._finish(entry, head)
             return self._watch(entry)
-        failed = next(((r, e) for r, e in enumerate(ends) if e is not None and e.exit_code not in (0, EXIT_STOPPED)), None)
+        failed = next(((r, e) for r, e in enumerate(ends) if e is not None and e.exit_code not in CLEAN_EXIT_CODES), None)
         if failed is not None and now - entry.extra.setdefault("rank_failed_s", now) >= self.gang_grace_s:
             r, e = failed
             detail = e.detail or f"rank {r} on node {ranks[r].node} exited with code {e.exit_code}"
@@ -748,9 +749,10 @@ class RayBackend:
             info = read_json_dict(rank_dir(attempt_dir, r) / EXIT_FILE)
             code = info.get("exit_code") if info else None
             codes.append(int(code) if isinstance(code, int) else None)
-        if codes[0] in (0, EXIT_STOPPED) or (codes[0] is not None and len(codes) == 1):
-            return AttemptExit(codes[0])  # rank 0 ended cleanly: that is how the attempt ended
-        failed = next((c for c in codes if c is not None and c not in (0, EXIT_STOPPED)), None)
+        head = codes[0]
+        if head is not None and (len(codes) == 1 or head in CLEAN_EXIT_CODES):
+            return AttemptExit(head)  # one rank, or rank 0 ended cleanly: that is how the attempt ended
+        failed = next((c for c in codes if c is not None and c not in CLEAN_EXIT_CODES), None)
         if failed is not None:
             return AttemptExit(failed)
         return AttemptExit(None, why or "its actor is gone and it left no exit code")

@@ -273,14 +273,19 @@ def test_crash_while_colocated_is_requeued_exclusive(state_dir: Path, tmp_path: 
         ids = [int(x) for x in cli("submit", *map(str, specs), "--state-dir", str(state_dir)).split()]  # several at once
         assert ids == sorted(ids) and len(set(ids)) == 3
         bad = submit(state_dir, tmp_path, "crashy", epochs=3, steps=30, args="--fail-at-epoch 1 --fail-kind oom")
+        # training done and reported, then a crash on the way out: finished, not run again
+        done = submit(state_dir, tmp_path, "exit-crashy", epochs=2, steps=30, args="--fail-at-exit")
         wait_for(lambda: all(s == "finished" for s in job_states(state_dir).values()), 60, "jobs to finish")
     finally:
         daemon.kill(signal.SIGTERM)
     store = Store(state_dir / "runtime.db")
     row, attempts = store.job(bad), store.attempts(bad)
+    done_row, done_attempts = store.job(done), store.attempts(done)
     store.close()
     assert [a.outcome for a in attempts] == ["oom", "finished"], attempts
     assert attempts[0].colocated and row.exclusive_only and "exclusively" in (row.reason or "")
+    assert [(a.outcome, a.exit_code) for a in done_attempts] == [("finished", 1)], done_attempts
+    assert "'end' record" in (done_row.reason or "") and not done_row.exclusive_only
     assert len(ids) == 3
 
 

@@ -342,14 +342,21 @@ class Runtime:
             leave_gpus()
             self._forget(job_id)
             return
-        if code == 0:
-            self.store.end_attempt(job_id, attempt, code, "finished", "finished", now_unix)
+        attempt_row = self.store.attempt(job_id, attempt)
+        tail = self.tails.get(job_id)
+        reason = None
+        if code not in (0, None, EXIT_STOPPED) and tail is not None and tail.ended_s is not None \
+                and tail.ended_s >= attempt_row.start_unix - 1.0:
+            # it reported that training finished, then failed on its way out (a distributed
+            # group torn down badly, a crash at interpreter exit): its work is done, and running
+            # it again would run it twice
+            reason = f"training finished (its 'end' record), then the process exited with code {code}"
+        if code == 0 or reason is not None:
+            self.store.end_attempt(job_id, attempt, code, "finished", "finished", now_unix, reason=reason)
             leave_gpus()
             self._forget(job_id)
             return
-        attempt_row = self.store.attempt(job_id, attempt)
         colocated = (job_id, attempt) in self.colocated_attempts or attempt_row.colocated
-        tail = self.tails.get(job_id)
         if code not in (None, EXIT_STOPPED) and tail is not None and tail.stopped_s is not None \
                 and tail.stopped_s >= attempt_row.start_unix - 1.0:
             # it reported that it stopped on request; a launcher (torchrun) made a failure of the 75

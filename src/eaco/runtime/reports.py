@@ -9,13 +9,15 @@ from eaco.profiler.epoch_report import EpochRecord, ReportError, parse_report_li
 
 class ReportTail:
     """``stopped_s``: the time (Unix s) of the last "stopped" record read: the job said it stopped
-    on request, whatever exit code its launcher turns that into."""
+    on request, whatever exit code its launcher turns that into. ``ended_s``: the same for the
+    last "end" record: the job said it finished training."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._offset = 0
         self.bad_lines = 0
         self.stopped_s: float | None = None
+        self.ended_s: float | None = None
 
     def read_new(self) -> list[EpochRecord]:
         try:
@@ -41,4 +43,6 @@ class ReportTail:
                 out.append(rec)
             elif rec.event == "stopped":
                 self.stopped_s = rec.time_s
+            elif rec.event == "end":
+                self.ended_s = rec.time_s
         return out

@@ -4,7 +4,7 @@
 
 It reports epochs through :class:`eaco.runtime.control.RuntimeEpochs`, resumes from
 ``$EACO_CHECKPOINT_DIR/<job>.pt``, stops at an epoch end when the runtime asks (exit 75), and can
-fail on purpose (``--fail-at-epoch`` on ``--fail-on-attempt``) to exercise failure handling.
+fail on purpose (``--fail-at-epoch`` or ``--fail-at-exit``, on ``--fail-on-attempt``) to exercise failure handling.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-at-epoch", type=int, default=-1, help="exit 1 at the start of this epoch")
     p.add_argument("--fail-on-attempt", type=int, default=1, help="... only on this runtime attempt")
     p.add_argument("--fail-kind", choices=("crash", "oom"), default="crash")
+    p.add_argument("--fail-at-exit", action="store_true",
+                   help="exit 1 after training finished and was reported (a teardown crash), on --fail-on-attempt")
     return p
 
 
@@ -79,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"epoch {epoch} loss {tick.loss:.4f}", flush=True)
     epochs.exit_if_stopped()
     epochs.reporter.end(epochs=args.epochs)
+    if args.fail_at_exit and attempt == args.fail_on_attempt:
+        print("failing on purpose on the way out, training done", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

@@ -33,125 +33,25 @@ The paper's Algorithms 1 and 2 (arXiv 2412.08294), in the form this project impl
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
 from eaco.model.job import Job
 from eaco.policies.base import Policy
-from eaco.policies.consolidation import (
-    DEFAULT_MIN_REMAINING_S,
-    DEFAULT_RESTART_OVERHEAD_S,
-    ConsolidationSettings,
-    Consolidator,
-)
+from eaco.policies.candidates import CandidateFinder
+from eaco.policies.consolidation import ConsolidationSettings, Consolidator
 from eaco.policies.decisions import Decision, Place, Undo, WakeUp, Watch
+from eaco.policies.eaco_settings import EacoSettings
 from eaco.policies.placement import candidate_gpu_types, find_free_gpus, types_fastest_first
-from eaco.policies.reservation import DEFAULT_RESERVE_WAIT_S, ReservationSettings, Reserver
+from eaco.policies.reservation import ReservationSettings, Reserver
 from eaco.policies.view import EpochReport, SchedulerView
 from eaco.predictor.history import CoLocationPredictor, LearnedSpeed
 
-
-@dataclass(frozen=True, slots=True)
-class EacoSettings:
-    """EaCO's knobs. The paper leaves them open; these defaults are ours (docs/eaco.md)."""
-
-    util_threshold: float = 0.9  # a GPU whose predicted utilisation is at or above this takes no more jobs
-    memory_threshold: float = 0.9  # ... nor one whose memory in use / memory is at or above this
-    memory_margin_gb: float = 1.0  # kept free on every GPU beyond the jobs' peak memory
-    max_jobs_per_gpu: int = 4
-    observation_epochs: int = 1
-    alpha: float = 0.75  # objective weight: 1 = energy only, 0 = time per epoch only
-    confidence_z: float = 1.0  # deadline checks use speed estimate - z x uncertainty
-    # ... and this z for a job that finishes within the observation window (e.g. a single-epoch
-    # job): no undo can save its deadline, so the plan alone must (docs/eaco.md: on the Philly
-    # trace 1 miss caused by sharing instead of 4)
-    unobserved_z: float = 2.0
-    min_speed: float = 0.85  # a co-location is considered only if every member keeps at least this predicted speed
-    max_candidates: int = 4  # feasible co-location options compared per job
-    queue_window: int = 64  # queued jobs examined per scheduling pass (backfill depth)
-    # a job whose deadline is already lost (it would miss it even running alone from now) is
-    # placed best-effort: its own deadline no longer blocks a co-location (the others' still do)
-    late_jobs_best_effort: bool = True
-    # a job with little slack left (deadline - now - remaining exclusive time, relative to that
-    # time, below urgent_slack) may share down to urgent_min_speed: waiting would cost it its
-    # deadline, and every member's deadline is still checked
-    urgent_slack: float = 1.0
-    urgent_min_speed: float = 0.7
-    # beyond the paper: empty lightly loaded nodes by moving their jobs, at epoch ends, to free
-    # GPUs of other awake nodes, so that they sleep (policies/consolidation.py); a node is
-    # drained only if its longest job has at least consolidate_min_remaining_s left
-    consolidate: bool = True
-    consolidate_min_remaining_s: float = DEFAULT_MIN_REMAINING_S
-    # ... also nodes whose GPUs are shared: each shared GPU's jobs move as a set, one by one at
-    # their epoch ends, to one free GPU held for them until the set is whole again
-    consolidate_shared: bool = False
-    restart_overhead_s: float = DEFAULT_RESTART_OVERHEAD_S  # what EaCO assumes a move costs a job (its deadline check)
-    # beyond the paper: a job that could not be placed and whose deadline is urgent (slack below
-    # urgent_slack), or that has been in the system for reserve_wait_s (default: never), gets the
-    # node that frees first held for it; others may use that node only if they finish before
-    # (policies/reservation.py). Keeps big jobs from missing deadlines behind small ones.
-    reserve: bool = True
-    reserve_wait_s: float = DEFAULT_RESERVE_WAIT_S
-    # beyond the paper, on a mixed cluster: a job waits for GPUs of a faster type rather than
-    # start on a slower one when, by the objective above, waiting for the room predicted there
-    # and running is better (a K80 may take 10x as long as an A100 that frees soon)
-    wait_for_faster_type: bool = True
-
-    def __post_init__(self) -> None:
-        checks = [
-            (0.0 < self.util_threshold <= 1.0, "util_threshold must be in (0, 1]"),
-            (0.0 < self.memory_threshold <= 1.0, "memory_threshold must be in (0, 1]"),
-            (self.memory_margin_gb >= 0.0, "memory_margin_gb must be >= 0"),
-            (self.max_jobs_per_gpu >= 1, "max_jobs_per_gpu must be >= 1"),
-            (self.observation_epochs >= 1, "observation_epochs must be >= 1"),
-            (0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]"),
-            (self.confidence_z >= 0.0, "confidence_z must be >= 0"),
-            (self.unobserved_z >= 0.0, "unobserved_z must be >= 0"),
-            (0.0 <= self.min_speed <= 1.0, "min_speed must be in [0, 1]"),
-            (self.max_candidates >= 1, "max_candidates must be >= 1"),
-            (self.queue_window >= 1, "queue_window must be >= 1"),
-            (self.urgent_slack >= 0.0, "urgent_slack must be >= 0 (0: off)"),
-            (0.0 <= self.urgent_min_speed <= 1.0, "urgent_min_speed must be in [0, 1]"),
-            (self.consolidate_min_remaining_s >= 0.0, "consolidate_min_remaining_s must be >= 0"),
-            (self.restart_overhead_s >= 0.0, "restart_overhead_s must be >= 0"),
-            (self.reserve_wait_s >= 0.0, "reserve_wait_s must be >= 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"EacoSettings: {message}")
-
-
-OFFER_CACHE_MAX = 512  # job shapes whose per-node offers _search keeps (then it starts afresh)
-
-
-class _Replay:
-    """A generator's items, kept: a later reader replays them before drawing more."""
-
-    __slots__ = ("_source", "_items")
-
-    def __init__(self, source: Iterator[tuple[int, ...]]) -> None:
-        self._source = source
-        self._items: list[tuple[int, ...]] = []
-
-    def __iter__(self) -> Iterator[tuple[int, ...]]:
-        i = 0
-        while True:
-            if i == len(self._items):
-                nxt = next(self._source, None)
-                if nxt is None:
-                    return
-                self._items.append(nxt)
-            yield self._items[i]
-            i += 1
-
-
-# an eligible GPU: (predicted utilisation, GPU, free memory in GB, sorted job types on it)
-_Eligible = tuple[float, int, float, tuple[str, ...]]
+__all__ = ["EacoPolicy", "EacoSettings", "EacoStats"]
 
 
 @dataclass(slots=True)
@@ -211,31 +111,15 @@ class EacoPolicy(Policy):
         self.settings = settings or EacoSettings()
         self.stats = EacoStats()
         self._observing: dict[int, _Observation] = {}  # new job id -> observation
-        self._locked: dict[int, int] = {}  # GPU -> new job whose co-location is observed there
-        self._excluded: dict[int, set[tuple[int, ...]]] = {}  # job -> GPU sets undone for it
+        # FindCandidates, with the GPUs locked for observed co-locations and the GPU sets undone
+        # for each job (finder.excluded)
+        self.finder = CandidateFinder(self.settings, predictor, catalog, lambda: self.consolidator.held_gpus)
         self._undo_at_epoch: dict[int, tuple[int, ...]] = {}  # job to undo at its next epoch end -> GPUs locked
         self._blocked: set[int] = set()
-        self._util_cache: dict[tuple[tuple[str, ...], str], float] = {}
-        # (sorted job types of a set, GPU type) -> H's predicted speed of its slowest member
-        self._set_min_speed: dict[tuple[tuple[str, ...], str], float] = {}
-        self._candidate_memo: dict[tuple[object, ...], _Replay] = {}
-        # (GPU type, job type, memory needed, GPUs, min speed) -> node -> (the node's eligible
-        # list it was computed from, the GPU set it offers or None) (_search)
-        self._offers: dict[tuple[object, ...], dict[int, tuple[list[_Eligible], tuple[int, ...] | None]]] = {}
         self._transitions: list[tuple[float, int]] = []  # (time, waiting job whose checks change then)
         self._wake_at_s = math.inf  # the wake-up asked for, if any
         self._noted: set[tuple[float, int]] = set()  # what _transitions holds
-        # GPU type -> node -> (eligible GPUs, all eligible), for nodes with an eligible GPU.
-        # EaCO's belief about a GPU's utilisation is refreshed when its jobs change, when it is
-        # locked or unlocked, and after every refit of H.
-        self._eligible: dict[str, dict[int, tuple[list[_Eligible], bool]]] = {}
-        self._node_order: dict[str, list[tuple[float, int]]] = {}  # GPU type -> sorted (-best util, node)
-        self._log_position: dict[str, int] = {}
-        self._dirty_nodes: dict[str, set[int]] = {}
-        self._util_version = -1
-        self._gpu_node_of: dict[int, int] = {}
         self._node_end: dict[int, tuple[tuple[int, int], tuple[float, ...]]] = {}
-        self._lock_epoch = 0  # bumped whenever a GPU is locked or unlocked
         self._host_per_gpu_w: dict[str, float] = {}
         # job waiting for a faster GPU type -> (nodes it waits for, GPUs per node, predicted end
         # there) (_better_to_wait)
@@ -254,13 +138,8 @@ class EacoPolicy(Policy):
             movable=self._movable,
             reserved=self.reserver.reserved_nodes,
             speed=self._job_speed,
-            on_hold_change=self._hold_changed,
+            on_hold_change=self.finder.node_changed,
         )
-
-    def _hold_changed(self, node: int) -> None:
-        """A GPU of ``node`` started or stopped being held for a moving set: its eligibility changed."""
-        self._lock_epoch += 1
-        self._mark_dirty(node)
 
     def _movable(self, job_id: int) -> bool:
         """Whether consolidation may move the job: not in a co-location under observation, no
@@ -292,7 +171,7 @@ class EacoPolicy(Policy):
 
     def restore_learned(self, items: Iterable[LearnedSpeed]) -> int:
         taken = self.predictor.restore(items)
-        self._util_cache.clear()
+        self.finder.history_restored()
         return taken
 
     # ================================================================== entry
@@ -302,7 +181,7 @@ class EacoPolicy(Policy):
         if view.finished:
             self._blocked.clear()
             for job_id in view.finished:
-                self._excluded.pop(job_id, None)
+                self.finder.excluded.pop(job_id, None)
                 if job_id in self._undo_at_epoch:
                     self._release_undo_lock(job_id)
                 self._job_left(job_id)
@@ -368,7 +247,7 @@ class EacoPolicy(Policy):
             self._blocked.clear()  # GPUs unlocked and H updated: waiting jobs may fit now
             self.stats.observations_completed += 1
             if view.is_running(new_job) and self._would_miss_a_deadline(view, obs):
-                self._excluded.setdefault(new_job, set()).add(obs.gpus)
+                self.finder.excluded.setdefault(new_job, set()).add(obs.gpus)
                 self.stats.undos += 1
                 self.stats.undo_job_ids.append(new_job)
                 if new_job in reported:
@@ -378,10 +257,7 @@ class EacoPolicy(Policy):
                     # epoch end so that no work past its checkpoint is lost
                     # its GPUs stay locked until then
                     self._undo_at_epoch[new_job] = obs.gpus
-                    self._lock_epoch += 1
-                    for g in obs.gpus:
-                        self._locked.setdefault(g, new_job)
-                        self._mark_dirty(self._node_of_gpu(g))
+                    self.finder.keep_locked(obs.gpus, new_job)
                     decisions.append(Watch(new_job, 1))
         return decisions
 
@@ -399,13 +275,7 @@ class EacoPolicy(Policy):
         g = next(g for g in obs.gpus if obs.gpu_sets[g] == sets[0])
         types = obs.gpu_set_types[g]
         self.predictor.record_member(types, obs.gpu_type, view.job(report.job_id).job_type, report.observed_speed)
-        key = (tuple(sorted(types)), obs.gpu_type)
-        self._util_cache.pop(key, None)
-        self._set_min_speed.pop(key, None)
-        # a job of a type in that set may now be let in, or kept out, of GPUs running the rest of it
-        members = set(types)
-        for shape in [k for k in self._offers if k[0] == obs.gpu_type and k[1] in members]:
-            del self._offers[shape]
+        self.finder.set_learnt(types, obs.gpu_type)
 
     def _would_miss_a_deadline(self, view: SchedulerView, obs: _Observation) -> bool:
         z = self.settings.confidence_z
@@ -437,22 +307,11 @@ class EacoPolicy(Policy):
             obs.pending.discard(job_id)
 
     def _release_undo_lock(self, job_id: int) -> None:
-        self._lock_epoch += 1
-        for g in self._undo_at_epoch.pop(job_id):
-            if self._locked.get(g) == job_id:
-                del self._locked[g]
-                self._mark_dirty(self._node_of_gpu(g))
-
-    def _node_of_gpu(self, gpu: int) -> int:
-        return self._gpu_node_of[gpu]
+        self.finder.unlock(self._undo_at_epoch.pop(job_id), job_id)
 
     def _end_observation(self, new_job: int) -> None:
         obs = self._observing.pop(new_job)
-        self._lock_epoch += 1
-        for g in obs.gpus:
-            if self._locked.get(g) == new_job:
-                del self._locked[g]
-                self._mark_dirty(self._node_of_gpu(g))
+        self.finder.unlock(obs.gpus, new_job)
 
     # ============================================================== placement
     def _place_next(self, view: SchedulerView) -> list[Decision]:
@@ -517,7 +376,7 @@ class EacoPolicy(Policy):
             found = 0
             min_speed = self._min_speed(view, job, t)
             avoid = draining | self.reserver.avoid_for(view, job, t, sharing=True)
-            for gpus in () if job.exclusive else self._candidates(view, job, t, min_speed):
+            for gpus in () if job.exclusive else self.finder.candidates(view, job, t, min_speed):
                 if avoid and any(view.gpu_node(g) in avoid for g in gpus):
                     continue  # being emptied, or held for a waiting job
                 opt = self._evaluate_colocation(view, job, gpus, t, min_speed, norm_j, type_factor, binds)
@@ -636,11 +495,7 @@ class EacoPolicy(Policy):
             pending=set(member_ids),
         )
         self._observing[job.job_id] = obs
-        self._lock_epoch += 1
-        for g in gpus:
-            self._locked[g] = job.job_id
-            self._gpu_node_of[g] = view.gpu_node(g)
-            self._mark_dirty(view.gpu_node(g))
+        self.finder.lock(view, gpus, job.job_id)
         self.stats.colocations += 1
         epochs = self.settings.observation_epochs
         return [Place(job.job_id, gpus), *(Watch(j, epochs) for j in member_ids)]
@@ -649,182 +504,10 @@ class EacoPolicy(Policy):
     def _find_candidates(
         self, view: SchedulerView, job: Job, gpu_type: str, min_speed: float = 0.0
     ) -> list[tuple[int, ...]]:
-        """Every candidate GPU set for ``job``, most utilised first (see :meth:`_candidates`);
-        with the default ``min_speed`` of 0, FindCandidates as the paper defines it."""
-        return list(self._candidates(view, job, gpu_type, min_speed))
-
-    def _candidates(self, view: SchedulerView, job: Job, gpu_type: str, min_speed: float) -> Iterable[tuple[int, ...]]:
-        """:meth:`_search`, shared by the queued jobs of one shape and type until the cluster or H
-        changes (each reader draws only as far as it needs)."""
-        if job.job_id in self._excluded:
-            return self._search(view, job, gpu_type, min_speed)
-        p = self.predictor
-        key = (view.state_version, self._lock_epoch, p.refit_version, p.observations, gpu_type, job.num_gpus,
-               job.memory_gb, job.job_type, min_speed)
-        got = self._candidate_memo.get(key)
-        if got is None:
-            if len(self._candidate_memo) > 256:
-                self._candidate_memo.clear()
-            got = self._candidate_memo[key] = _Replay(self._search(view, job, gpu_type, min_speed))
-        return got
-
-    def _search(self, view: SchedulerView, job: Job, gpu_type: str, min_speed: float) -> Iterator[tuple[int, ...]]:
-        """Candidate GPU sets for ``job``, most utilised first, generated lazily (the caller stops
-        after ``max_candidates`` feasible ones): per node, its ``num_gpus`` most-utilised
-        eligible GPUs that have memory for the job and that it may join (every member keeps
-        ``min_speed`` by H's point estimate); a job larger than a node takes the most-utilised
-        nodes whose GPUs all qualify. Sets undone for this job before are skipped."""
-        excluded = self._excluded.get(job.job_id, ())
-        need_gb = job.memory_gb + self.settings.memory_margin_gb
-        per_node = view.max_gpus_per_node(gpu_type)
-        n = job.num_gpus
-        nodes = self._eligible_by_node(view, gpu_type)
-
-        may_join: dict[tuple[str, ...], bool] = {}  # a GPU's job types -> the job may join them
-
-        def qualifies(free_gb: float, types: tuple[str, ...]) -> bool:
-            if free_gb < need_gb:
-                return False
-            ok = may_join.get(types)
-            if ok is None:
-                ok = may_join[types] = self._joined_min_speed(types, job.job_type, gpu_type) >= min_speed
-            return ok
-
-        if n <= per_node:
-            # nodes in the order of their most-utilised eligible GPU (whether or not this job
-            # may join that one), each offering its most-utilised GPUs that qualify. What a node
-            # offers a job of this shape is kept while the node's eligible list is the same
-            # object (it is rebuilt whenever the node's jobs, locks or H change): with a long
-            # queue most nodes offer nothing to most jobs, and are not scanned again.
-            if len(self._offers) > OFFER_CACHE_MAX:
-                self._offers.clear()
-            offers = self._offers.setdefault((gpu_type, job.job_type, need_gb, n, min_speed), {})
-            for node, eligible, _ in nodes:
-                got = offers.get(node)
-                if got is not None and got[0] is eligible:
-                    gpus = got[1]
-                else:
-                    chosen: list[int] = []
-                    gpus = None
-                    for _u, g, free, types in eligible:
-                        if qualifies(free, types):
-                            chosen.append(g)
-                            if len(chosen) == n:
-                                gpus = tuple(sorted(chosen))
-                                break
-                    offers[node] = (eligible, gpus)
-                if gpus is not None and gpus not in excluded:
-                    yield gpus
-            return
-        whole_nodes: list[tuple[float, int, tuple[int, ...]]] = []  # (-mean utilisation, node, GPUs)
-        for node, eligible, all_eligible in nodes:
-            if all_eligible and all(qualifies(free, types) for _, _, free, types in eligible):
-                whole_nodes.append((-sum(e[0] for e in eligible) / len(eligible), node, tuple(e[1] for e in eligible)))
-        whole_nodes.sort()
-        picked: list[int] = []
-        for _, _node, gpus in whole_nodes:
-            picked.extend(gpus)
-            if len(picked) >= n:
-                cand = tuple(sorted(picked[:n]))
-                if cand not in excluded:
-                    yield cand
-                return
-
-    def _eligible_by_node(
-        self, view: SchedulerView, gpu_type: str
-    ) -> Iterator[tuple[int, list[_Eligible], bool]]:
-        """Per active node of ``gpu_type`` with an eligible GPU, nodes ordered by their
-        most-utilised eligible GPU (then by id): its GPUs that may take one more job whatever the
-        job (busy, under both thresholds, not locked, no high-priority job), as (predicted
-        utilisation, GPU, free memory in GB, sorted job types on it), most utilised first; and
-        whether every GPU of the node is eligible. Kept across calls and recomputed only for
-        nodes whose jobs or locks changed (every node after H is refitted)."""
-        if self._util_version != self.predictor.refit_version:
-            self._util_version = self.predictor.refit_version
-            self._util_cache.clear()
-            self._set_min_speed.clear()
-            self._eligible.clear()
-        per_type = self._eligible.get(gpu_type)
-        changed, self._log_position[gpu_type] = view.nodes_changed_since(self._log_position.get(gpu_type, 0))
-        if per_type is None or changed is None:
-            per_type = {}
-            self._eligible[gpu_type] = per_type
-            self._dirty_nodes.pop(gpu_type, None)
-            todo: Iterable[int] = view.active_node_ids()
-            self._node_order[gpu_type] = order = []
-        else:
-            todo = set(changed) | self._dirty_nodes.pop(gpu_type, set())
-            order = self._node_order[gpu_type]
-        for node in todo:
-            old = per_type.pop(node, None)
-            if old is not None:
-                del order[bisect.bisect_left(order, (-old[0][0][0], node))]
-            if view.node_gpu_type(node) != gpu_type:
-                continue
-            eligible, all_eligible = self._node_eligibility(view, node)
-            if eligible:
-                per_type[node] = (eligible, all_eligible)
-                bisect.insort(order, (-eligible[0][0], node))
-        return ((node, *per_type[node]) for _, node in order.copy())
-
-    def _mark_dirty(self, node: int) -> None:
-        """A node's eligibility changed for a reason the cluster state does not show (a lock)."""
-        for dirty in (self._dirty_nodes.setdefault(t, set()) for t in self._eligible):
-            dirty.add(node)
-
-    def _node_eligibility(self, view: SchedulerView, node: int) -> tuple[list[_Eligible], bool]:
-        s = self.settings
-        node_gpus = view.node_gpus(node)
-        eligible: list[_Eligible] = []
-        held = self.consolidator.held_gpus
-        for g in node_gpus:
-            count = view.gpu_job_count(g)
-            if count == 0 or count >= s.max_jobs_per_gpu or g in self._locked or g in held:
-                continue
-            if any(view.job(j).is_high_priority or view.job(j).exclusive for j in view.gpu_jobs(g)):
-                continue  # high-priority and exclusive jobs keep their GPUs to themselves
-            total = view.gpu_memory_gb(g)
-            used = view.gpu_memory_used_gb(g)
-            if used / total >= s.memory_threshold:
-                continue
-            types = self._gpu_types(view, g)
-            util = self._types_util(types, view.gpu_type(g))
-            if util >= s.util_threshold:
-                continue
-            eligible.append((util, g, total - used, types))
-        eligible.sort(key=lambda x: (-x[0], x[1]))
-        return eligible, len(eligible) == len(node_gpus)
-
-    @staticmethod
-    def _gpu_types(view: SchedulerView, gpu: int) -> tuple[str, ...]:
-        """The sorted job types on a GPU now."""
-        return tuple(sorted(view.job(j).job_type for j in view.gpu_jobs(gpu)))
-
-    def _gpu_util(self, view: SchedulerView, gpu: int) -> float:
-        """Predicted utilisation of a GPU's current job set (EaCO's belief, from H)."""
-        return self._types_util(self._gpu_types(view, gpu), view.gpu_type(gpu))
-
-    def _types_util(self, types: tuple[str, ...], gpu_type: str) -> float:
-        key = (types, gpu_type)
-        got = self._util_cache.get(key)
-        if got is None:
-            got = self._set_util(types, gpu_type)
-            self._util_cache[key] = got
-        return got
-
-    def _joined_min_speed(self, types: tuple[str, ...], job_type: str, gpu_type: str) -> float:
-        """H's predicted speed of the slowest member once ``job_type`` joins a GPU running
-        ``types``: the first, cheap test of a candidate (against ``min_speed``)."""
-        key = (tuple(sorted((*types, job_type))), gpu_type)
-        got = self._set_min_speed.get(key)
-        if got is None:
-            got = min(e.speed for e in self.predictor.estimate(key[0], gpu_type))
-            self._set_min_speed[key] = got
-        return got
-
-    def _set_util(self, types: tuple[str, ...], gpu_type: str) -> float:
-        ests = self.predictor.estimate(types, gpu_type)
-        return min(1.0, sum(self.catalog.get(t).util_on(gpu_type) * e.speed for t, e in zip(types, ests)))
+        """Every candidate GPU set for ``job``, most utilised first (see
+        :meth:`CandidateFinder.search`); with the default ``min_speed`` of 0, FindCandidates as
+        the paper defines it."""
+        return list(self.finder.candidates(view, job, gpu_type, min_speed))
 
     # ============================================================ PredictJCT
     def _left(self, view: SchedulerView, job: Job, gpu_type: str) -> tuple[float, float]:
@@ -907,8 +590,8 @@ class EacoPolicy(Policy):
                 speeds[j] = min(speeds.get(j, 1.0), n.conservative(z(j)))
                 old_speeds[j] = min(old_speeds.get(j, 1.0), o.speed)
             new_speed = min(new_speed, new[-1].conservative(z(job.job_id)))
-            util_old = self._gpu_util(view, g)
-            util_new = self._set_util((*types, job.job_type), gpu_type)
+            util_old = self.finder.gpu_util(view, g)
+            util_new = self.finder.set_util((*types, job.job_type), gpu_type)
             p_new = gpu_model.power_w(util_new)
             delta_power_w += p_new - gpu_model.power_w(util_old)
             new_power_on[g] = p_new / (len(others) + 1) + host_w
@@ -976,7 +659,7 @@ class EacoPolicy(Policy):
         """Per GPU of the node, when its current jobs are predicted to be done (-inf: free; inf:
         offline, it frees for nobody), earliest first; H's speed estimates for jobs that share
         a GPU."""
-        key = (view.node_version(node), self._util_version)
+        key = (view.node_version(node), self.finder.util_version)
         got = self._node_end.get(node)
         if got is None or got[0] != key:
             ends: dict[int, float] = {}  # job -> predicted end

@@ -462,8 +462,7 @@ def test_gpus_payload_names_each_gpus_node() -> None:
     from eaco.runtime.api import gpus_payload
     from eaco.runtime.gpu_meter import GpuInterval
     from eaco.runtime.metrics import GpuSnapshot, RuntimeSnapshot
-    from eaco.runtime.ray_backend import RayInventory, RayNode
-
+    from eaco.runtime.ray_inventory import RayInventory, RayNode
     inventory = RayInventory("v100", (0, 1, 2), True, (RayNode("a", 2, "v100"), RayNode("b", 1, "v100")))
     gpus = (GpuSnapshot(0, "v100", (3, 4), 24.0, 32.0, 0.9, GpuInterval(10.0, "counter", 250.0, 0.8, None)),
             GpuSnapshot(1, "v100", (), 0.0, 32.0, 0.0),

@@ -299,8 +299,7 @@ def test_on_a_mixed_cluster_speeds_are_relative_to_the_baseline_on_the_gpu_type_
     backend). A ResNet-50 measures 2 s epochs alone on the V100; it then shares the A100 with
     another job and takes 1.5 s an epoch there. Alone on an A100 it would take 2 s / ratio
     (the catalogue's A100 speed over V100 of its type), so its observed speed is that over 1.5 s."""
-    from eaco.runtime.ray_backend import RayInventory, RayNode
-
+    from eaco.runtime.ray_inventory import RayInventory, RayNode
     inventory = RayInventory("v100", (0, 1), True, (RayNode("n0", 1, "v100"), RayNode("n1", 1, "a100")))
     runtime, _ = build_runtime(ServeOptions(tmp_path / "state", inventory, "eaco"))
     try:

@@ -9,7 +9,7 @@ import pytest
 from eaco.errors import InputError
 from eaco.runtime.gpus import declared_gpus
 from eaco.runtime.jobs import check_runnable
-from eaco.runtime.ray_backend import RayInventory, RayNode
+from eaco.runtime.ray_inventory import RayInventory, RayNode
 from eaco.runtime.spec import spec_from_yaml
 
 
@@ -64,7 +64,7 @@ def test_mixed_ray_nodes_checked_per_gpu_type(env) -> None:  # type: ignore[no-u
 
 
 def _ray_node(name: str, gpus: int, marker: str | None = None) -> dict[str, object]:
-    from eaco.runtime.ray_backend import TYPE_PREFIX, node_resources
+    from eaco.runtime.ray_inventory import TYPE_PREFIX, node_resources
 
     resources: dict[str, float] = dict(node_resources(name, gpus))
     if marker is not None:
@@ -73,7 +73,7 @@ def _ray_node(name: str, gpus: int, marker: str | None = None) -> dict[str, obje
 
 
 def test_discovery_takes_nodes_of_every_known_gpu_type() -> None:
-    from eaco.runtime.ray_backend import discover
+    from eaco.runtime.ray_inventory import discover
 
     nodes = [_ray_node("a", 2), _ray_node("b", 4, "a100"), _ray_node("c", 1, "tpu9")]
     refused: dict[str, str] = {}

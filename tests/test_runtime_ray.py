@@ -20,9 +20,10 @@ from ray.cluster_utils import Cluster
 
 from eaco.runtime.backend import LaunchRequest
 from eaco.runtime.procs import process_alive
-from eaco.runtime.ray_backend import (
-    RAY_ATTEMPT_FILE, RayBackend, RayRuntime, build_ray_runtime, discover, node_resources,
-)
+from eaco.runtime.ray_attempt import RAY_ATTEMPT_FILE
+from eaco.runtime.ray_backend import RayBackend
+from eaco.runtime.ray_inventory import discover, node_resources
+from eaco.runtime.ray_runtime import RayRuntime, build_ray_runtime
 from eaco.runtime.spec import spec_from_yaml
 from runtime_helpers import ddp_spec, kill_leftover_jobs, wait_for
 
@@ -90,7 +91,7 @@ def run_until(runtime: RayRuntime, cond: Callable[[], bool], timeout_s: float, w
 def close_runtime(runtime: RayRuntime) -> None:
     """End of a test: the backend and store closed (attempts left running are the state folder's
     to reap); in node-local files mode the nodes' files of this state folder removed."""
-    from eaco.runtime.ray_backend import node_files_root
+    from eaco.runtime.ray_attempt import node_files_root
 
     runtime.backend.close()
     runtime.store.close()
@@ -250,7 +251,7 @@ def test_four_jobs_under_eaco_on_two_nodes_colocate_and_finish(cluster: dict[str
 def test_a_job_spanning_two_nodes_runs_a_rank_on_each_and_a_failing_rank_ends_it(cluster: dict[str, Any], state_dir: Path) -> None:
     """GPUs 1 (n0) and 2 (n1): one actor per node, each told its rank and where to meet (rank
     0's node and port); rank 1 fails, so the attempt ends with its code and rank 0 is stopped."""
-    from eaco.runtime.ray_backend import GANG_FILE, rank_dir
+    from eaco.runtime.ray_attempt import GANG_FILE, rank_dir
 
     inv = discover("v100")
     backend = RayBackend(inv)
@@ -307,7 +308,7 @@ def test_a_rank_failing_on_its_way_out_does_not_fail_a_job_whose_rank_0_ended_cl
 def test_a_new_backend_finds_every_rank_of_a_spanning_job_and_terminates_them(cluster: dict[str, Any], state_dir: Path) -> None:
     """A daemon restart: the next backend finds rank 0's and rank 1's actors by name (from
     gang.json), watches both, and a terminate reaches both processes."""
-    from eaco.runtime.ray_backend import rank_dir
+    from eaco.runtime.ray_attempt import rank_dir
 
     inv = discover("v100")
     first = RayBackend(inv)
@@ -341,7 +342,7 @@ def test_a_torchrun_job_across_two_nodes_stops_at_an_epoch_end_resumes_and_finis
     epochs; an undo stops every process after the same epoch (torchrun turns their code 75 into
     its 1; the job's "stopped" record says what happened); it is requeued, resumes from its
     checkpoint and finishes with each epoch reported once."""
-    from eaco.runtime.ray_backend import GANG_FILE, rank_dir
+    from eaco.runtime.ray_attempt import GANG_FILE, rank_dir
 
     runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1)
     try:
@@ -444,7 +445,8 @@ def test_node_local_files_mode_needs_no_shared_state_folder(cluster: dict[str, A
     """--ray-files node: the jobs write their reports, logs and exit codes on their node; the
     daemon copies reports and logs through Ray, and an undo's stop request goes through the actor."""
     from eaco.runtime.control import EXIT_STOPPED
-    from eaco.runtime.ray_backend import PULL_FILE, node_files_root
+    from eaco.runtime.ray_attempt import node_files_root
+    from eaco.runtime.ray_backend import PULL_FILE
 
     runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, shared_files=False)
     try:
@@ -504,7 +506,7 @@ def test_a_node_joining_the_cluster_is_used_at_once(cluster: dict[str, Any], sta
     (GPU 4) but too small for the waiting job; a node marked with a GPU type the model does not
     know is refused; node n2 joins (GPUs 5 and 6) and the waiting job runs there. A job that asks
     for an A100 then runs on the A100 node: one runtime drives nodes of several GPU types."""
-    from eaco.runtime.ray_backend import NODES_FILE, TYPE_PREFIX
+    from eaco.runtime.ray_inventory import NODES_FILE, TYPE_PREFIX
 
     c: Cluster = cluster["cluster"]
     from ray import cloudpickle

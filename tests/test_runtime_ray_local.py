@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from eaco.runtime.client import RuntimeClient
-from eaco.runtime.ray_backend import LOCAL_NODE, RAY_ATTEMPT_FILE
+from eaco.runtime.ray_attempt import RAY_ATTEMPT_FILE
+from eaco.runtime.ray_runtime import LOCAL_NODE
 from eaco.runtime.store import Store
 from runtime_helpers import kill_leftover_jobs, wait_for
 

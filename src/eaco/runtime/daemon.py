@@ -52,7 +52,7 @@ def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext
     from eaco.setup import load_environment
 
     if options.backend == "ray":
-        from eaco.runtime.ray_backend import build_ray_runtime
+        from eaco.runtime.ray_runtime import build_ray_runtime
 
         return build_ray_runtime(options.state_dir, options.policy_name, options.tick_s,
                                  options.ray_address, options.ray_gpu_type, policy_factory,

@@ -1,6 +1,6 @@
 """GPU energy on a Ray cluster: one small meter actor per node reads that node's GPUs through NVML.
 
-Each node of the :class:`~eaco.runtime.ray_backend.RayInventory` gets a ``_NodeMeterActor``
+Each node of the :class:`~eaco.runtime.ray_inventory.RayInventory` gets a ``_NodeMeterActor``
 pinned to it (it asks a thousandth of a unit of the node's first EaCO GPU resource, so Ray puts it
 there and it never blocks a job). The daemon's :class:`RayGpuSource` asks every actor for a
 reading once per tick and waits at most ``timeout_s``; a node that does not answer (lost, busy)
@@ -59,7 +59,7 @@ class RayGpuSource:
                  start_timeout_s: float = 30.0) -> None:
         import ray
 
-        from eaco.runtime.ray_backend import scan_nodes
+        from eaco.runtime.ray_inventory import scan_nodes
 
         self._ray = ray
         self.timeout_s = timeout_s
@@ -88,7 +88,7 @@ class RayGpuSource:
             self._accept(ref, *pending[ref])
 
     def _new_actor(self, node: str, num_gpus: int) -> Any:
-        from eaco.runtime.ray_backend import NAMESPACE, gpu_resource
+        from eaco.runtime.ray_inventory import NAMESPACE, gpu_resource
 
         return self._cls.options(num_cpus=0, resources={gpu_resource(node, 0): METER_UNITS}, namespace=NAMESPACE,
                                  max_restarts=-1).remote(node, num_gpus, self._source_factory)

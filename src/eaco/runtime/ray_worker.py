@@ -1,7 +1,7 @@
 """Runs one attempt of a job on a Ray node, under the attempt's Ray actor, and records how it ended.
 
 ``python -m eaco.runtime.ray_worker ATTEMPT_DIR -- COMMAND...`` is started by the attempt actor of
-:mod:`eaco.runtime.ray_backend` in a new session (so the actor can signal the whole group). Like
+:mod:`eaco.runtime.ray_attempt` in a new session (so the actor can signal the whole group). Like
 :mod:`eaco.runtime.wrapper` it writes ``ATTEMPT_DIR/wrapper.json`` (its pid and start time) before
 starting the command and ``ATTEMPT_DIR/exit.json`` (the command's exit code) when it ends, and
 passes SIGTERM/SIGINT on to the command. In addition it watches its parent: when the actor that

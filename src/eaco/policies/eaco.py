@@ -120,6 +120,11 @@ class EacoPolicy(Policy):
         self._wake_at_s = math.inf  # the wake-up asked for, if any
         self._noted: set[tuple[float, int]] = set()  # what _transitions holds
         self._node_end: dict[int, tuple[tuple[int, int], tuple[float, ...]]] = {}
+        # within one call (one view, one time, nothing applied yet): (job, GPU type) -> _left
+        self._left_now: dict[tuple[int, str], tuple[float, float]] = {}
+        # (GPUs, GPU type, draining, reserved) -> _free_gpus, for one cluster state version
+        self._free_memo: dict[tuple[object, ...], tuple[int, ...] | None] = {}
+        self._free_version = -1
         self._host_per_gpu_w: dict[str, float] = {}
         # job waiting for a faster GPU type -> (nodes it waits for, GPUs per node, predicted end
         # there) (_better_to_wait)
@@ -176,6 +181,7 @@ class EacoPolicy(Policy):
 
     # ================================================================== entry
     def schedule(self, view: SchedulerView) -> list[Decision]:
+        self._left_now.clear()
         if self.capacity_changed(view):  # GPUs joined or came back
             self._blocked.clear()
         if view.finished:
@@ -456,16 +462,22 @@ class EacoPolicy(Policy):
                 return True
         return False
 
-    @staticmethod
-    def _free_gpus(view: SchedulerView, num_gpus: int, gpu_type: str, draining: frozenset[int],
+    def _free_gpus(self, view: SchedulerView, num_gpus: int, gpu_type: str, draining: frozenset[int],
                    reserved: frozenset[int]) -> tuple[int, ...] | None:
         """Free GPUs off ``reserved`` nodes (held for another job), and off the nodes being
-        drained if possible."""
-        if draining:
-            gpus = find_free_gpus(view, num_gpus, gpu_type, avoid=draining | reserved)
-            if gpus is not None:
-                return gpus
-        return find_free_gpus(view, num_gpus, gpu_type, avoid=reserved)
+        drained if possible. The same for every queued job of that size until the cluster
+        changes: kept for the cluster state version."""
+        if self._free_version != view.state_version:
+            self._free_version = view.state_version
+            self._free_memo.clear()
+        key = (num_gpus, gpu_type, draining, reserved)
+        if key in self._free_memo:
+            return self._free_memo[key]
+        gpus = find_free_gpus(view, num_gpus, gpu_type, avoid=draining | reserved) if draining else None
+        if gpus is None:
+            gpus = find_free_gpus(view, num_gpus, gpu_type, avoid=reserved)
+        self._free_memo[key] = gpus
+        return gpus
 
     def _placing(self, view: SchedulerView, place: Place) -> list[Decision]:
         """A placement on a node being drained calls that drain off (there was no other room)."""
@@ -511,10 +523,15 @@ class EacoPolicy(Policy):
 
     # ============================================================ PredictJCT
     def _left(self, view: SchedulerView, job: Job, gpu_type: str) -> tuple[float, float]:
-        """The job's remaining epochs, and the seconds they take alone on ``gpu_type``."""
-        remaining_epochs = max(0.0, job.num_epochs - view.progress(job.job_id).epochs_done)
-        rate = self.catalog.get(job.job_type).speed_on(gpu_type) / job.epoch_duration_s
-        return remaining_epochs, remaining_epochs / rate
+        """The job's remaining epochs, and the seconds they take alone on ``gpu_type`` (kept for
+        the rest of this call: the view does not change within it)."""
+        key = (job.job_id, gpu_type)
+        got = self._left_now.get(key)
+        if got is None:
+            remaining_epochs = max(0.0, job.num_epochs - view.progress(job.job_id).epochs_done)
+            rate = self.catalog.get(job.job_type).speed_on(gpu_type) / job.epoch_duration_s
+            got = self._left_now[key] = (remaining_epochs, remaining_epochs / rate)
+        return got
 
     def _remaining_s(self, view: SchedulerView, job: Job, gpu_type: str, speed: float) -> float:
         return self._left(view, job, gpu_type)[1] / speed

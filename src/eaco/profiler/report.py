@@ -26,9 +26,8 @@ from eaco.measurements.paper import PaperTables, load_paper_tables
 from eaco.profiler.experiment import RunOutcome
 from eaco.profiler.paper_compare import PaperComparison, compare_with_paper
 from eaco.report.markdown import md_table
+from eaco.units import J_PER_KWH, S_PER_H
 
-J_PER_KWH = 3.6e6
-S_PER_H = 3600.0
 
 
 def _pct(x: float | None) -> str:

@@ -9,9 +9,9 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
-from eaco.sim.energy_meter import J_PER_KWH
 from eaco.sim.metrics import Metrics
 from eaco.sim.result import SimulationResult
+from eaco.units import J_PER_KWH
 
 METRIC_COLUMNS = (
     "policy",

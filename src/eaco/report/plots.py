@@ -8,6 +8,7 @@ import numpy as np
 
 from eaco.sim.metrics import Metrics
 from eaco.sim.result import SimulationResult
+from eaco.units import S_PER_H
 
 MAX_POINTS = 4000
 
@@ -41,7 +42,7 @@ def plot_active_nodes(out_path: Path, results: list[SimulationResult], num_nodes
         t = np.append(t, r.makespan_s)
         y = np.append(y, y[-1])
         tg, yg = _step_downsample(t, y)
-        ax.step(tg / 3600.0, yg, where="post", label=r.policy, linewidth=1)
+        ax.step(tg / S_PER_H, yg, where="post", label=r.policy, linewidth=1)
     ax.set_xlabel("time (h)")
     ax.set_ylabel("active nodes")
     ax.set_ylim(0, num_nodes * 1.05)

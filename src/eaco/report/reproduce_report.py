@@ -17,8 +17,8 @@ from eaco.report.plots import _step_downsample
 from eaco.sim.metrics import Metrics, with_common_end
 from eaco.study.paper_numbers import PaperNumber, load_paper_numbers
 from eaco.study.reproduce import PAPER_RULES_LABEL, POLICIES, SeedRow, StudyResult, seed_rows, tradeoff_points
+from eaco.units import S_PER_H
 
-H = 3600.0
 
 
 def _ratio(a: float, b: float) -> float:
@@ -231,7 +231,7 @@ def fig_active_nodes(path: Path, study: StudyResult, nodes: int, group: str = "m
         y = np.asarray(r.timeseries.active_nodes, float)
         y = np.append(y, y[-1] if y.size else 0.0)
         tg, yg = _step_downsample(t, y)
-        ax.step(tg / H, yg, where="post", label=policy, linewidth=1)
+        ax.step(tg / S_PER_H, yg, where="post", label=policy, linewidth=1)
     ax.set_xlabel("time (h)")
     ax.set_ylabel("active nodes")
     ax.set_ylim(0, nodes * 1.05)

@@ -7,8 +7,8 @@ from typing import Callable
 from rich.table import Table
 
 from eaco.sim.metrics import Metrics
+from eaco.units import S_PER_H
 
-H = 3600.0
 
 
 def _money(value: float | None) -> str:
@@ -36,14 +36,14 @@ def metric_rows(rows: list[Metrics], currency: str = "USD") -> list[tuple[str, l
         ("  GPU idle (kWh)", lambda m: f"{m.gpu_idle_kwh:,.0f}"),
         ("  host (kWh)", lambda m: f"{m.host_kwh:,.0f}"),
         ("  sleep (kWh)", lambda m: f"{m.sleep_kwh:,.0f}"),
-        ("JCT avg / p50 (h)", lambda m: f"{m.jct_s.mean / H:,.2f} / {m.jct_s.p50 / H:,.2f}"),
-        ("JCT p95 / p99 (h)", lambda m: f"{m.jct_s.p95 / H:,.1f} / {m.jct_s.p99 / H:,.1f}"),
-        ("runtime avg (h)", lambda m: f"{m.run_time_s.mean / H:,.2f}"),
+        ("JCT avg / p50 (h)", lambda m: f"{m.jct_s.mean / S_PER_H:,.2f} / {m.jct_s.p50 / S_PER_H:,.2f}"),
+        ("JCT p95 / p99 (h)", lambda m: f"{m.jct_s.p95 / S_PER_H:,.1f} / {m.jct_s.p99 / S_PER_H:,.1f}"),
+        ("runtime avg (h)", lambda m: f"{m.run_time_s.mean / S_PER_H:,.2f}"),
         ("waiting avg / p99 / max (h)",
-         lambda m: f"{m.waiting_s.mean / H:,.2f} / {m.waiting_s.p99 / H:,.1f} / {m.waiting_s.max / H:,.1f}"),
-        ("total time avg / p50 (h)", lambda m: f"{m.total_time_s.mean / H:,.2f} / {m.total_time_s.p50 / H:,.2f}"),
-        ("total time p95 / p99 (h)", lambda m: f"{m.total_time_s.p95 / H:,.1f} / {m.total_time_s.p99 / H:,.1f}"),
-        ("makespan (h)", lambda m: f"{m.makespan_s / H:,.1f}"),
+         lambda m: f"{m.waiting_s.mean / S_PER_H:,.2f} / {m.waiting_s.p99 / S_PER_H:,.1f} / {m.waiting_s.max / S_PER_H:,.1f}"),
+        ("total time avg / p50 (h)", lambda m: f"{m.total_time_s.mean / S_PER_H:,.2f} / {m.total_time_s.p50 / S_PER_H:,.2f}"),
+        ("total time p95 / p99 (h)", lambda m: f"{m.total_time_s.p95 / S_PER_H:,.1f} / {m.total_time_s.p99 / S_PER_H:,.1f}"),
+        ("makespan (h)", lambda m: f"{m.makespan_s / S_PER_H:,.1f}"),
         ("avg active nodes", lambda m: f"{m.avg_active_nodes:,.1f}"),
         ("avg GPU util (all / busy)", lambda m: f"{m.avg_gpu_util:.1%} / {m.avg_busy_gpu_util:.1%}"),
         ("co-located jobs", lambda m: f"{m.colocated_jobs:,}"),
@@ -53,7 +53,7 @@ def metric_rows(rows: list[Metrics], currency: str = "USD") -> list[tuple[str, l
         ("jobs moved to empty a node", lambda m: f"{m.migrations:,}"),
     ]
     if any(m.energy_common_end_kwh is not None for m in rows):
-        ends = max(m.makespan_s for m in rows) / H
+        ends = max(m.makespan_s for m in rows) / S_PER_H
         after_split = next(i for i, (label, _) in enumerate(lines) if label == "  sleep (kWh)") + 1
         lines.insert(after_split, (f"energy to {ends:,.0f} h (kWh)", lambda m: (
             f"{m.energy_common_end_kwh:,.0f}" if m.energy_common_end_kwh is not None else "-")))
@@ -64,7 +64,7 @@ def metric_rows(rows: list[Metrics], currency: str = "USD") -> list[tuple[str, l
 def _cost_lines(rows: list[Metrics], currency: str) -> list[tuple[str, Callable[[Metrics], str]]]:
     """Facility energy (when PUE > 1), electricity cost and carbon, each also to the common end."""
     out: list[tuple[str, Callable[[Metrics], str]]] = []
-    ends = max((m.makespan_s for m in rows), default=0.0) / H
+    ends = max((m.makespan_s for m in rows), default=0.0) / S_PER_H
     if any(m.facility_energy_kwh is not None and abs(m.facility_energy_kwh - m.energy_kwh) > 1e-9 for m in rows):
         out.append(("facility energy, x PUE (kWh)", lambda m: _money(m.facility_energy_kwh)))
     if any(m.electricity_cost is not None for m in rows):

@@ -25,7 +25,7 @@ from eaco.runtime.accounting import EnergyTotals
 from eaco.runtime.baselines import MAX_BASELINE_EPOCHS
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.store import ENERGY_COLUMNS, Store
-from eaco.sim.energy_meter import J_PER_KWH
+from eaco.units import J_PER_KWH
 
 HOURLY_FILE = "energy_hourly.csv"
 

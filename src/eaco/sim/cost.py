@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from eaco.energy.grid import GridSettings
-from eaco.sim.energy_meter import J_PER_KWH, spread_over_hours
+from eaco.sim.energy_meter import spread_over_hours
 from eaco.sim.metrics import Metrics
 from eaco.sim.result import SimulationResult
+from eaco.units import J_PER_KWH
 
 G_PER_KG = 1000.0
 

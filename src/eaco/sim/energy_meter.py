@@ -33,22 +33,21 @@ from eaco.model.job import Job
 
 from eaco.sim.ground_truth import GroundTruth
 from eaco.state.cluster_state import ClusterState
+from eaco.units import J_PER_KWH, S_PER_H
 
 if TYPE_CHECKING:
     from eaco.energy.node_power import EnergyModel
 
-J_PER_KWH = 3.6e6
-HOUR_S = 3600.0
 
 
 def spread_over_hours(hourly_j: "array | list[float]", power_w: float, start_s: float, end_s: float) -> None:
     """Add ``power_w`` from ``start_s`` to ``end_s`` to the hours it spans (``hourly_j[k]``: from
     k h to k + 1 h of simulated time), growing ``hourly_j`` as needed."""
-    hour = int(start_s // HOUR_S)
+    hour = int(start_s // S_PER_H)
     while True:
         if hour >= len(hourly_j):
             hourly_j.extend([0.0] * (hour + 1 - len(hourly_j)))
-        edge = (hour + 1) * HOUR_S
+        edge = (hour + 1) * S_PER_H
         if end_s <= edge:
             hourly_j[hour] += power_w * (end_s - start_s)
             return

@@ -32,6 +32,7 @@ from eaco.sim.energy_meter import EnergyMeter
 from eaco.sim.ground_truth import GroundTruth
 from eaco.sim.result import JobRecord, SimulationResult
 from eaco.state.cluster_state import ClusterState
+from eaco.units import S_PER_H
 from eaco.workloads.base import Workload
 
 if TYPE_CHECKING:
@@ -529,5 +530,5 @@ class Simulator:
             max_work_residual=self.max_work_residual_epochs,
             wall_s=wall_s,
             policy_stats=dict(self.policy.decision_counts()),
-            job_gpu_hours_by_type={t: self.gpu_s_by_type[t] / 3600.0 for t in sorted(self.gpu_s_by_type)},
+            job_gpu_hours_by_type={t: self.gpu_s_by_type[t] / S_PER_H for t in sorted(self.gpu_s_by_type)},
         )

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from eaco.sim.energy_meter import J_PER_KWH
 from eaco.sim.result import SimulationResult
+from eaco.units import J_PER_KWH
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from eaco.setup import build_cluster, load_environment
 from eaco.sim.metrics import Metrics
 from eaco.sim.result import SimulationResult
 from eaco.sim.runner import Environment, simulate
+from eaco.units import S_PER_H
 from eaco.workloads import generate_workload
 from eaco.workloads.base import Workload
 from eaco.workloads.slo import SloSettings, assign_slos
@@ -258,8 +259,8 @@ def tradeoff_points(study: StudyResult) -> list[TradeoffPoint]:
         out.append(TradeoffPoint(
             setting,
             sum(r.metrics.energy_kwh for r in runs) / n,
-            sum(r.metrics.jct_s.mean for r in runs) / n / 3600.0,
-            sum(r.metrics.run_time_s.mean for r in runs) / n / 3600.0,
+            sum(r.metrics.jct_s.mean for r in runs) / n / S_PER_H,
+            sum(r.metrics.run_time_s.mean for r in runs) / n / S_PER_H,
             sum(r.metrics.colocated_jobs for r in runs) / n,
             sum(r.metrics.undos for r in runs) / n,
             n,

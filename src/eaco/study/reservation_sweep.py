@@ -17,6 +17,7 @@ from typing import Sequence
 
 from eaco.policies.eaco import EacoSettings
 from eaco.study.reproduce import SweepRun, sweep_command_line
+from eaco.units import S_PER_H
 
 VARIANTS: dict[str, EacoSettings] = {
     "off": replace(EacoSettings(), reserve=False),
@@ -25,11 +26,10 @@ VARIANTS: dict[str, EacoSettings] = {
     "urgent or waited 24 h": replace(EacoSettings(), reserve_wait_s=24 * 3600.0),
 }
 LOADS: tuple[tuple[float, tuple[int, ...]], ...] = ((6.0, tuple(range(8))), (12.0, tuple(range(5))))
-H = 3600.0
 
 
 def _waits_h(run: SweepRun, min_gpus: int) -> list[float]:
-    return [j.waiting_s / H for j in run.result.jobs if j.num_gpus >= min_gpus]
+    return [j.waiting_s / S_PER_H for j in run.result.jobs if j.num_gpus >= min_gpus]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

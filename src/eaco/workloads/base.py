@@ -18,6 +18,7 @@ import numpy as np
 
 from eaco.colocation.catalog import REFERENCE_GPU, JobCatalog, JobTypeSpec
 from eaco.model.job import Job, epochs_for_duration
+from eaco.units import S_PER_H
 from eaco.workloads.job_types import JobTypeAssigner
 
 
@@ -68,7 +69,7 @@ class Workload:
 
     def total_gpu_hours(self) -> float:
         """Sum over jobs of num_gpus x exclusive duration on the reference GPU, in hours."""
-        return math.fsum(j.num_gpus * j.exclusive_duration_s for j in self.jobs) / 3600.0
+        return math.fsum(j.num_gpus * j.exclusive_duration_s for j in self.jobs) / S_PER_H
 
     def gpu_count_histogram(self) -> dict[int, int]:
         out: dict[int, int] = {}

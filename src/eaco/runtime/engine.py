@@ -28,6 +28,7 @@ from eaco.runtime.control import (
     ATTEMPT_ENV, CHECKPOINT_DIR_ENV, CONTROL_DIR_ENV, EXIT_STOPPED, JOB_ID_ENV, clear_stop,
 )
 from eaco.runtime.errors import RuntimeStateError
+from eaco.runtime.exit_rules import AttemptEnd, judge_exit
 from eaco.runtime.gpu_meter import GpuMeter
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, AloneEpoch, AloneTracker, EpochBaseline, choose_baseline, workload_key
@@ -49,7 +50,6 @@ SUMMARY_GAP_FACTOR = 10.0
 log = logging.getLogger("eaco.runtime")
 
 MAX_POLICY_CALLS_PER_TICK = 1000
-MAX_ATTEMPTS = 5  # a job lost or crashed this many times fails
 OOM_MARKERS = ("out of memory", "outofmemoryerror")
 BASELINE_EVENT_CHANGE = 0.1  # a job's event log notes a baseline that moved by more than this share
 
@@ -337,76 +337,42 @@ class Runtime:
             self.placed.pop(job_id, None)
             self.finished_pending.append(job_id)
 
-        if row.cancel_requested:
-            self.store.end_attempt(job_id, attempt, code, "cancelled", "cancelled", now_unix, reason="cancelled by user")
-            leave_gpus()
-            self._forget(job_id)
-            return
         attempt_row = self.store.attempt(job_id, attempt)
         tail = self.tails.get(job_id)
-        reason = None
-        if code not in (0, None, EXIT_STOPPED) and tail is not None and tail.ended_s is not None \
-                and tail.ended_s >= attempt_row.start_unix - 1.0:
-            # it reported that training finished, then failed on its way out (a distributed
-            # group torn down badly, a crash at interpreter exit): its work is done, and running
-            # it again would run it twice
-            reason = f"training finished (its 'end' record), then the process exited with code {code}"
-        if code == 0 or reason is not None:
-            self.store.end_attempt(job_id, attempt, code, "finished", "finished", now_unix, reason=reason)
-            leave_gpus()
-            self._forget(job_id)
-            return
-        colocated = (job_id, attempt) in self.colocated_attempts or attempt_row.colocated
-        if code not in (None, EXIT_STOPPED) and tail is not None and tail.stopped_s is not None \
-                and tail.stopped_s >= attempt_row.start_unix - 1.0:
+        failure = code not in (0, None, EXIT_STOPPED)
+        verdict = judge_exit(AttemptEnd(
+            exit_code=code, attempt=attempt, start_unix=attempt_row.start_unix,
+            cancel_requested=row.cancel_requested, stopping=status == "stopping",
+            colocated=(job_id, attempt) in self.colocated_attempts or attempt_row.colocated,
+            exclusive_only=row.exclusive_only,
+            ended_record_s=tail.ended_s if tail is not None else None,
+            stopped_record_s=tail.stopped_s if tail is not None else None,
+            log_mentions_oom=failure and not row.cancel_requested and self._log_mentions_oom(job_id),
+            detail=ended.detail or "",
+        ))
+        if verdict.stop_reported:
             # it reported that it stopped on request; a launcher (torchrun) made a failure of the 75
             self.store.event(job_id, "stopped", f"attempt {attempt} reported a stop at an epoch end and exited with code {code}")
-            code = EXIT_STOPPED
-        if code == EXIT_STOPPED:
-            outcome = "stopped"
-        elif code is None:
-            outcome = "lost"
-        else:
-            outcome = "oom" if self._log_mentions_oom(job_id) else "crashed"
-        if code == EXIT_STOPPED or (status == "stopping" and outcome == "lost"):
-            # an undo (or the job stopped on its own): it resumes from its checkpoint wherever
-            # the policy places it now that its old GPUs are free
-            self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix)
-            if status == "stopping":
-                # undone: the policy took it off these GPUs already (no `finished` for it, which
-                # would make the policy forget what it learnt, e.g. the GPU sets undone for it)
-                if job_id in self.state.job_gpus:
-                    self.state.remove(job_id)
-                self.placed.pop(job_id, None)
-            else:
-                leave_gpus()
-            self.status[job_id] = "queued"
-            return
-        # status running: the process ended without finishing
-        if row.attempts >= MAX_ATTEMPTS:
-            self.store.end_attempt(job_id, attempt, code, outcome, "failed", now_unix, reason=f"{outcome} on attempt {attempt} of {MAX_ATTEMPTS}")
+        self.store.end_attempt(job_id, attempt, verdict.exit_code, verdict.outcome, verdict.new_state, now_unix,
+                               reason=verdict.reason, exclusive_only=True if verdict.exclusive_only else None)
+        if not verdict.requeued:
             leave_gpus()
             self._forget(job_id)
             return
-        if outcome in ("crashed", "oom") and colocated and not row.exclusive_only:
-            reason = f"{outcome} while co-located; requeued to run exclusively"
-            self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix, reason=reason, exclusive_only=True)
+        if status == "stopping" and verdict.outcome in ("stopped", "lost"):
+            # undone (or moved): the policy took it off these GPUs already (no `finished` for
+            # it, which would make the policy forget what it learnt, e.g. the GPU sets undone
+            # for it); it resumes from its checkpoint wherever the policy places it now
+            if job_id in self.state.job_gpus:
+                self.state.remove(job_id)
+            self.placed.pop(job_id, None)
+        else:
             leave_gpus()
+        if verdict.exclusive_only:
             self.jobs[job_id] = job_from_spec(job_id, self.specs[job_id], self.jobs[job_id].submit_time_s, self.catalog, self.inventory,
                                               self.baselines[job_id], exclusive_only=True,
                                               memory_gb=self.memory[job_id].memory_gb)
-            self.status[job_id] = "queued"
-            return
-        if outcome == "lost":
-            lost_why = f" ({ended.detail})" if ended.detail else ""
-            self.store.end_attempt(job_id, attempt, code, outcome, "queued", now_unix,
-                                   reason=f"process lost{lost_why}; requeued to resume from its checkpoint")
-            leave_gpus()
-            self.status[job_id] = "queued"
-            return
-        self.store.end_attempt(job_id, attempt, code, outcome, "failed", now_unix, reason=f"{outcome} (exit code {code})")
-        leave_gpus()
-        self._forget(job_id)
+        self.status[job_id] = "queued"
 
     def _launch(self, job_id: int, gpus: tuple[int, ...], now_unix: float) -> None:
         spec = self.specs[job_id]

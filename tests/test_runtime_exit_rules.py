@@ -20,7 +20,7 @@ def verdict(**kw: object) -> ExitVerdict:
 def test_cancel_wins_over_everything() -> None:
     for code in (0, 1, EXIT_STOPPED, None):
         v = verdict(exit_code=code, cancel_requested=True, ended_record_s=START + 5, colocated=True)
-        assert (v.outcome, v.new_state, v.exit_code, v.reason) == ("cancelled", "cancelled", code, "cancelled by user")
+        assert (v.outcome, v.new_state, v.reason) == ("cancelled", "cancelled", "cancelled by user")
 
 
 def test_clean_exit_finishes() -> None:
@@ -30,7 +30,7 @@ def test_clean_exit_finishes() -> None:
 
 def test_failure_after_its_end_record_finishes_with_the_real_code() -> None:
     v = verdict(exit_code=1, ended_record_s=START + 30, colocated=True)
-    assert (v.outcome, v.new_state, v.exit_code, v.exclusive_only) == ("finished", "finished", 1, False)
+    assert (v.outcome, v.new_state, v.exclusive_only) == ("finished", "finished", False)
     assert "'end' record" in (v.reason or "") and "code 1" in (v.reason or "")
     # an "end" record of an earlier attempt does not count (a second before the start does)
     assert verdict(exit_code=1, ended_record_s=START - 5).outcome == "crashed"
@@ -43,7 +43,7 @@ def test_stop_code_or_a_reported_stop_requeues() -> None:
     v = verdict(exit_code=EXIT_STOPPED)
     assert (v.outcome, v.new_state, v.stop_reported, v.reason) == ("stopped", "queued", False, None)
     v = verdict(exit_code=1, stopped_record_s=START + 10)  # torchrun made a 1 of the 75
-    assert (v.outcome, v.new_state, v.exit_code, v.stop_reported) == ("stopped", "queued", 1, True)
+    assert (v.outcome, v.new_state, v.stop_reported) == ("stopped", "queued", True)
     assert verdict(exit_code=1, stopped_record_s=START - 10).outcome == "crashed"
     # a stop on the last allowed attempt still requeues: nothing failed
     assert verdict(exit_code=EXIT_STOPPED, attempt=5).new_state == "queued"

@@ -122,7 +122,7 @@ class EacoPolicy(Policy):
         self._node_end: dict[int, tuple[tuple[int, int], tuple[float, ...]]] = {}
         # within one call (one view, one time, nothing applied yet): (job, GPU type) -> _left
         self._left_now: dict[tuple[int, str], tuple[float, float]] = {}
-        # (GPUs, GPU type, draining, reserved) -> _free_gpus, for one cluster state version
+        # (GPU count, GPU type, draining, reserved) -> _free_gpus, for one cluster state version
         self._free_memo: dict[tuple[object, ...], tuple[int, ...] | None] = {}
         self._free_version = -1
         self._host_per_gpu_w: dict[str, float] = {}
@@ -450,9 +450,7 @@ class EacoPolicy(Policy):
             end_s = max(start_s, view.now_s) + run_s
             if binds and end_s > job.deadline_s:
                 continue
-            gpu_model = self.energy.gpu(t)
-            energy_j = job.num_gpus * (gpu_model.power_w(jt.util_on(t)) - gpu_model.idle_power_w) * run_s
-            energy_j += self._awake_extension_j(view, {n: end_s for n in nodes}, t)
+            energy_j = self._alone_energy_j(view, job, t, run_s, {n: end_s for n in nodes})
             if self._objective(energy_j / norm_j, (end_s - view.now_s) / fastest_s) < best_score:
                 per_node = job.num_gpus if len(nodes) == 1 else view.max_gpus_per_node(t)
                 self._claims[job.job_id] = (nodes, per_node, end_s)
@@ -641,13 +639,19 @@ class EacoPolicy(Policy):
         norm_j: float, type_factor: float, binds: bool,
     ) -> _Option:
         """``job`` alone on the free ``gpus``, on the scale of :meth:`_evaluate_colocation`."""
-        gpu_model = self.energy.gpu(gpu_type)
         t = self._remaining_s(view, job, gpu_type, 1.0)
         feasible = not binds or view.now_s + t <= job.deadline_s
-        util = self.catalog.get(job.job_type).util_on(gpu_type)
-        energy_j = len(gpus) * (gpu_model.power_w(util) - gpu_model.idle_power_w) * t
-        energy_j += self._awake_extension_j(view, {view.gpu_node(g): view.now_s + t for g in gpus}, gpu_type)
+        energy_j = self._alone_energy_j(view, job, gpu_type, t, {view.gpu_node(g): view.now_s + t for g in gpus})
         return _Option(gpus, False, energy_j / norm_j, type_factor, feasible)
+
+    def _alone_energy_j(self, view: SchedulerView, job: Job, gpu_type: str, run_s: float,
+                        node_end_s: dict[int, float]) -> float:
+        """Energy of ``job`` running alone on ``gpu_type`` for ``run_s``: its GPUs' draw above
+        idle, plus keeping its nodes awake until ``node_end_s`` (node -> when it would end there)."""
+        gpu_model = self.energy.gpu(gpu_type)
+        util = self.catalog.get(job.job_type).util_on(gpu_type)
+        energy_j = job.num_gpus * (gpu_model.power_w(util) - gpu_model.idle_power_w) * run_s
+        return energy_j + self._awake_extension_j(view, node_end_s, gpu_type)
 
     def _awake_extension_j(self, view: SchedulerView, new_end_s: dict[int, float], gpu_type: str) -> float:
         """Energy of keeping nodes awake past the time their current jobs would end (waking a

@@ -29,7 +29,6 @@ from eaco.report.markdown import md_table
 from eaco.units import J_PER_KWH, S_PER_H
 
 
-
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100.0 * x:.2f}"
 

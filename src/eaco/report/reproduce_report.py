@@ -20,7 +20,6 @@ from eaco.study.reproduce import PAPER_RULES_LABEL, POLICIES, SeedRow, StudyResu
 from eaco.units import S_PER_H
 
 
-
 def _ratio(a: float, b: float) -> float:
     return a / b if b else math.nan
 

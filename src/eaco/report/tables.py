@@ -10,7 +10,6 @@ from eaco.sim.metrics import Metrics
 from eaco.units import S_PER_H
 
 
-
 def _money(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 

@@ -353,7 +353,7 @@ class Runtime:
         if verdict.stop_reported:
             # it reported that it stopped on request; a launcher (torchrun) made a failure of the 75
             self.store.event(job_id, "stopped", f"attempt {attempt} reported a stop at an epoch end and exited with code {code}")
-        self.store.end_attempt(job_id, attempt, verdict.exit_code, verdict.outcome, verdict.new_state, now_unix,
+        self.store.end_attempt(job_id, attempt, code, verdict.outcome, verdict.new_state, now_unix,
                                reason=verdict.reason, exclusive_only=True if verdict.exclusive_only else None)
         if not verdict.requeued:
             leave_gpus()

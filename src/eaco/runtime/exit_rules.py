@@ -51,14 +51,13 @@ class AttemptEnd:
 @dataclass(frozen=True, slots=True)
 class ExitVerdict:
     """``outcome``: how the attempt is recorded (finished, stopped, lost, crashed, oom,
-    cancelled); ``new_state``: the job's next state (queued, finished, failed, cancelled);
-    ``exit_code``: the code recorded (the real one); ``exclusive_only``: the job runs exclusively
-    from now on; ``stop_reported``: a failure code taken as a stop because the job reported one
-    (worth an event of its own)."""
+    cancelled), beside its real exit code; ``new_state``: the job's next state (queued,
+    finished, failed, cancelled); ``exclusive_only``: the job runs exclusively from now on;
+    ``stop_reported``: a failure code taken as a stop because the job reported one (worth an
+    event of its own)."""
 
     outcome: str
     new_state: str
-    exit_code: int | None
     reason: str | None = None
     exclusive_only: bool = False
     stop_reported: bool = False
@@ -72,28 +71,28 @@ def judge_exit(end: AttemptEnd) -> ExitVerdict:
     """The rules of the module docstring, applied to one attempt's end."""
     code = end.exit_code
     if end.cancel_requested:
-        return ExitVerdict("cancelled", "cancelled", code, "cancelled by user")
+        return ExitVerdict("cancelled", "cancelled", "cancelled by user")
     failure = code not in (0, None, EXIT_STOPPED)
     if code == 0:
-        return ExitVerdict("finished", "finished", code)
+        return ExitVerdict("finished", "finished")
     if failure and end._in_attempt(end.ended_record_s):
-        return ExitVerdict("finished", "finished", code,
+        return ExitVerdict("finished", "finished",
                            f"training finished (its 'end' record), then the process exited with code {code}")
     stop_reported = failure and end._in_attempt(end.stopped_record_s)
     if code == EXIT_STOPPED or stop_reported:
-        return ExitVerdict("stopped", "queued", code, stop_reported=stop_reported)
+        return ExitVerdict("stopped", "queued", stop_reported=stop_reported)
     if code is None:
         outcome = "lost"
         if end.stopping:  # stopped one way or another: it resumes from its checkpoint
-            return ExitVerdict(outcome, "queued", code)
+            return ExitVerdict(outcome, "queued")
     else:
         outcome = "oom" if end.log_mentions_oom else "crashed"
     if end.attempt >= end.max_attempts:
-        return ExitVerdict(outcome, "failed", code, f"{outcome} on attempt {end.attempt} of {end.max_attempts}")
+        return ExitVerdict(outcome, "failed", f"{outcome} on attempt {end.attempt} of {end.max_attempts}")
     if outcome in ("crashed", "oom") and end.colocated and not end.exclusive_only:
-        return ExitVerdict(outcome, "queued", code, f"{outcome} while co-located; requeued to run exclusively",
+        return ExitVerdict(outcome, "queued", f"{outcome} while co-located; requeued to run exclusively",
                            exclusive_only=True)
     if outcome == "lost":
         why = f" ({end.detail})" if end.detail else ""
-        return ExitVerdict(outcome, "queued", code, f"process lost{why}; requeued to resume from its checkpoint")
-    return ExitVerdict(outcome, "failed", code, f"{outcome} (exit code {code})")
+        return ExitVerdict(outcome, "queued", f"process lost{why}; requeued to resume from its checkpoint")
+    return ExitVerdict(outcome, "failed", f"{outcome} (exit code {code})")

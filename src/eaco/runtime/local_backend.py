@@ -18,7 +18,7 @@ from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
 from eaco.runtime.control import request_stop
 from eaco.runtime.distributed import LOOPBACK, add_job_process_env, free_port, job_process_env
 from eaco.runtime.procs import process_alive
-from eaco.runtime.wrapper import EXIT_FILE, WRAPPER_FILE, read_json_dict
+from eaco.runtime.wrapper import WRAPPER_FILE, read_exit_code, read_json_dict
 
 
 class LocalBackend:
@@ -72,9 +72,7 @@ class LocalBackend:
             del self._children[handle.pid]
         elif process_alive(handle.pid, handle.start_ticks):
             return None
-        info = read_json_dict(attempt_dir / EXIT_FILE)
-        code = info.get("exit_code") if info else None
-        return AttemptExit(int(code) if isinstance(code, int) else None)
+        return AttemptExit(read_exit_code(attempt_dir))
 
     def request_stop(self, handle: ProcessHandle, control_dir: Path) -> None:
         """The stop file in ``control_dir`` (the job runs here and sees it)."""

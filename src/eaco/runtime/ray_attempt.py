@@ -24,7 +24,7 @@ from typing import Any
 from eaco.profiler.epoch_report import REPORT_FILE_ENV
 from eaco.runtime.control import CONTROL_DIR_ENV, request_stop
 from eaco.runtime.distributed import LOOPBACK, add_job_process_env, free_port, job_process_env
-from eaco.runtime.wrapper import EXIT_FILE, read_json_dict, write_json_atomic
+from eaco.runtime.wrapper import read_exit_code, read_json_dict, write_json_atomic
 
 RAY_ATTEMPT_FILE = "ray.json"  # written by the attempt actor: node, pid, devices
 GANG_FILE = "gang.json"  # in the attempt folder of a job spanning nodes: its nodes, rank order
@@ -117,9 +117,7 @@ class AttemptActor:
     def wait(self) -> dict[str, Any]:
         """Blocks until the job ended; its exit code (None: it left no exit.json)."""
         self.proc.wait()
-        info = read_json_dict(self.attempt_dir / EXIT_FILE)
-        code = info.get("exit_code") if info else None
-        return {"exit_code": int(code) if isinstance(code, int) else None}
+        return {"exit_code": read_exit_code(self.attempt_dir)}
 
     def terminate(self, grace_s: float) -> None:
         """SIGTERM the attempt's process group, SIGKILL it after ``grace_s``."""

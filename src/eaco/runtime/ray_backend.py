@@ -50,7 +50,7 @@ from eaco.runtime.ray_attempt import (
     GANG_FILE, RAY_ATTEMPT_FILE, AttemptActor, actor_name, gang_nodes, rank_dir,
 )
 from eaco.runtime.ray_inventory import JOB_UNITS, NAMESPACE, RayInventory, gpu_resource, scan_nodes
-from eaco.runtime.wrapper import EXIT_FILE, read_json_dict, write_json_atomic
+from eaco.runtime.wrapper import read_exit_code, read_json_dict, write_json_atomic
 
 log = logging.getLogger("eaco.runtime.ray")
 
@@ -445,11 +445,7 @@ class RayBackend:
         job spanning nodes, from every rank's: rank 0's code if it ended cleanly (0 or 75), else
         the first failure."""
         nodes = gang_nodes(attempt_dir) if ranks else []
-        codes: list[int | None] = []
-        for r in range(max(1, len(nodes))):
-            info = read_json_dict(rank_dir(attempt_dir, r) / EXIT_FILE)
-            code = info.get("exit_code") if info else None
-            codes.append(int(code) if isinstance(code, int) else None)
+        codes = [read_exit_code(rank_dir(attempt_dir, r)) for r in range(max(1, len(nodes)))]
         head = codes[0]
         if head is not None and (len(codes) == 1 or head in CLEAN_EXIT_CODES):
             return AttemptExit(head)  # one rank, or rank 0 ended cleanly: that is how the attempt ended

@@ -39,6 +39,13 @@ def read_json_dict(path: Path) -> dict[str, Any] | None:
     return got if isinstance(got, dict) else None
 
 
+def read_exit_code(attempt_dir: Path) -> int | None:
+    """The exit code an attempt's ``exit.json`` records; None when there is none."""
+    info = read_json_dict(Path(attempt_dir) / EXIT_FILE)
+    code = info.get("exit_code") if info else None
+    return int(code) if isinstance(code, int) else None
+
+
 def write_json_atomic(path: Path, payload: dict[str, object]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload), encoding="utf-8")

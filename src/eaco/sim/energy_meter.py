@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from eaco.energy.node_power import EnergyModel
 
 
-
 def spread_over_hours(hourly_j: "array | list[float]", power_w: float, start_s: float, end_s: float) -> None:
     """Add ``power_w`` from ``start_s`` to ``end_s`` to the hours it spans (``hourly_j[k]``: from
     k h to k + 1 h of simulated time), growing ``hourly_j`` as needed."""

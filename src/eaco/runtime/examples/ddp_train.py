@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -30,6 +29,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from eaco.runtime.control import CHECKPOINT_DIR_ENV, RuntimeEpochs
+from eaco.runtime.distributed import LOOPBACK, free_port
 
 JOIN_TIMEOUT_S = 300.0  # how long the processes wait for each other at the start
 
@@ -50,10 +50,8 @@ def _rank_and_world() -> tuple[int, int]:
         return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     rank, world = int(os.environ.get("EACO_NODE_RANK", "0")), int(os.environ.get("EACO_NUM_NODES", "1"))
     if world == 1 and "MASTER_PORT" not in os.environ:  # alone: any free port of this host
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ["MASTER_PORT"] = str(free_port())
+        os.environ.setdefault("MASTER_ADDR", LOOPBACK)
     return rank, world
 
 

@@ -502,6 +502,8 @@ def test_eaco_settings_reach_the_daemons_policy(tmp_path: Path) -> None:
         (["--eaco-setting", "alpha=0.5", "--eaco-setting", "alpha=0.6"], "--eaco-setting: alpha is given twice"),
         (["--eaco-setting", "alpha"], "--eaco-setting: expected NAME=VALUE"),
         (["--policy", "fifo", "--eaco-setting", "alpha=0.5"], "--eaco-setting: applies to --policy eaco, not 'fifo'"),
+        (["--ray-checkpoint-sync", "often"], "--ray-checkpoint-sync: expected a number of seconds > 0, 'end' or 'off', got 'often'"),
+        (["--ray-checkpoint-sync", "0"], "--ray-checkpoint-sync: expected a number of seconds > 0"),
     ]:
         result = runner.invoke(app, ["serve", "--state-dir", str(state), "--gpus", "1xv100", *args])
         assert result.exit_code == 1 and message in " ".join(result.output.split()), (args, result.output)

@@ -463,8 +463,9 @@ def test_node_local_files_mode_needs_no_shared_state_folder(cluster: dict[str, A
             assert len(runtime.layout.report_file(job_id).read_text().splitlines()) >= 3
             attempt_dir = runtime.layout.attempt_dir(job_id, 1)
             assert not (attempt_dir / "exit.json").exists() and (attempt_dir / PULL_FILE).exists()
-            assert json.loads((attempt_dir / RAY_ATTEMPT_FILE).read_text())["node"] in ("n0", "n1")
-            on_node = node_files_root(tag) / "jobs" / str(job_id) / "attempts" / "1"
+            node = json.loads((attempt_dir / RAY_ATTEMPT_FILE).read_text())["node"]
+            assert node in ("n0", "n1")
+            on_node = node_files_root(tag, node) / "jobs" / str(job_id) / "attempts" / "1"
             assert (on_node / "exit.json").exists() and (on_node / "report.jsonl").read_bytes() == runtime.layout.report_file(job_id).read_bytes()
         # a stop request reaches a job that cannot see the daemon's stop file
         long_job = submit(runtime, tiny_spec("nf-long", epochs=50, steps=300))
@@ -481,7 +482,7 @@ def test_node_local_files_mode_needs_no_shared_state_folder(cluster: dict[str, A
 
 def test_node_local_files_mode_runs_a_job_spanning_nodes_and_stops_every_rank(cluster: dict[str, Any], state_dir: Path) -> None:
     """--ray-files node with a job on both nodes, one process per node (no torchrun): rank 0's
-    reports are copied to the daemon, the undo's stop request goes to the ranks' nodes through
+    reports and both ranks' logs are copied to the daemon, the undo's stop request goes to the ranks' nodes through
     their actors and both stop, and the job resumes from rank 0's checkpoint (read on its node,
     broadcast to rank 1) and finishes with each epoch reported once."""
     runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, shared_files=False)
@@ -495,7 +496,63 @@ def test_node_local_files_mode_runs_a_job_spanning_nodes_and_stops_every_rank(cl
         run_until(runtime, lambda: states(runtime)[job] == "finished", 120, "the job to finish")
         records = [json.loads(line) for line in runtime.layout.report_file(job).read_text().splitlines()]
         assert [r["epoch"] for r in records if r["event"] == "epoch"] == list(range(5))
-        assert "rank 0: resumed at epoch" in runtime.layout.log_file(job).read_text()
+        text = runtime.layout.log_file(job).read_text()
+        assert "rank 0: resumed at epoch" in text
+        # rank 1's log lines came from its node too, whole lines among rank 0's
+        assert "rank 1: resumed at epoch" in text and "rank 1/2 epoch 4 loss" in text
+        assert all(line.startswith(("rank 0", "rank 1", "===")) or "epoch" not in line for line in text.splitlines())
+    finally:
+        close_runtime(runtime)
+
+
+def test_node_local_files_mode_relays_the_checkpoint_to_the_next_node(cluster: dict[str, Any], state_dir: Path) -> None:
+    """--ray-files node: a job undone on one node resumes on the other from its checkpoint: the
+    daemon copied the node's checkpoint folder when the attempt stopped (and every 0.5 s before)
+    and installed it on the other node before the job started there. The nodes' folders are
+    distinct although one host holds both. FIFO places ``mover`` beside ``other``; a 2-GPU job
+    fills the other node; an urgent (priority) job takes the GPU the undo frees, so ``mover``
+    waits for the 2-GPU job to finish and resumes on that node."""
+    from eaco.runtime.checkpoint_relay import marker_seq, read_marker
+    from eaco.runtime.ray_attempt import node_files_root
+
+    runtime, _ = build_ray_runtime(state_dir, policy_name="fifo", tick_s=0.1, shared_files=False, checkpoint_sync_s=0.5)
+
+    def node_of(job_id: int, attempt: int) -> str:  # (the daemon's copy of ray.json comes as the loop runs)
+        path = runtime.layout.attempt_dir(job_id, attempt) / RAY_ATTEMPT_FILE
+        run_until(runtime, path.exists, 30, f"job {job_id}'s attempt {attempt} ray.json")
+        return str(json.loads(path.read_text())["node"])
+
+    try:
+        wide = submit(runtime, tiny_spec("wide", epochs=16, steps=300, num_gpus=2))
+        mover = submit(runtime, tiny_spec("mover", epochs=8, steps=300))
+        other = submit(runtime, tiny_spec("other", epochs=400, steps=300))
+        runtime.recover()
+        run_until(runtime, lambda: set(states(runtime).values()) == {"running"}, 30, "three running")
+        first = node_of(mover, 1)
+        assert node_of(other, 1) == first and node_of(wide, 1) != first
+        run_until(runtime, lambda: runtime.store.job(mover).epochs_done >= 2, 60, "mover's second epoch")
+        urgent = submit(runtime, tiny_spec("urgent", epochs=400, steps=300) + "priority: 1\n")
+        runtime._undo(mover)
+        run_until(runtime, lambda: runtime.store.job(mover).attempts >= 2, 90, "mover relaunched once the 2-GPU job finished")
+        assert runtime.store.attempt(mover, 1).outcome == "stopped" and states(runtime)[wide] == "finished"
+        second = node_of(mover, 2)
+        assert second != first and node_of(urgent, 1) == first
+        run_until(runtime, lambda: states(runtime)[mover] == "finished", 60, "mover to finish")
+        records = [json.loads(line) for line in runtime.layout.report_file(mover).read_text().splitlines()]
+        assert [r["epoch"] for r in records if r["event"] == "epoch"] == list(range(8))  # none run twice
+        text = runtime.layout.log_file(mover).read_text()
+        assert "checkpoint copied from the daemon: 1 file(s)" in text and f"on node {first})" in text
+        resumed = [line for line in text.splitlines() if line.startswith("resumed from")]
+        assert len(resumed) == 1 and int(resumed[0].rsplit(" ", 1)[1]) >= 3
+        # the daemon's snapshot: the last copy, from the second node once the job finished there
+        snapshot = runtime.layout.default_checkpoint_dir(mover)
+        record = read_marker(snapshot)
+        assert record["node"] == second and record["attempt"] == 2 and (snapshot / "mover.pt").exists()
+        on_second = node_files_root(runtime.backend.node_tag, second) / snapshot.relative_to(runtime.layout.root)
+        assert marker_seq(on_second) == record["seq"] and (on_second / "mover.pt").read_bytes() == (snapshot / "mover.pt").read_bytes()
+        for job_id in (other, urgent):
+            runtime.store.request_cancel(job_id)
+        run_until(runtime, lambda: states(runtime)[other] == states(runtime)[urgent] == "cancelled", 60, "the long jobs cancelled")
     finally:
         close_runtime(runtime)
 

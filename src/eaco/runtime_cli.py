@@ -83,6 +83,11 @@ def serve_command(
         help="--backend ray: 'shared' (the nodes see the state folder: NFS or one host) or 'node' (each attempt's report, "
              "log and stop file on its node, copied to the daemon through Ray; docs/runtime_ray.md)",
     ),
+    ray_checkpoint_sync: str = typer.Option(
+        "60", "--ray-checkpoint-sync", metavar="SECONDS|end|off",
+        help="--ray-files node: copy a running job's checkpoint folder to the daemon every SECONDS, and when its attempt "
+             "ends, so that a job moved to another node resumes ('end': only when an attempt ends; 'off': no relay)",
+    ),
     eaco_setting: list[str] = typer.Option(
         [], "--eaco-setting", metavar="NAME=VALUE",
         help="EaCO: change one setting, NAME=VALUE (repeat for several; e.g. alpha=0.5, util_threshold=0.7, "
@@ -125,6 +130,7 @@ def serve_command(
         _fail(f"--ray-files: expected 'shared' or 'node', got {ray_files!r}")
     if ray_files == "node" and backend != "ray":
         _fail("--ray-files applies to --backend ray")
+    checkpoint_sync_s = parse_checkpoint_sync(ray_checkpoint_sync)
     try:
         api = check_transport(api)
     except InputError as exc:
@@ -145,9 +151,26 @@ def serve_command(
     try:
         serve(ServeOptions(state_dir, inventory, policy.strip().lower(), tick_s, exit_when_idle, metrics_port,
                            backend, ray_address, ray_gpu_type, api, alone_first, tuple(profiles),
-                           ray_shared_files=ray_files == "shared", eaco_settings=eaco_settings))
+                           ray_shared_files=ray_files == "shared", eaco_settings=eaco_settings,
+                           ray_checkpoint_sync_s=checkpoint_sync_s))
     except InputError as exc:
         _fail(str(exc))
+
+
+def parse_checkpoint_sync(text: str) -> float | None:
+    """--ray-checkpoint-sync: SECONDS (> 0), 'end' (0: only when an attempt ends) or 'off' (None)."""
+    value = text.strip().lower()
+    if value == "off":
+        return None
+    if value == "end":
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        _fail(f"--ray-checkpoint-sync: expected a number of seconds > 0, 'end' or 'off', got {text!r}")
+    return seconds
 
 
 def submit_command(

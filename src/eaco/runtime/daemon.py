@@ -15,6 +15,7 @@ from eaco.policies.eaco import EacoSettings
 from eaco.policies.registry import PolicyContext, make_policy
 from eaco.runtime.accounting import measured_cpu_util
 from eaco.runtime.api import ApiServer
+from eaco.runtime.checkpoint_relay import SYNC_S
 from eaco.runtime.engine import Runtime
 from eaco.runtime.gpu_meter import open_gpu_meter
 from eaco.runtime.gpus import GpuInventory
@@ -45,6 +46,9 @@ class ServeOptions:
     # jobs profiled there (``--jobs``) become job types that specs may name
     profiles: tuple[Path, ...] = ()
     ray_shared_files: bool = True  # Ray: the nodes see the state folder (else node-local files, runtime_ray.md)
+    # node-local files: a running job's checkpoint folder copied to the daemon this often (0: only
+    # when an attempt ends; None: no checkpoint relay)
+    ray_checkpoint_sync_s: float | None = SYNC_S
     eaco_settings: EacoSettings | None = None  # EaCO's settings (None: the defaults)
 
 
@@ -58,7 +62,8 @@ def build_runtime(options: ServeOptions, policy_factory: Callable[[PolicyContext
                                  options.ray_address, options.ray_gpu_type, policy_factory,
                                  local_gpus=options.inventory if options.ray_address is None else None,
                                  alone_first=options.alone_first, profiles=options.profiles,
-                                 shared_files=options.ray_shared_files, eaco_settings=options.eaco_settings)
+                                 shared_files=options.ray_shared_files, eaco_settings=options.eaco_settings,
+                                 checkpoint_sync_s=options.ray_checkpoint_sync_s)
     if options.backend != "local":
         raise InputError("--backend", f"expected 'local' or 'ray', got {options.backend!r}")
     if options.inventory is None:

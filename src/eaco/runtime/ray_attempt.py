@@ -6,7 +6,9 @@ command as a subprocess on its node, with ``CUDA_VISIBLE_DEVICES`` set to the lo
 writes ``ray.json`` (node, pid, devices) in its attempt folder. Its name comes from the attempt
 folder (:func:`actor_name`), so a restarted daemon finds it. In node-local files mode the
 attempt's report, log and stop file live in a folder of its own on the node
-(:func:`node_files_root`), read back through :meth:`AttemptActor.read` (docs/runtime_ray.md).
+(:func:`node_files_root`), read back through :meth:`AttemptActor.read`, and the job's checkpoint
+folder is relayed (:mod:`eaco.runtime.checkpoint_relay`: installed from the daemon's snapshot
+before the job starts, copied back through the ``checkpoint_*`` methods; docs/runtime_ray.md).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from eaco.profiler.epoch_report import REPORT_FILE_ENV
-from eaco.runtime.control import CONTROL_DIR_ENV, request_stop
+from eaco.runtime import checkpoint_relay as relay
+from eaco.runtime.control import CHECKPOINT_DIR_ENV, CONTROL_DIR_ENV, request_stop
 from eaco.runtime.distributed import LOOPBACK, add_job_process_env, free_port, job_process_env
 from eaco.runtime.wrapper import read_exit_code, read_json_dict, write_json_atomic
 
@@ -45,17 +48,24 @@ class AttemptActor:
         job_env = dict(payload["env"])
         self.pull_files: tuple[Path, Path] | None = None
         self.control_dir: Path | None = None
+        self.checkpoint_dir: Path | None = None  # node-local files mode: the relayed checkpoint folder
         local = payload.get("node_files")
         if local:  # no shared file system: this attempt's files on this node, pulled by the daemon
-            base = node_files_root(local["tag"])
+            base = node_files_root(local["tag"], payload["node"])
             self.attempt_dir = base / local["attempt"]
             log_file = self.attempt_dir / "job.log"
             self.control_dir = self.attempt_dir / "control"
             job_env.update({REPORT_FILE_ENV: str(self.attempt_dir / "report.jsonl"), CONTROL_DIR_ENV: str(self.control_dir)})
             job_env.update({k: str(base / rel) for k, rel in local["env_under_state"].items()})
             self.pull_files = (self.attempt_dir / "report.jsonl", log_file)
+            if CHECKPOINT_DIR_ENV in local["env_under_state"]:
+                self.checkpoint_dir = Path(job_env[CHECKPOINT_DIR_ENV])
         self.attempt_dir.mkdir(parents=True, exist_ok=True)
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        relayed = ""
+        incoming = payload.get("checkpoint_in")
+        if incoming and self.checkpoint_dir is not None:  # the daemon's snapshot, unless this node's is as new
+            relayed = relay.stage_in(self.checkpoint_dir, incoming, lambda refs: ray.get(refs))
         env = dict(os.environ)
         env.update(job_env)
         devices = ",".join(str(i) for i in payload["local_devices"])
@@ -79,6 +89,8 @@ class AttemptActor:
         with open(log_file, "ab") as fh:
             fh.write(f"=== eaco runtime (ray): attempt {payload['attempt']}{part} on node {payload['node']} "
                      f"({node_id[:12]}) devices {devices} ===\n".encode())
+            if relayed:
+                fh.write(f"=== eaco runtime (ray): {relayed} ===\n".encode())
             fh.flush()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "eaco.runtime.ray_worker", str(self.attempt_dir), "--", *payload["command"]],
@@ -109,6 +121,21 @@ class AttemptActor:
                 out.append(b"")
         return out
 
+    def checkpoint_manifest(self) -> relay.Manifest:
+        """Node-local files mode: the checkpoint folder's listing (checkpoint_relay)."""
+        return relay.manifest(self.checkpoint_dir) if self.checkpoint_dir is not None else {}
+
+    def checkpoint_read(self, expected: relay.Manifest, wanted: list[str], cursor: list[int], max_bytes: int) -> dict[str, Any]:
+        """Node-local files mode: a chunk of the checkpoint folder, if it is still as listed."""
+        if self.checkpoint_dir is None:
+            return {"changed": True}
+        return relay.read_chunks(self.checkpoint_dir, expected, wanted, cursor, max_bytes)
+
+    def checkpoint_mark(self, seq: int) -> None:
+        """Node-local files mode: this node's folder is the daemon's snapshot ``seq``."""
+        if self.checkpoint_dir is not None:
+            relay.write_marker(self.checkpoint_dir, {"seq": int(seq), "from": "this node"})
+
     def stop_at_epoch_end(self) -> None:
         """Node-local files only: the stop request (the daemon's own stop file is not seen here)."""
         if self.control_dir is not None:
@@ -130,9 +157,11 @@ class AttemptActor:
         _killpg(self.proc.pid, signal.SIGKILL)  # what is left of the group (the job's children)
 
 
-def node_files_root(tag: str) -> Path:
-    """A node's folder for the attempts of one state folder (``tag``), node-local files mode."""
-    return Path(tempfile.gettempdir()) / NODE_FILES_DIR / tag
+def node_files_root(tag: str, node: str | None = None) -> Path:
+    """A node's folder for the attempts of one state folder (``tag``), node-local files mode; with
+    ``node``, that node's own folder in it (distinct even for several Ray nodes on one host)."""
+    root = Path(tempfile.gettempdir()) / NODE_FILES_DIR / tag
+    return root if node is None else root / node.replace(os.sep, "_")
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -23,8 +23,10 @@ actor on the node), this module (launch, watch, stop, re-attach) and
   copies new report and log bytes to the daemon's files while the job runs (one read in flight
   per attempt, every ``pull_interval_s``) and everything left once it has ended, before the
   engine sees the end; an undo's stop request goes through the actor (:meth:`request_stop`). The
-  default checkpoint folder (under the state folder) is then on the node too: a job moved to
-  another node starts over, unless its spec's ``checkpoint_dir`` is storage every node reaches.
+  default checkpoint folder (under the state folder) is then on the node too, and the
+  **checkpoint relay** (:mod:`eaco.runtime.checkpoint_relay`) carries it: copied to the daemon
+  every ``checkpoint_sync_s`` and when the attempt ends, installed on the node of the job's next
+  attempt before it starts, so a job moved to another node resumes.
 - **Lost nodes.** :class:`RayBackend` watches ``ray.nodes()``; an attempt whose node is gone (or
   whose actor died) ends "lost" and the engine requeues it as for a killed process.
   :class:`~eaco.runtime.ray_runtime.RayRuntime` additionally fences the GPUs of a lost node, so the policy places nothing
@@ -45,7 +47,8 @@ from typing import Any
 
 from eaco.profiler.epoch_report import REPORT_FILE_ENV
 from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
-from eaco.runtime.control import CONTROL_DIR_ENV, EXIT_STOPPED, request_stop
+from eaco.runtime.checkpoint_relay import SYNC_S, CheckpointSync, snapshot_payload
+from eaco.runtime.control import CHECKPOINT_DIR_ENV, CONTROL_DIR_ENV, EXIT_STOPPED, request_stop
 from eaco.runtime.ray_attempt import (
     GANG_FILE, RAY_ATTEMPT_FILE, AttemptActor, actor_name, gang_nodes, rank_dir,
 )
@@ -58,6 +61,7 @@ GANG_GRACE_S = 10.0  # a job spanning nodes: how long the other ranks may take t
 CLEAN_EXIT_CODES = (0, EXIT_STOPPED)  # a rank that ended so finished, or stopped on request
 PULL_FILE = "pulled.json"  # daemon side, node-local files mode: where the pulled bytes go, how far
 PULL_MAX_BYTES = 1 << 20
+CHECKPOINT_FINAL_S = 600.0  # node-local files mode: the copy of an ended job's checkpoint, for at most this long
 
 
 @dataclass(slots=True)
@@ -67,13 +71,15 @@ class _Pull:
     targets: tuple[Path, Path]  # the daemon's report file and log file of the job (appended to)
     offsets: list[int]  # bytes of the node's report and log copied so far
     record: Path  # PULL_FILE in the daemon's attempt folder (survives a daemon restart)
+    snapshot: Path | None = None  # rank 0: the daemon's copy of the job's checkpoint folder (relay)
     ref: Any = None  # an outstanding read
     last_s: float = -1e9
     described: Any = None  # an outstanding describe (for ray.json on the daemon side)
     described_done: bool = False
 
     def save(self) -> None:
-        write_json_atomic(self.record, {"targets": [str(t) for t in self.targets], "offsets": self.offsets})
+        write_json_atomic(self.record, {"targets": [str(t) for t in self.targets], "offsets": self.offsets,
+                                        "snapshot": str(self.snapshot) if self.snapshot else None})
 
     @classmethod
     def load(cls, attempt_dir: Path) -> "_Pull | None":
@@ -81,7 +87,8 @@ class _Pull:
         if not info:
             return None
         targets = tuple(Path(t) for t in info["targets"])
-        return cls((targets[0], targets[1]), [int(o) for o in info["offsets"]], Path(attempt_dir) / PULL_FILE)
+        snapshot = Path(info["snapshot"]) if info.get("snapshot") else None
+        return cls((targets[0], targets[1]), [int(o) for o in info["offsets"]], Path(attempt_dir) / PULL_FILE, snapshot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +122,16 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, inventory: RayInventory, address: str | None = None, node_check_s: float = 1.0,
-                 suspect_s: float = 10.0, state_root: Path | None = None, pull_interval_s: float = 0.5) -> None:
+                 suspect_s: float = 10.0, state_root: Path | None = None, pull_interval_s: float = 0.5,
+                 checkpoint_sync_s: float | None = SYNC_S) -> None:
         """``state_root``: run in node-local files mode (the state folder is not shared with the
-        nodes; module docs); None: the state folder is on a shared file system."""
+        nodes; module docs); None: the state folder is on a shared file system.
+        ``checkpoint_sync_s`` (node-local files mode): copy a running job's checkpoint folder to
+        the daemon this often (0: only when its attempt ends; None: no checkpoint relay)."""
         import ray
+
+        self.checkpoint_sync_s = checkpoint_sync_s
+        self.checkpoint_final_s = CHECKPOINT_FINAL_S
 
         self.state_root = Path(state_root).resolve() if state_root is not None else None
         # node-local files mode: the name of this state folder's folder on every node
@@ -190,11 +203,20 @@ class RayBackend:
                 "attempt_dir": str(folder), "log_file": str(request.log_file), "rank": rank, "ranks": len(nodes),
             }
             pull = None
+            extra: dict[str, Any] = {}
             if self.state_root is not None:
                 payload["node_files"] = self._node_files(request, rank)
-                if rank == 0:  # the job's reports come from rank 0; the others' logs stay on their nodes
-                    pull = _Pull((Path(request.env[REPORT_FILE_ENV]), Path(request.log_file)), [0, 0], folder / PULL_FILE)
-                    pull.save()
+                # the job's reports come from rank 0; every rank's log goes to the job's log
+                report = Path(request.env[REPORT_FILE_ENV]) if rank == 0 else folder / "report.jsonl"
+                pull = _Pull((report, Path(request.log_file)), [0, 0], folder / PULL_FILE)
+                if rank == 0 and self.checkpoint_sync_s is not None and CHECKPOINT_DIR_ENV in payload["node_files"]["env_under_state"]:
+                    pull.snapshot = Path(request.env[CHECKPOINT_DIR_ENV]).resolve()
+                    incoming = snapshot_payload(pull.snapshot, self._ray.put)
+                    if incoming is not None:
+                        payload["checkpoint_in"] = incoming
+                        extra["stage_in"] = incoming  # its object references live until the actor has started
+                pull.save()
+                extra["pull"] = pull
             options = dict(
                 name=key, namespace=NAMESPACE, lifetime="detached", num_cpus=0, max_concurrency=4, max_restarts=0,
                 resources={gpu_resource(node, local): JOB_UNITS for local in by_node[node]},
@@ -207,11 +229,25 @@ class RayBackend:
                 actor = self._actor_cls.options(**options).remote(*args)
             if rank == 0 and len(nodes) > 1:
                 master_ref = actor.describe.remote()
-            members.append(_Attempt(key, node, actor, actor.wait.remote(), folder, extra={"pull": pull} if pull else {}))
+            member = _Attempt(key, node, actor, actor.wait.remote(), folder, extra=extra)
+            self._add_relay(member, request.attempt)
+            members.append(member)
         head = members[0]
         head.members = members[1:]
         self._attempts[head.key] = head
         return RayHandle(0, None, head.key)
+
+    def _add_relay(self, entry: _Attempt, attempt: int) -> None:
+        """Rank 0 in node-local files mode with a relayed checkpoint folder: its copier."""
+        pull: _Pull | None = entry.extra.get("pull")
+        if pull is None or pull.snapshot is None or entry.actor is None or self.checkpoint_sync_s is None:
+            return
+        actor, ray = entry.actor, self._ray
+        entry.extra["relay"] = CheckpointSync(
+            pull.snapshot, entry.node, attempt,
+            call=lambda method, *args: getattr(actor, method).remote(*args),
+            ready=lambda ref: bool(ray.wait([ref], timeout=0)[0]), get=ray.get,
+        )
 
     def _node_files(self, request: LaunchRequest, rank: int = 0) -> dict[str, Any]:
         """Where the attempt's files go on its node (those of rank ``rank`` of a job spanning
@@ -255,6 +291,7 @@ class RayBackend:
                 pull.described = entry.actor.describe.remote()
             if self._ray.wait([pull.described], timeout=0)[0]:
                 pull.described_done = True
+                entry.extra.pop("stage_in", None)  # the actor has started: the snapshot's parts are installed
                 try:
                     write_json_atomic(entry.attempt_dir / RAY_ATTEMPT_FILE, self._ray.get(pull.described))
                 except Exception:
@@ -267,9 +304,14 @@ class RayBackend:
                     chunks = self._ray.get(ref, timeout=max(0.1, deadline - time.monotonic()))
                 except Exception:
                     return
-                if not self._append(pull, chunks):
+                if not self._append(pull, chunks, whole_lines=False):
                     return
             return
+        relay: CheckpointSync | None = entry.extra.get("relay")
+        if relay is not None:
+            relay.step()
+            if self.checkpoint_sync_s and time.monotonic() - relay.started_s >= self.checkpoint_sync_s:
+                relay.start()
         if pull.ref is not None:
             if not self._ray.wait([pull.ref], timeout=0)[0]:
                 return
@@ -283,11 +325,30 @@ class RayBackend:
             pull.ref = entry.actor.read.remote(pull.offsets, PULL_MAX_BYTES)
             pull.last_s = now
 
+    def _relay_final(self, entry: _Attempt) -> bool:
+        """The job has ended on a node that answers: its checkpoint folder copied to the daemon
+        once more (checkpoint relay). True when done (or given up after ``checkpoint_final_s``);
+        False: poll again (the daemon is never blocked)."""
+        relay: CheckpointSync | None = entry.extra.get("relay")
+        if relay is None or entry.extra.get("died"):
+            return True
+        since = entry.extra.setdefault("relay_final_s", time.monotonic())
+        if relay.final_step():
+            return True
+        if time.monotonic() - since >= self.checkpoint_final_s:
+            log.warning("attempt %s: the checkpoint was not copied to the daemon within %.0f s", entry.attempt_dir, self.checkpoint_final_s)
+            return True
+        return False
+
     @staticmethod
-    def _append(pull: _Pull, chunks: list[bytes]) -> bool:
-        """Append the chunks to the daemon's files; whether there was anything."""
+    def _append(pull: _Pull, chunks: list[bytes], whole_lines: bool = True) -> bool:
+        """Append the chunks to the daemon's files; whether there was anything. With
+        ``whole_lines``, a line still being written is left for the next read (several ranks may
+        write to one job log: their lines are not cut)."""
         got = False
         for i, chunk in enumerate(chunks[:2]):
+            if whole_lines and len(chunk) < PULL_MAX_BYTES:
+                chunk = chunk[:chunk.rfind(b"\n") + 1]
             if not chunk:
                 continue
             got = True
@@ -344,7 +405,9 @@ class RayBackend:
             except Exception:
                 node = ""
         pull = _Pull.load(folder) if self.state_root is not None else None
-        return _Attempt(key, node, actor, actor.wait.remote(), folder, extra={"pull": pull} if pull else {})
+        entry = _Attempt(key, node, actor, actor.wait.remote(), folder, extra={"pull": pull} if pull else {})
+        self._add_relay(entry, _attempt_number(folder))
+        return entry
 
     # ------------------------------------------------------------- poll
     def poll(self, handle: ProcessHandle, attempt_dir: Path) -> AttemptExit | None:
@@ -354,13 +417,20 @@ class RayBackend:
             if self.find(attempt_dir) is None:  # no actor: the end is in exit.json, or it was lost
                 return self._from_exit_file(attempt_dir)
             entry = self._attempts[key]
-        self._pull(entry)
+        if not entry.extra.get("pulled_final"):  # (once the end was seen, only the final copies are left)
+            for member in entry.ranks():
+                if member.actor is not None and not member.extra.get("died"):
+                    self._pull(member)
         if entry.members:
             return self._poll_gang(entry)
         ended = self._member_end(entry)
         if ended is not None:
             if ended.exit_code is not None and not entry.extra.get("died"):
-                self._pull(entry, final=True)  # the last epochs' reports, before the engine sees the end
+                if not entry.extra.get("pulled_final"):
+                    self._pull(entry, final=True)  # the last epochs' reports, before the engine sees the end
+                    entry.extra["pulled_final"] = True
+                if not self._relay_final(entry):
+                    return None
             return self._finish(entry, ended)
         return self._watch(entry)
 
@@ -410,8 +480,13 @@ class RayBackend:
                     if e is None or e.exit_code not in CLEAN_EXIT_CODES:
                         why = "still running" if e is None else (e.detail or f"exit code {e.exit_code}")
                         log.info("attempt %s: rank 0 ended with code %s; rank %d: %s", entry.attempt_dir, head.exit_code, r, why)
-                if not entry.extra.get("died"):
-                    self._pull(entry, final=True)
+                if not entry.extra.get("pulled_final"):
+                    for member in ranks:
+                        if member.actor is not None and not member.extra.get("died"):
+                            self._pull(member, final=True)
+                    entry.extra["pulled_final"] = True
+                if not self._relay_final(entry):
+                    return None
                 return self._finish(entry, head)
             return self._watch(entry)
         failed = next(((r, e) for r, e in enumerate(ends) if e is not None and e.exit_code not in CLEAN_EXIT_CODES), None)
@@ -494,3 +569,11 @@ class RayBackend:
         if self._owns_connection:
             self._ray.shutdown()
             self._owns_connection = False
+
+
+def _attempt_number(folder: Path) -> int:
+    """The attempt number of an attempt folder (``.../attempts/<n>``, or its ``rank<r>``); 0 if unknown."""
+    for part in (Path(folder).name, Path(folder).parent.name):
+        if part.isdigit():
+            return int(part)
+    return 0

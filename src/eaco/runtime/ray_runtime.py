@@ -12,6 +12,7 @@ from eaco.errors import InputError
 from eaco.model.cluster import NodeSpec
 from eaco.model.gpu import GPU_TYPES
 from eaco.model.gpu import gpu_type as lookup_gpu_type
+from eaco.runtime.checkpoint_relay import SYNC_S
 from eaco.runtime.engine import Runtime
 from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.ray_backend import RayBackend
@@ -128,11 +129,13 @@ def build_ray_runtime(
     gpu_type: str | None = None, policy_factory: Callable[[Any], Any] | None = None, node_check_s: float = 1.0,
     local_gpus: GpuInventory | None = None, measure_gpus: bool = True, alone_first: bool = True,
     profiles: Sequence[Path] = (), shared_files: bool = True, meter_source_factory: Any = None,
-    eaco_settings: Any = None,
+    eaco_settings: Any = None, checkpoint_sync_s: float | None = SYNC_S,
 ) -> tuple[RayRuntime, Any]:
     """What ``eaco serve --backend ray`` builds: connect, discover (keeping the GPU numbering of
     this state folder's earlier daemons), and the runtime with the Ray backend. ``shared_files``
-    False: the nodes do not see the state folder (node-local files mode, module docs).
+    False: the nodes do not see the state folder (node-local files mode, module docs); jobs'
+    checkpoint folders are then relayed through the daemon (``checkpoint_sync_s``: how often a
+    running job's is copied; 0: only when an attempt ends; None: no relay).
     ``meter_source_factory``: opens a node's GPUs for the meter (default NVML; tests inject one).
     ``eaco_settings``: EaCO's settings (None: the defaults)."""
     import ray
@@ -175,7 +178,8 @@ def build_ray_runtime(
     ctx = env.policy_context(eaco_settings)
     policy = policy_factory(ctx) if policy_factory else make_policy(policy_name, ctx)
     store = Store(layout.db)
-    backend = RayBackend(inventory, address, node_check_s=node_check_s, state_root=None if shared_files else layout.root)
+    backend = RayBackend(inventory, address, node_check_s=node_check_s, state_root=None if shared_files else layout.root,
+                         checkpoint_sync_s=checkpoint_sync_s)
     meter = None
     if measure_gpus:
         from eaco.profiler.telemetry import open_nvml

@@ -168,7 +168,9 @@ def test_stage_in_installs_a_newer_snapshot_and_keeps_a_node_copy_as_new(tmp_pat
     write(other / "model.pt", b"written after snapshot 3")
     line = relay.stage_in(other, incoming, fetch=lambda parts: parts)
     assert line.startswith("checkpoint kept") and (other / "model.pt").read_bytes() == b"written after snapshot 3"
-    # no snapshot yet: nothing to send
+    # nothing to send to the node the snapshot came from, nor without a snapshot
+    assert relay.snapshot_payload(snapshot, put=lambda data: data, for_node="n1") is None
+    assert relay.snapshot_payload(snapshot, put=lambda data: data, for_node="n0") is not None
     assert relay.snapshot_payload(tmp_path / "none", put=lambda d: d) is None
 
 

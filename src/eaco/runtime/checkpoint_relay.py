@@ -181,12 +181,14 @@ def stage_in(folder: Path, incoming: dict[str, Any], fetch: Callable[[list[Any]]
 
 
 # ------------------------------------------------------------------ daemon side
-def snapshot_payload(snapshot: Path, put: Callable[[bytes], Any], chunk_bytes: int = CHUNK_BYTES) -> dict[str, Any] | None:
-    """What a new attempt's actor needs to install the daemon's snapshot (None if there is none):
-    its ``seq`` and origin, and every file's bytes as parts made by ``put`` (``ray.put``)."""
+def snapshot_payload(snapshot: Path, put: Callable[[bytes], Any], chunk_bytes: int = CHUNK_BYTES,
+                     for_node: str | None = None) -> dict[str, Any] | None:
+    """What a new attempt's actor needs to install the daemon's snapshot: its ``seq`` and origin,
+    and every file's bytes as parts made by ``put`` (``ray.put``). None if there is no snapshot,
+    or if it came from ``for_node`` (the attempt's node), which holds it or what its job wrote after."""
     record = read_marker(snapshot)
     seq = int(record.get("seq", 0) or 0)
-    if seq <= 0 or not Path(snapshot).is_dir():
+    if seq <= 0 or not Path(snapshot).is_dir() or (for_node is not None and record.get("node") == for_node):
         return None
     files: list[list[Any]] = []
     for rel in manifest(snapshot):

@@ -211,7 +211,7 @@ class RayBackend:
                 pull = _Pull((report, Path(request.log_file)), [0, 0], folder / PULL_FILE)
                 if rank == 0 and self.checkpoint_sync_s is not None and CHECKPOINT_DIR_ENV in payload["node_files"]["env_under_state"]:
                     pull.snapshot = Path(request.env[CHECKPOINT_DIR_ENV]).resolve()
-                    incoming = snapshot_payload(pull.snapshot, self._ray.put)
+                    incoming = snapshot_payload(pull.snapshot, self._ray.put, for_node=node)
                     if incoming is not None:
                         payload["checkpoint_in"] = incoming
                         extra["stage_in"] = incoming  # its object references live until the actor has started

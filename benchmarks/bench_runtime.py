@@ -15,8 +15,6 @@ later ticks, and the jobs running. Target on a 2-core machine: a later tick at m
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import signal
 import statistics
 import sys
@@ -60,12 +58,13 @@ def run_one(state: Path, jobs: int, policy: str, gpus: str) -> dict[str, object]
 
 
 def _kill_jobs(state: Path) -> None:
+    from eaco.runtime.procs import signal_group
+    from eaco.runtime.wrapper import read_json_dict
+
     for path in state.glob("jobs/*/attempts/*/wrapper.json"):
-        info = json.loads(path.read_text())
-        try:
-            os.killpg(info["pid"], signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        pid = (read_json_dict(path) or {}).get("pid")
+        if isinstance(pid, int) and pid > 0:
+            signal_group(pid, signal.SIGKILL)
 
 
 def main() -> int:

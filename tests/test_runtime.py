@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import signal
@@ -261,6 +262,30 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
     assert summary["energy"]["total_j"] > 0 and "modelled" in summary["energy"]["label"]
     assert all(j["jct_s"] and j["jct_s"] > 0 and j["energy_j"] > 0 for j in summary["jobs"])
     assert (state_dir / "summary.json").exists()
+    # what ran, as a trace the simulator replays on the same GPUs
+    trace = tmp_path / "ran.csv"
+    from eaco.cli import app as eaco_app
+
+    def eaco(*args: str) -> str:
+        result = runner.invoke(eaco_app, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    said = " ".join(eaco("export-trace", "--out", str(trace), "--state-dir", str(state_dir)).split())
+    assert said.startswith("wrote 4 job(s)") and f"replay it: eaco simulate -w csv:{trace} -c 1x2xv100 --no-slos" in said
+    rows = {r["name"]: r for r in csv.DictReader(trace.open())}
+    by_name = {j["name"]: j for j in summary["jobs"]}
+    for name, row in rows.items():
+        assert row["runtime_state"] == "finished" and row["epochs"] == "3" and row["job_type"] == "resnet18"
+        assert float(row["runtime_jct_s"]) == pytest.approx(by_name[name]["jct_s"])
+        assert row["epoch_source"] in ("measured", "history", "declared")
+        if row["epoch_source"] == "measured":  # its own alone epochs, on the reference V100 as they ran
+            assert float(row["duration_s"]) == pytest.approx(3 * by_name[name]["exclusive_epoch_s"])
+    replay = tmp_path / "replay"
+    eaco("simulate", "-w", f"csv:{trace}", "-c", "1x2xv100", "--no-slos", "-p", "fifo,eaco", "--out", str(replay))
+    replayed = json.loads((replay / "metrics.json").read_text())["policies"]
+    assert [(m["policy"], m["num_jobs"], m["cluster"], m["jobs_with_deadline"]) for m in replayed] == [
+        ("fifo", 4, "1x2xv100", 0), ("eaco", 4, "1x2xv100", 0)]
 
 
 def test_crash_while_colocated_is_requeued_exclusive(state_dir: Path, tmp_path: Path) -> None:

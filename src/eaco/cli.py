@@ -362,13 +362,16 @@ _register_profiler()
 
 
 def _register_runtime() -> None:
-    from eaco.runtime_cli import cancel_command, logs_command, serve_command, status_command, submit_command
+    from eaco.runtime_cli import (
+        cancel_command, export_trace_command, logs_command, serve_command, status_command, submit_command,
+    )
 
     app.command("serve", help="Run the live scheduler daemon (local GPUs, same policies as the simulator).")(serve_command)
     app.command("submit", help="Submit job specs (YAML) to the running daemon; prints their ids.")(submit_command)
     app.command("status", help="Show jobs (or one job) and, with --summary, energy and JCT.")(status_command)
     app.command("cancel", help="Cancel a queued or running job.")(cancel_command)
     app.command("logs", help="Print a job's output.")(logs_command)
+    app.command("export-trace", help="Write the jobs the runtime ran as a CSV trace that eaco simulate replays.")(export_trace_command)
 
 
 _register_runtime()

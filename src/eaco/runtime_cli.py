@@ -399,3 +399,23 @@ def logs_command(
     except KeyboardInterrupt:
         return
 
+
+
+def export_trace_command(
+    out: Path = typer.Option(Path("runtime_trace.csv"), "--out", "-o", help="the CSV trace to write"),
+    state_dir: Path = StateDirOption,
+    states: str = typer.Option("finished", "--states", help="jobs ended so, comma-separated: finished, failed, cancelled"),
+    profiles: list[Path] = typer.Option([], "--profiles", help="the profile store(s) the daemon was served with (their job types)"),
+    as_json: bool = typer.Option(False, "--json", help="print what was written as JSON"),
+) -> None:
+    """Write the jobs the runtime ran as a CSV trace that 'eaco simulate -w csv:FILE' replays
+    (their measured exclusive epoch times, deadlines, GPU counts; what really happened beside)."""
+    from eaco.runtime.trace_export import describe, export_trace, summary_json
+    from eaco.setup import load_environment
+
+    try:
+        env = load_environment(profiles=profiles)
+        result = export_trace(state_dir, out, env.catalog, tuple(s.strip().lower() for s in states.split(",") if s.strip()))
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo(summary_json(result) if as_json else describe(result))

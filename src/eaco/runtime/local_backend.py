@@ -17,7 +17,7 @@ from pathlib import Path
 from eaco.runtime.backend import AttemptExit, LaunchRequest, ProcessHandle
 from eaco.runtime.control import request_stop
 from eaco.runtime.distributed import LOOPBACK, add_job_process_env, free_port, job_process_env
-from eaco.runtime.procs import process_alive
+from eaco.runtime.procs import process_alive, signal_group
 from eaco.runtime.wrapper import WRAPPER_FILE, read_exit_code, read_json_dict
 
 
@@ -83,10 +83,7 @@ class LocalBackend:
         if not process_alive(handle.pid, handle.start_ticks):
             self._reap(handle.pid, 0.0)
             return
-        try:
-            os.killpg(handle.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        signal_group(handle.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
             self._reap(handle.pid, 0.0)
@@ -94,16 +91,9 @@ class LocalBackend:
                 break
             time.sleep(0.05)
         else:
-            try:
-                os.killpg(handle.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            signal_group(handle.pid, signal.SIGKILL)
         self._reap(handle.pid, 2.0)
-        # the job itself may linger in the group for a moment after the wrapper
-        try:
-            os.killpg(handle.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        signal_group(handle.pid, signal.SIGKILL)  # the job itself may linger in the group after the wrapper
 
     def _reap(self, pid: int, timeout_s: float) -> None:
         child = self._children.get(pid)

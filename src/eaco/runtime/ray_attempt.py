@@ -27,6 +27,7 @@ from eaco.profiler.epoch_report import REPORT_FILE_ENV
 from eaco.runtime import checkpoint_relay as relay
 from eaco.runtime.control import CHECKPOINT_DIR_ENV, CONTROL_DIR_ENV, request_stop
 from eaco.runtime.distributed import LOOPBACK, add_job_process_env, free_port, job_process_env
+from eaco.runtime.procs import process_start_ticks, signal_group
 from eaco.runtime.wrapper import read_exit_code, read_json_dict, write_json_atomic
 
 RAY_ATTEMPT_FILE = "ray.json"  # written by the attempt actor: node, pid, devices
@@ -97,8 +98,6 @@ class AttemptActor:
                 cwd=payload["working_dir"], env=env, stdin=subprocess.DEVNULL, stdout=fh,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
-        from eaco.runtime.procs import process_start_ticks
-
         self.info = {
             "pid": self.proc.pid, "start_ticks": process_start_ticks(self.proc.pid), "node": payload["node"],
             "node_id": node_id, "host": socket.gethostname(), "devices": devices, **gang,
@@ -149,12 +148,12 @@ class AttemptActor:
     def terminate(self, grace_s: float) -> None:
         """SIGTERM the attempt's process group, SIGKILL it after ``grace_s``."""
         if self.proc.poll() is None:
-            _killpg(self.proc.pid, signal.SIGTERM)
+            signal_group(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
                 pass
-        _killpg(self.proc.pid, signal.SIGKILL)  # what is left of the group (the job's children)
+        signal_group(self.proc.pid, signal.SIGKILL)  # what is left of the group (the job's children)
 
 
 def node_files_root(tag: str, node: str | None = None) -> Path:
@@ -162,13 +161,6 @@ def node_files_root(tag: str, node: str | None = None) -> Path:
     ``node``, that node's own folder in it (distinct even for several Ray nodes on one host)."""
     root = Path(tempfile.gettempdir()) / NODE_FILES_DIR / tag
     return root if node is None else root / node.replace(os.sep, "_")
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def rank_dir(attempt_dir: Path, rank: int) -> Path:

@@ -25,7 +25,6 @@ snapshot) also names the node, attempt and listing the snapshot came from.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
-from eaco.runtime.wrapper import write_json_atomic
+from eaco.runtime.wrapper import read_json_dict, write_json_atomic
 
 RELAY_SUFFIX = ".relay.json"  # beside a checkpoint folder: the relay's record for it
 STAGING_SUFFIX = ".relay-staging"  # a copy being assembled
@@ -75,18 +74,19 @@ def marker_path(folder: Path) -> Path:
 
 def read_marker(folder: Path) -> dict[str, Any]:
     """The record beside ``folder`` ({} if none or unreadable)."""
+    return read_json_dict(marker_path(folder)) or {}
+
+
+def _seq(record: dict[str, Any]) -> int:
+    """A relay record's sequence number (0: none)."""
     try:
-        data = json.loads(marker_path(folder).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return int(record.get("seq", 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def marker_seq(folder: Path) -> int:
-    try:
-        return int(read_marker(folder).get("seq", 0))
-    except (TypeError, ValueError):
-        return 0
+    return _seq(read_marker(folder))
 
 
 def write_marker(folder: Path, record: dict[str, Any]) -> None:
@@ -187,7 +187,7 @@ def snapshot_payload(snapshot: Path, put: Callable[[bytes], Any], chunk_bytes: i
     and every file's bytes as parts made by ``put`` (``ray.put``). None if there is no snapshot,
     or if it came from ``for_node`` (the attempt's node), which holds it or what its job wrote after."""
     record = read_marker(snapshot)
-    seq = int(record.get("seq", 0) or 0)
+    seq = _seq(record)
     if seq <= 0 or not Path(snapshot).is_dir() or (for_node is not None and record.get("node") == for_node):
         return None
     files: list[list[Any]] = []
@@ -221,8 +221,6 @@ class CheckpointSync:
     ref: Any = None
     started_s: float = -1e18  # when the last round started (time.monotonic)
     rounds: int = 0
-    synced: int = 0  # rounds that made a new snapshot
-    last_outcome: str = ""
     _listing: Manifest = field(default_factory=dict)
     _wanted: list[str] = field(default_factory=list)
     _final: dict[str, Any] = field(default_factory=dict)
@@ -280,9 +278,7 @@ class CheckpointSync:
     def _end(self, outcome: str) -> str:
         if outcome in ("changed", "failed"):
             shutil.rmtree(self.staging, ignore_errors=True)
-        self.state, self.ref, self.last_outcome = "idle", None, outcome
-        if outcome == "synced":
-            self.synced += 1
+        self.state, self.ref = "idle", None
         return outcome
 
     def _take(self, answer: Any) -> str | None:
@@ -334,7 +330,7 @@ class CheckpointSync:
     def _commit(self) -> str | None:
         """The staged copy is complete: it becomes the snapshot, with the next number, which the
         node records beside its folder too."""
-        seq = int(read_marker(self.snapshot).get("seq", 0) or 0) + 1
+        seq = marker_seq(self.snapshot) + 1
         _swap(self.staging, self.snapshot)
         size = sum(int(v[0]) for v in self._listing.values())
         write_marker(self.snapshot, {"seq": seq, "node": self.node, "attempt": self.attempt,

@@ -66,7 +66,7 @@ class AttemptActor:
         relayed = ""
         incoming = payload.get("checkpoint_in")
         if incoming and self.checkpoint_dir is not None:  # the daemon's snapshot, unless this node's is as new
-            relayed = relay.stage_in(self.checkpoint_dir, incoming, lambda refs: ray.get(refs))
+            relayed = relay.stage_in(self.checkpoint_dir, incoming, ray.get)
         env = dict(os.environ)
         env.update(job_env)
         devices = ",".join(str(i) for i in payload["local_devices"])

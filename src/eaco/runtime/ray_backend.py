@@ -325,6 +325,20 @@ class RayBackend:
             pull.ref = entry.actor.read.remote(pull.offsets, PULL_MAX_BYTES)
             pull.last_s = now
 
+    def _pull_ranks(self, entry: _Attempt, final: bool = False) -> None:
+        """:meth:`_pull` for every rank of the attempt whose actor can still answer."""
+        for member in entry.ranks():
+            if member.actor is not None and not member.extra.get("died"):
+                self._pull(member, final=final)
+
+    def _copy_at_end(self, entry: _Attempt) -> bool:
+        """The attempt has ended (before the engine sees it): every rank's last report and log
+        bytes, once, then its checkpoint (:meth:`_relay_final`). False: poll again."""
+        if not entry.extra.get("pulled_final"):
+            self._pull_ranks(entry, final=True)
+            entry.extra["pulled_final"] = True
+        return self._relay_final(entry)
+
     def _relay_final(self, entry: _Attempt) -> bool:
         """The job has ended on a node that answers: its checkpoint folder copied to the daemon
         once more (checkpoint relay). True when done (or given up after ``checkpoint_final_s``);
@@ -418,19 +432,13 @@ class RayBackend:
                 return self._from_exit_file(attempt_dir)
             entry = self._attempts[key]
         if not entry.extra.get("pulled_final"):  # (once the end was seen, only the final copies are left)
-            for member in entry.ranks():
-                if member.actor is not None and not member.extra.get("died"):
-                    self._pull(member)
+            self._pull_ranks(entry)
         if entry.members:
             return self._poll_gang(entry)
         ended = self._member_end(entry)
         if ended is not None:
-            if ended.exit_code is not None and not entry.extra.get("died"):
-                if not entry.extra.get("pulled_final"):
-                    self._pull(entry, final=True)  # the last epochs' reports, before the engine sees the end
-                    entry.extra["pulled_final"] = True
-                if not self._relay_final(entry):
-                    return None
+            if ended.exit_code is not None and not entry.extra.get("died") and not self._copy_at_end(entry):
+                return None
             return self._finish(entry, ended)
         return self._watch(entry)
 
@@ -480,12 +488,7 @@ class RayBackend:
                     if e is None or e.exit_code not in CLEAN_EXIT_CODES:
                         why = "still running" if e is None else (e.detail or f"exit code {e.exit_code}")
                         log.info("attempt %s: rank 0 ended with code %s; rank %d: %s", entry.attempt_dir, head.exit_code, r, why)
-                if not entry.extra.get("pulled_final"):
-                    for member in ranks:
-                        if member.actor is not None and not member.extra.get("died"):
-                            self._pull(member, final=True)
-                    entry.extra["pulled_final"] = True
-                if not self._relay_final(entry):
+                if not self._copy_at_end(entry):
                     return None
                 return self._finish(entry, head)
             return self._watch(entry)

@@ -24,7 +24,7 @@ from eaco.energy.grid import GridSettings, HourlySignal
 from eaco.runtime.accounting import EnergyTotals
 from eaco.runtime.baselines import MAX_BASELINE_EPOCHS
 from eaco.runtime.gpus import GpuInventory
-from eaco.runtime.store import ENERGY_COLUMNS, Store
+from eaco.runtime.store import ENERGY_COLUMNS, JobRow, Store
 from eaco.units import J_PER_KWH
 
 HOURLY_FILE = "energy_hourly.csv"
@@ -40,12 +40,18 @@ def _alone_epoch(epochs: list[tuple[float, str]]) -> dict[str, Any]:
             "alone_epochs_measured": len(epochs)}
 
 
+def job_times(row: JobRow) -> tuple[float | None, float | None]:
+    """A job's JCT (first start to finish) and total time (submit to finish); None until it ended."""
+    jct_s = row.finish_unix - row.first_start_unix if row.finish_unix and row.first_start_unix else None
+    total_s = row.finish_unix - row.submit_unix if row.finish_unix else None
+    return jct_s, total_s
+
+
 def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: GpuInventory | None = None) -> dict[str, Any]:
     jobs: list[dict[str, Any]] = []
     alone = store.exclusive_epochs_by_job(MAX_BASELINE_EPOCHS)
     for row in store.jobs():
-        jct_s = row.finish_unix - row.first_start_unix if row.finish_unix and row.first_start_unix else None
-        total_s = row.finish_unix - row.submit_unix if row.finish_unix else None
+        jct_s, total_s = job_times(row)
         jobs.append({
             "job_id": row.job_id, "name": row.name, "state": row.state, "attempts": row.attempts,
             "undos": row.undos, "migrations": row.migrations, "epochs_done": row.epochs_done, "jct_s": jct_s, "total_time_s": total_s,

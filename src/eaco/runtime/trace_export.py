@@ -20,7 +20,7 @@ and gives none to those that had none). The file is the CSV trace format of
 
 Jobs left out, counted by reason: those not ended as chosen (default: finished only), and those
 whose exclusive epoch time the runtime never learnt (no alone epoch, none declared). The
-runtime's GPUs come back as ``eaco simulate``'s ``--cluster`` text (:func:`runtime_cluster_text`).
+runtime's GPUs come back as ``eaco simulate``'s ``--cluster`` text (:func:`runtime_gpus`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from eaco.runtime.layout import StateLayout
 from eaco.runtime.ray_inventory import NODES_FILE
 from eaco.runtime.spec import JobSpec
 from eaco.runtime.store import JobRow, Store
+from eaco.runtime.summary import job_times
 from eaco.runtime.wrapper import read_json_dict
 from eaco.workloads.csv_trace import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
@@ -56,7 +57,6 @@ class TraceExport:
     left_out: dict[str, int] = field(default_factory=dict)  # reason -> jobs
     epoch_sources: dict[str, int] = field(default_factory=dict)  # baseline source -> jobs written
     cluster: str | None = None  # the runtime's GPUs as eaco simulate's --cluster text
-    main_gpu_type: str = "v100"
 
 
 def runtime_gpus(root: Path) -> tuple[str, str | None]:
@@ -78,10 +78,6 @@ def runtime_gpus(root: Path) -> tuple[str, str | None]:
         main = str(ray.get("gpu_type") or groups[0][2])
         return main, ",".join(f"{n}x{g}x{t}" for n, g, t in groups)
     return "v100", None
-
-
-def runtime_cluster_text(root: Path) -> str | None:
-    return runtime_gpus(root)[1]
 
 
 def _num(value: float | None) -> str:
@@ -129,14 +125,13 @@ def export_trace(state_dir: Path, out: Path, catalog: JobCatalog, states: Sequen
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(COLUMNS)
         writer.writerows(rows)
-    return TraceExport(out, len(rows), dict(left_out), dict(sources), cluster, main_type)
+    return TraceExport(out, len(rows), dict(left_out), dict(sources), cluster)
 
 
 def _row(row: JobRow, spec: JobSpec, reference_epoch_s: float, source: str, peak_gb: float | None) -> list[str]:
     relative = spec.relative_deadline_s()
     memory_gb = peak_gb if peak_gb is not None else spec.memory_gb
-    jct_s = row.finish_unix - row.first_start_unix if row.finish_unix and row.first_start_unix else None
-    total_s = row.finish_unix - row.submit_unix if row.finish_unix else None
+    jct_s, total_s = job_times(row)
     return [
         repr(float(row.submit_unix)), repr(spec.epochs * reference_epoch_s), str(spec.num_gpus),
         spec.job_type, spec.gpu_type or "", _num(row.submit_unix + relative if relative is not None else None),

@@ -21,6 +21,8 @@ from eaco.policies.eaco import EacoSettings
 from eaco.workloads.slo import SloSettings, assign_slos
 
 if TYPE_CHECKING:
+    from eaco.sim.metrics import Metrics
+    from eaco.sim.result import SimulationResult
     from eaco.workloads.base import Workload
 
 app = typer.Typer(
@@ -93,6 +95,11 @@ def simulate(
         DEFAULT_GENERATED_RATE_PER_H, "--rate", help="generated: Poisson arrival rate (jobs per hour)"
     ),
     seed: int = typer.Option(0, "--seed", help="seed for generated workloads and job-type assignment"),
+    seeds: Optional[str] = typer.Option(
+        None, "--seeds",
+        help="several seeds, e.g. '0-4' or '0,3,7': everything runs once per seed (each seed's output in OUT/seed-N/) and "
+        "OUT gets the mean and 95% interval of each run over the seeds, and its ratio to the first policy seed by seed",
+    ),
     job_types: str = typer.Option(
         "uniform", "--job-types",
         help="generated: 'uniform' over the catalogue (Gavel's rule) or 'philly_util' (utilisation follows Philly's CDF)",
@@ -150,8 +157,8 @@ def simulate(
     wait_for_faster_type: bool = typer.Option(_EACO.wait_for_faster_type, "--wait-for-faster-type/--no-wait-for-faster-type", help="EaCO, mixed clusters: a job may wait for GPUs of a faster type rather than start on a slower one"),
 ) -> None:
     """Replay a workload on a simulated cluster with each policy; print and save the metrics."""
-    from eaco.report.files import write_hourly_energy, write_jobs, write_metrics, write_timeseries
-    from eaco.report.simulate_report import write_simulate_report
+    from eaco.report.seed_stats import parse_seeds
+    from eaco.report.seeds_report import seed_dir
     from eaco.report.tables import idle_cluster_note, metrics_table, speed_table
     from eaco.energy.grid import grid_settings_from_options
     from eaco.sim.cost import with_costs
@@ -170,20 +177,17 @@ def simulate(
     try:
         if sleep not in SLEEP_MODES:
             raise InputError("--sleep", f"expected one of {', '.join(SLEEP_MODES)}, got {sleep!r}")
+        seed_list = (seed,)
+        if seeds is not None:
+            if seed != 0:
+                raise InputError("--seeds", "give --seed or --seeds, not both")
+            seed_list = parse_seeds(seeds)
         env = load_environment(sleep_power_w=sleep_power_w, profiles=profiles)
-        wl = load_named_workload(
-            workload, env.catalog, seed=seed, jobs=jobs, rate_per_h=rate_per_h,
-            default_jobs=DEFAULT_GENERATED_JOBS, skip_bad_rows=skip_bad_rows, job_type_rule=job_types,
-            priority_qos=tuple(q.strip() for q in slurm_priority_qos.split(",") if q.strip()),
-            slurm_timezone=slurm_timezone,
-        )
         clusters: list[tuple[str, ClusterSpec, list[str]]] = []  # (as given, cluster, notes)
         for text in [c.strip() for c in cluster.split(";") if c.strip()] or ["auto"]:
             notes: list[str] = []
             clusters.append((text, build_cluster(text, workload, notes), notes))
-        slo_settings = SloSettings(slack_min, slack_max, no_slo_share, high_priority_share, seed=seed)
-        if slos:
-            wl = assign_slos(wl, slo_settings)
+        slo_settings = SloSettings(slack_min, slack_max, no_slo_share, high_priority_share, seed=seed_list[0])
         eaco_settings = EacoSettings(
             util_threshold=util_threshold, memory_threshold=memory_threshold, memory_margin_gb=memory_margin_gb,
             max_jobs_per_gpu=max_jobs_per_gpu, observation_epochs=observation_epochs, alpha=alpha,
@@ -206,63 +210,103 @@ def simulate(
         _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
     if env.profiles is not None and env.profiles.skipped:
         err_console.print(f"[yellow]profiles: {len(env.profiles.skipped)} row(s) not usable[/]: {env.profiles.skipped[0]}")
-    setup_s = time.perf_counter() - t0
-    console.print(
-        f"workload [bold]{wl.name}[/]: {wl.num_jobs:,} jobs, {wl.total_gpu_hours():,.0f} GPU-hours"
-        + (f", {wl.skipped_rows:,} bad rows skipped" if wl.skipped_rows else "")
-        + (f" ({_excluded_text(wl)} left out)" if wl.num_excluded else "")
-        + "; " + "; ".join(f"cluster [bold]{spec.describe()}[/] ({spec.num_gpus:,} GPUs" + "".join(f"; {n}" for n in notes) + ")"
-                           for _, spec, notes in clusters)
-        + f"; set-up {setup_s:.1f}s"
-    )
+
+    def load(s: int) -> Workload:
+        try:
+            wl = load_named_workload(
+                workload, env.catalog, seed=s, jobs=jobs, rate_per_h=rate_per_h,
+                default_jobs=DEFAULT_GENERATED_JOBS, skip_bad_rows=skip_bad_rows, job_type_rule=job_types,
+                priority_qos=tuple(q.strip() for q in slurm_priority_qos.split(",") if q.strip()),
+                slurm_timezone=slurm_timezone,
+            )
+        except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
+            _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
+        return assign_slos(wl, replace(slo_settings, seed=s)) if slos else wl
+
+    several_seeds = seeds is not None
     several = len(clusters) > 1  # each run's label then names its cluster: fifo@20x8xv100
-    results = []
-    run_cluster: list[int] = []  # per result, its cluster's index
-    with _progress() as progress:
-        for k, (ctext, spec, _) in enumerate(clusters):
-            for label, name, settings in runs:
-                shown = f"{label}@{ctext}" if several else label
-                task = progress.add_task(shown, total=wl.num_jobs)
-
-                def on_progress(done: int, total: int, now_s: float, task=task) -> None:  # type: ignore[no-untyped-def]
-                    progress.update(task, completed=done)
-
-                try:
-                    result, run_metrics = run_one(spec, wl, name, env, on_progress=on_progress, sleep=sleep, eaco_settings=settings)
-                except (PolicyError, ValueError) as exc:
-                    _fail(f"policy {shown}: {exc}")
-                if shown != name:
-                    result, run_metrics = replace(result, policy=shown), replace(run_metrics, policy=shown)
-                results.append((result, run_metrics))
-                run_cluster.append(k)
-    metrics = with_costs([r for r, _ in results], with_common_end([m for _, m in results]), grid_settings)
     cluster_text = "; ".join(spec.describe() for _, spec, _ in clusters)
-    console.print(metrics_table(metrics, title=f"{wl.name} on {cluster_text}", currency=currency))
-    console.print(speed_table(metrics))
-    idle_notes = [n for k, (_, spec, _) in enumerate(clusters)
-                  if (n := idle_cluster_note([m for m, c in zip(metrics, run_cluster) if c == k], spec.num_nodes, sleep))]
-    for note in idle_notes:
-        err_console.print(f"[yellow]{note}[/]")
-    meta = {
-        "eaco_version": __version__,
-        "command": " ".join(["eaco", *sys.argv[1:]]),
-        "workload": wl.name,
-        "workload_source": wl.source,
-        "cluster": cluster_text,
-        "cluster_source": "; ".join(spec.name for _, spec, _ in clusters),
-        "cluster_notes": [f"{spec.name}: {n}" if several else n for _, spec, notes in clusters for n in notes],
-        "seed": seed,
-        "sleep": sleep,
-        "profiles": [str(p) for p in profiles],
-        "slos": slo_settings.describe() if slos else "as in the trace",
-        "eaco_settings": repr(eaco_settings),
-        "sweep": sweep or "none",
-        "sleep_power_w": env.energy.host.low_power_w,
-        "grid": grid_settings.describe() if grid_settings.active else "none (energy only)",
-        "python": platform.python_version(),
-    }
-    if config_record(ctx) is not None:
-        meta["config"] = config_record(ctx)
+    per_seed: list[tuple[int, list[Metrics]]] = []
+    for s in seed_list:
+        wl = load(s)
+        console.print(
+            (f"seed {s}: " if several_seeds else "")
+            + f"workload [bold]{wl.name}[/]: {wl.num_jobs:,} jobs, {wl.total_gpu_hours():,.0f} GPU-hours"
+            + (f", {wl.skipped_rows:,} bad rows skipped" if wl.skipped_rows else "")
+            + (f" ({_excluded_text(wl)} left out)" if wl.num_excluded else "")
+            + "; " + "; ".join(f"cluster [bold]{spec.describe()}[/] ({spec.num_gpus:,} GPUs" + "".join(f"; {n}" for n in notes) + ")"
+                               for _, spec, notes in clusters)
+            + (f"; set-up {time.perf_counter() - t0:.1f}s" if s == seed_list[0] else "")
+        )
+        results: list[tuple[SimulationResult, Metrics]] = []
+        run_cluster: list[int] = []  # per result, its cluster's index
+        with _progress() as progress:
+            for k, (ctext, spec, _) in enumerate(clusters):
+                for label, name, settings in runs:
+                    shown = f"{label}@{ctext}" if several else label
+                    task = progress.add_task(f"s{s} {shown}" if several_seeds else shown, total=wl.num_jobs)
+
+                    def on_progress(done: int, total: int, now_s: float, task=task) -> None:  # type: ignore[no-untyped-def]
+                        progress.update(task, completed=done)
+
+                    try:
+                        result, run_metrics = run_one(spec, wl, name, env, on_progress=on_progress, sleep=sleep, eaco_settings=settings)
+                    except (PolicyError, ValueError) as exc:
+                        _fail(f"policy {shown}: {exc}")
+                    if shown != name:
+                        result, run_metrics = replace(result, policy=shown), replace(run_metrics, policy=shown)
+                    results.append((result, run_metrics))
+                    run_cluster.append(k)
+        metrics = with_costs([r for r, _ in results], with_common_end([m for _, m in results]), grid_settings)
+        idle_notes = [n for k, (_, spec, _) in enumerate(clusters)
+                      if (n := idle_cluster_note([m for m, c in zip(metrics, run_cluster) if c == k], spec.num_nodes, sleep))]
+        if several_seeds:
+            base = metrics[0]
+            console.print(f"seed {s}: " + ", ".join(
+                f"{m.policy} {m.energy_kwh:,.0f} kWh" + (f" ({m.energy_kwh / base.energy_kwh:.3f})" if m is not base and base.energy_kwh > 0 else "")
+                for m in metrics))
+        else:
+            console.print(metrics_table(metrics, title=f"{wl.name} on {cluster_text}", currency=currency))
+            console.print(speed_table(metrics))
+            for note in idle_notes:
+                err_console.print(f"[yellow]{note}[/]")
+        meta = {
+            "eaco_version": __version__,
+            "command": " ".join(["eaco", *sys.argv[1:]]),
+            "workload": wl.name,
+            "workload_source": wl.source,
+            "cluster": cluster_text,
+            "cluster_source": "; ".join(spec.name for _, spec, _ in clusters),
+            "cluster_notes": [f"{spec.name}: {n}" if several else n for _, spec, notes in clusters for n in notes],
+            "seed": s,
+            "sleep": sleep,
+            "profiles": [str(p) for p in profiles],
+            "slos": replace(slo_settings, seed=s).describe() if slos else "as in the trace",
+            "eaco_settings": repr(eaco_settings),
+            "sweep": sweep or "none",
+            "sleep_power_w": env.energy.host.low_power_w,
+            "grid": grid_settings.describe() if grid_settings.active else "none (energy only)",
+            "python": platform.python_version(),
+        }
+        if config_record(ctx) is not None:
+            meta["config"] = config_record(ctx)
+        folder = seed_dir(out, s) if several_seeds else out
+        written = _write_simulate_outputs(folder, results, metrics, meta, plots, max(c[1].num_nodes for c in clusters),
+                                          idle_notes, currency)
+        if not several_seeds:
+            console.print(f"wrote {len(written)} files to [bold]{out}[/]: " + ", ".join(p.name for p in written[:4]) + ", ...")
+        per_seed.append((s, metrics))
+    if several_seeds:
+        _write_seed_summary(out, per_seed, meta, plots)
+
+
+def _write_simulate_outputs(out: Path, results: list[tuple[SimulationResult, Metrics]], metrics: list[Metrics],
+                            meta: dict[str, object], plots: bool, num_nodes: int, idle_notes: list[str],
+                            currency: str) -> list[Path]:
+    """One simulate run's files in ``out``: the report first."""
+    from eaco.report.files import write_hourly_energy, write_jobs, write_metrics, write_timeseries
+    from eaco.report.simulate_report import write_simulate_report
+
     written = write_metrics(out, metrics, meta)
     for result, _ in results:
         written.append(write_jobs(out, result))
@@ -272,11 +316,31 @@ def simulate(
     if plots:
         from eaco.report.plots import plot_active_nodes, plot_energy_and_time
 
-        figures.append(plot_active_nodes(out / "active_nodes.png", [r for r, _ in results], max(c[1].num_nodes for c in clusters)))
+        figures.append(plot_active_nodes(out / "active_nodes.png", [r for r, _ in results], num_nodes))
         figures.append(plot_energy_and_time(out / "energy_time.png", metrics))
     report = write_simulate_report(out, metrics, meta, figures, idle_notes, currency)
-    written = [report, *written, *figures]
-    console.print(f"wrote {len(written)} files to [bold]{out}[/]: " + ", ".join(p.name for p in written[:4]) + ", ...")
+    return [report, *written, *figures]
+
+
+def _write_seed_summary(out: Path, per_seed: list[tuple[int, list[Metrics]]], meta: dict[str, object], plots: bool) -> None:
+    """``eaco simulate --seeds``: print the runs' estimates over the seeds and write the summary
+    files at the top of ``out``."""
+    from eaco.report.seed_stats import summarise
+    from eaco.report.seeds_report import (
+        plot_seed_energy, seeds_table, write_seeds_csv, write_seeds_report, write_summary_files,
+    )
+
+    reference = per_seed[0][1][0].policy
+    summaries = summarise(per_seed, reference)
+    seeds = [s for s, _ in per_seed]
+    meta = {k: v for k, v in meta.items() if k != "seed"} | {"seeds": seeds}
+    console.print(seeds_table(summaries, reference, f"{meta['workload']} on {meta['cluster']}: mean ± 95% interval over "
+                                                    f"{len(seeds)} seeds; ratios to {reference} [95% interval]"))
+    written = [write_seeds_csv(out, per_seed), *write_summary_files(out, summaries, meta, reference)]
+    figures = [plot_seed_energy(out / "seeds_energy.png", per_seed, summaries, reference)] if plots else []
+    written = [write_seeds_report(out, summaries, meta, reference, seeds, figures), *written, *figures]
+    console.print(f"wrote {len(written)} files to [bold]{out}[/] ({', '.join(p.name for p in written)}) "
+                  f"and each seed's in {out}/seed-N/")
 
 
 @app.command()

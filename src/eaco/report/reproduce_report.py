@@ -13,6 +13,7 @@ from rich.table import Table
 from eaco.policies.eaco import EacoSettings
 from eaco.report.files import _clean, metrics_row
 from eaco.report.markdown import md_table
+from eaco.report.seed_stats import Estimate, estimate
 from eaco.report.plots import _step_downsample
 from eaco.sim.metrics import Metrics, with_common_end
 from eaco.study.paper_numbers import PaperNumber, load_paper_numbers
@@ -399,10 +400,12 @@ def _markdown(study: StudyResult, command: str) -> str:
                   "The same generator and settings with other seeds (the first row is the main workload). "
                   "Targets as above, per workload.", ""]
         parts += md_table(_SEED_COLUMNS, [_seed_cells(r) for r in rows_by_seed])
-        parts += ["", f"Mean over the {n} workloads: energy {sum(r.energy_vs_fifo for r in rows_by_seed) / n:.3f} x FIFO "
-                  f"(range {min(r.energy_vs_fifo for r in rows_by_seed):.3f}-{max(r.energy_vs_fifo for r in rows_by_seed):.3f}), "
-                  f"{sum(r.energy_vs_gandiva for r in rows_by_seed) / n:.3f} x Gandiva, runtime "
-                  f"{sum(r.runtime_vs_fifo for r in rows_by_seed) / n:.3f} x FIFO; every target met on "
+        e_fifo = estimate([r.energy_vs_fifo for r in rows_by_seed])
+        e_gandiva = estimate([r.energy_vs_gandiva for r in rows_by_seed])
+        e_runtime = estimate([r.runtime_vs_fifo for r in rows_by_seed])
+        parts += ["", f"Mean over the {n} workloads, with its 95% confidence interval (Student's t over the seeds): "
+                  f"energy {_mean_ci(e_fifo)} x FIFO (range {e_fifo.min:.3f}-{e_fifo.max:.3f}), "
+                  f"{_mean_ci(e_gandiva)} x Gandiva, runtime {_mean_ci(e_runtime)} x FIFO; every target met on "
                   f"{sum(r.targets_met for r in rows_by_seed)} of {n}."]
     if study.group("philly"):
         philly_nodes = study.group("philly")[0].nodes
@@ -410,6 +413,10 @@ def _markdown(study: StudyResult, command: str) -> str:
                   _markdown_table(study, "philly", philly_nodes)]
     parts += ["", "## Where we differ from the paper, and why", "", *_differences(study), ""]
     return "\n".join(parts)
+
+
+def _mean_ci(e: Estimate) -> str:
+    return f"{e.mean:.3f}" if e.n < 2 else f"{e.mean:.3f} [{e.ci_low:.3f}, {e.ci_high:.3f}]"
 
 
 def _differences(study: StudyResult) -> list[str]:

@@ -286,6 +286,16 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
     replayed = json.loads((replay / "metrics.json").read_text())["policies"]
     assert [(m["policy"], m["num_jobs"], m["cluster"], m["jobs_with_deadline"]) for m in replayed] == [
         ("fifo", 4, "1x2xv100", 0), ("eaco", 4, "1x2xv100", 0)]
+    # ... and as a report: the same jobs and attempts, the sharing on the timeline
+    report = tmp_path / "report"
+    said = " ".join(eaco("report", "--state-dir", str(state_dir), "-o", str(report)).split())
+    assert said.startswith(f"4 jobs, 4 attempts, {summary['colocated_jobs']} co-located")
+    reported = {int(r["job_id"]): r for r in csv.DictReader((report / "jobs.csv").open())}
+    assert {j: r["state"] for j, r in reported.items()} == {j: "finished" for j in ids}
+    assert all(float(reported[j["job_id"]]["jct_s"]) == pytest.approx(j["jct_s"]) for j in summary["jobs"])
+    assert sorted((int(r["job_id"]), r["gpus"]) for r in csv.DictReader((report / "attempts.csv").open())) == sorted(
+        (a.job_id, " ".join(map(str, a.gpus))) for a in attempts)
+    assert (report / "timeline.png").stat().st_size > 1000 and "## Timeline" in (report / "report.md").read_text()
 
 
 def test_crash_while_colocated_is_requeued_exclusive(state_dir: Path, tmp_path: Path) -> None:

@@ -427,7 +427,7 @@ _register_profiler()
 
 def _register_runtime() -> None:
     from eaco.runtime_cli import (
-        cancel_command, export_trace_command, logs_command, serve_command, status_command, submit_command,
+        cancel_command, export_trace_command, logs_command, report_command, serve_command, status_command, submit_command,
     )
 
     app.command("serve", help="Run the live scheduler daemon (local GPUs, same policies as the simulator).")(serve_command)
@@ -436,6 +436,7 @@ def _register_runtime() -> None:
     app.command("cancel", help="Cancel a queued or running job.")(cancel_command)
     app.command("logs", help="Print a job's output.")(logs_command)
     app.command("export-trace", help="Write the jobs the runtime ran as a CSV trace that eaco simulate replays.")(export_trace_command)
+    app.command("report", help="Write a report of what the runtime ran: jobs and attempts CSVs, a GPU timeline, energy, report.md.")(report_command)
 
 
 _register_runtime()

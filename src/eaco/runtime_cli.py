@@ -419,3 +419,21 @@ def export_trace_command(
     except InputError as exc:
         _fail(str(exc))
     typer.echo(summary_json(result) if as_json else describe(result))
+
+
+def report_command(
+    state_dir: Path = StateDirOption,
+    out: Path = typer.Option(Path("results/runtime"), "--out", "-o", help="output folder"),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="write timeline.png"),
+) -> None:
+    """Write what the runtime ran as files: report.md, jobs.csv, attempts.csv, energy_hourly.csv,
+    summary.json and a timeline of the attempts on each GPU (timeline.png). Reads the state
+    folder; the daemon may be running or not."""
+    from eaco.report.runtime_report import write_runtime_report
+
+    try:
+        got = write_runtime_report(state_dir, out, plots=plots)
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo(f"{got.jobs} jobs, {got.attempts} attempts, {got.colocated_jobs} co-located, {got.energy_kwh:.4f} kWh accounted")
+    typer.echo(f"wrote {len(got.files)} files to {out} (open {out / 'report.md'}): " + ", ".join(f.name for f in got.files))

@@ -298,6 +298,23 @@ def test_four_jobs_on_two_gpus_colocated_all_finish(state_dir: Path, tmp_path: P
     assert (report / "timeline.png").stat().st_size > 1000 and "## Timeline" in (report / "report.md").read_text()
 
 
+def test_a_policy_of_your_own_drives_the_runtime(state_dir: Path, tmp_path: Path) -> None:
+    """The example policy file (docs/policies.md) as the daemon's policy: the same object the
+    simulator runs places real jobs, and shares a GPU by its own rule."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "policies" / "util_pack.py"
+    daemon = Daemon(state_dir, policy=f"{example}:UtilPack")
+    try:
+        ids = [submit(state_dir, tmp_path, f"own{i}", epochs=2, steps=30) for i in range(3)]
+        wait_for(lambda: all(s == "finished" for s in job_states(state_dir).values()), 60, "3 jobs to finish")
+    finally:
+        daemon.kill(signal.SIGTERM)
+    store = Store(state_dir / "runtime.db")
+    attempts = store.attempts()
+    store.close()
+    assert sorted(a.job_id for a in attempts) == ids and all(a.outcome == "finished" for a in attempts)
+    assert any(a.colocated for a in attempts), [(a.job_id, a.gpus) for a in attempts]
+
+
 def test_crash_while_colocated_is_requeued_exclusive(state_dir: Path, tmp_path: Path) -> None:
     daemon = Daemon(state_dir)
     try:

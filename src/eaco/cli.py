@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from eaco import __version__
@@ -30,8 +31,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="EaCO: energy-aware co-location of deep-learning training jobs on GPU clusters.",
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)  # ":x:" in a path or a job name is text, not an emoji
+err_console = Console(stderr=True, emoji=False)
 
 DEFAULT_POLICIES = "fifo,fifo-packed,gandiva,eaco"
 DEFAULT_GENERATED_JOBS = 1000
@@ -41,7 +42,7 @@ _EACO = EacoSettings()  # defaults shown in --help
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}")  # a message's "[...]" is text, not markup
     raise typer.Exit(code=2)
 
 
@@ -83,7 +84,8 @@ def simulate(
         "untyped GPUs; docs/workloads.md), or 'auto' (the trace's own cluster for philly/alibaba, 28x8xv100 otherwise); "
         "several separated by ';' run every policy on each ('28x8xv100;20x8xv100': runs named fifo@28x8xv100, ...)",
     ),
-    policies: str = typer.Option(DEFAULT_POLICIES, "--policies", "-p", help="comma-separated policy names"),
+    policies: str = typer.Option(DEFAULT_POLICIES, "--policies", "-p",
+                                  help="comma-separated: fifo, fifo-packed, gandiva, eaco, or FILE.py:Class for a policy of your own (docs/policies.md)"),
     sweep: Optional[str] = typer.Option(
         None, "--sweep",
         help="run EaCO once per value of its settings, e.g. 'alpha=0,0.5,1' or 'alpha=0,1; reserve=true,false' (every combination); "
@@ -165,14 +167,23 @@ def simulate(
     from eaco.sim.metrics import with_common_end
     from eaco.sim.runner import SLEEP_MODES
     from eaco.sim.runner import simulate as run_one
-    from eaco.policies.registry import policy_names
+    from eaco.policies.custom import is_custom
+    from eaco.policies.registry import policy_label, policy_names
     from eaco.model.cluster import ClusterSpec
     from eaco.setup import build_cluster, load_environment, load_named_workload
 
-    names = [p.strip().lower() for p in policies.split(",") if p.strip()]
-    unknown = [p for p in names if p not in policy_names()]
+    # built-in names (any case), or FILE.py:Class for a policy of your own (kept as written)
+    names = [p.strip() if is_custom(p) else p.strip().lower() for p in policies.split(",") if p.strip()]
+    unknown = [p for p in names if not is_custom(p) and p not in policy_names()]
     if not names or unknown:
-        _fail(f"--policies: unknown {unknown or 'empty list'}; expected names from {', '.join(policy_names())}")
+        _fail(f"--policies: unknown {unknown or 'empty list'}; expected names from {', '.join(policy_names())}, "
+              "or FILE.py:Class for a policy of your own (docs/policies.md)")
+    try:
+        labels = {name: policy_label(name) for name in names}
+    except InputError as exc:
+        _fail(f"--policies: {exc}")
+    if len(set(labels.values())) < len(labels):
+        _fail(f"--policies: two policies would be labelled alike ({', '.join(labels.values())}); give each class its own name")
     t0 = time.perf_counter()
     try:
         if sleep not in SLEEP_MODES:
@@ -198,7 +209,7 @@ def simulate(
             consolidate_shared=consolidate_shared,
             reserve=reserve, reserve_wait_s=reserve_wait_s, wait_for_faster_type=wait_for_faster_type,
         )
-        runs = [(name, name, eaco_settings) for name in names]
+        runs = [(labels[name], name, eaco_settings) for name in names]
         if sweep:
             from eaco.policies.variants import parse_sweep
 

@@ -59,7 +59,7 @@ def _client(state_dir: Path):  # type: ignore[no-untyped-def]
 def serve_command(
     state_dir: Path = StateDirOption,
     gpus: str = typer.Option("nvml", "--gpus", help="'nvml' (find GPUs; nvml:TYPE or nvml:0,2 to use some of them) or COUNTxTYPE, e.g. 2xv100 (declared; CPU machines)"),
-    policy: str = typer.Option("eaco", "--policy", "-p", help="eaco, fifo, fifo-packed or gandiva"),
+    policy: str = typer.Option("eaco", "--policy", "-p", help="eaco, fifo, fifo-packed, gandiva, or FILE.py:Class for a policy of your own (docs/policies.md)"),
     tick_s: float = typer.Option(0.2, "--tick-s", min=0.01, help="main loop period (s)"),
     exit_when_idle: bool = typer.Option(False, "--exit-when-idle", help="stop once no job is queued or running"),
     metrics_port: Optional[int] = typer.Option(
@@ -103,13 +103,15 @@ def serve_command(
     if level is None:
         _fail(f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     configure_daemon_logging(level)
-    from eaco.policies.registry import policy_names
+    from eaco.policies.registry import policy_label
     from eaco.runtime.api import check_transport
     from eaco.runtime.daemon import ServeOptions, serve
     from eaco.runtime.gpus import discover_gpus
 
-    if policy.strip().lower() not in policy_names():
-        _fail(f"--policy: unknown policy {policy!r}; expected one of: {', '.join(policy_names())}")
+    try:
+        policy_label(policy)  # a built-in name, or FILE.py:Class loaded now: refused before anything starts
+    except (InputError, KeyError) as exc:
+        _fail(f"--policy: {exc.args[0] if isinstance(exc, KeyError) else exc}")
     eaco_settings, changed = None, ""
     if eaco_setting:
         from eaco.policies.eaco import EacoSettings
@@ -149,7 +151,7 @@ def serve_command(
     else:
         typer.echo(f"eaco serve: Ray cluster {ray_address}, policy {policy}{changed}, state {state_dir}", err=True)
     try:
-        serve(ServeOptions(state_dir, inventory, policy.strip().lower(), tick_s, exit_when_idle, metrics_port,
+        serve(ServeOptions(state_dir, inventory, policy.strip(), tick_s, exit_when_idle, metrics_port,
                            backend, ray_address, ray_gpu_type, api, alone_first, tuple(profiles),
                            ray_shared_files=ray_files == "shared", eaco_settings=eaco_settings,
                            ray_checkpoint_sync_s=checkpoint_sync_s))

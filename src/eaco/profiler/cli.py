@@ -71,7 +71,7 @@ def profile_command(
     """Train zoo jobs and your own (--jobs) alone and together; measure time, power, energy and utilisation; write profiles."""
     from eaco.profiler.pipeline import ProfileConfig, ProfileIncomplete, rebuild_report, run_profile
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, emoji=False)
     if report_only:
         try:
             files = rebuild_report(out)

@@ -79,7 +79,7 @@ def run_profile(
     console: Console | None = None,
     gpu_source_factory: Callable[[tuple[int, ...]], tuple[GpuSource | None, str]] | None = None,
 ) -> ProfileResult:
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, emoji=False)
     opener = gpu_source_factory or open_nvml
     source, note = opener(cfg.gpus)
     if source is None:

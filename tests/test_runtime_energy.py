@@ -3,11 +3,14 @@ runtime whose GPUs are read through an injected NVML-like source while two tiny 
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import pytest
 
 from eaco.policies.registry import make_policy
@@ -192,3 +195,52 @@ def test_store_splits_an_interval_across_hours(tmp_path: Path) -> None:
         assert totals["counter_gpu_s"] == pytest.approx(60.0) and totals["gpu_idle_j"] == 0.0
     finally:
         store.close()
+
+
+class ProcessMemorySource(ConstantPowerSource):
+    """Two GPUs as above whose NVML process list shows every training process this test
+    started (``python -m ...tiny_train``, not the wrapper that runs it) holding ``train_mib`` on each GPU, and this test's own process
+    holding 1 GiB (in no job's session: counted for nobody)."""
+
+    def __init__(self, train_mib: float) -> None:
+        super().__init__((100.0, 100.0))
+        self.train_mib = train_mib
+
+    def read(self) -> tuple[GpuReading, ...]:
+        procs = {os.getpid(): 1024.0}
+        for child in psutil.Process().children(recursive=True):
+            try:
+                if child.cmdline()[1:3] == ["-m", "eaco.runtime.examples.tiny_train"]:  # not its wrapper
+                    procs[child.pid] = self.train_mib
+            except psutil.Error:
+                continue
+        return tuple(replace(r, process_memory_mib=dict(procs)) for r in super().read())
+
+
+def test_nvml_process_memory_is_a_measured_peak(tmp_path: Path) -> None:
+    """On real GPUs the runtime sees each job's memory through NVML's process list, before and
+    without any epoch report: a job that declared 4 GB but holds 6 GB is sized at 6 GB."""
+    env = load_environment()
+    layout = StateLayout(tmp_path / "state")
+    layout.root.mkdir()
+    store = Store(layout.db)
+    inventory = declared_gpus("2xv100")
+    runtime = Runtime(layout, store, LocalBackend(), make_policy("eaco", env.policy_context()), inventory, env.catalog,
+                      env.energy, cpu_util=lambda: 0.5, tick_s=0.05,
+                      gpu_meter=GpuMeter(ProcessMemorySource(6 * 1024.0), inventory.device_indices))
+    job_id = store.submit("m0", spec_from_yaml(job_yaml("m0"), "job.yaml", tmp_path).model_dump_json())
+    stop = threading.Event()
+    guard = threading.Timer(60.0, stop.set)
+    guard.start()
+    try:
+        runtime.run(stop, exit_when_idle=True)
+    finally:
+        guard.cancel()
+        kill_leftover_jobs(layout.root)
+    assert not stop.is_set(), "the runtime did not finish a tiny job in 60 s"
+    assert store.job(job_id).state == "finished"
+    # the training process's 6 GiB on its GPU (not the test's own 1 GiB, not counted twice)
+    assert store.memory_peak_gb(job_id) == pytest.approx(6.0)
+    events = [detail for _, _, kind, detail in store.events(job_id) if kind == "memory"]
+    assert any("6 GB per GPU measured through NVML" in e and "(measured; was 4 GB, declared)" in e for e in events), events
+    store.close()

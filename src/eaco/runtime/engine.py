@@ -34,7 +34,8 @@ from eaco.runtime.gpus import GpuInventory
 from eaco.runtime.baselines import MAX_BASELINE_EPOCHS, AloneEpoch, AloneTracker, EpochBaseline, choose_baseline, workload_key
 from eaco.runtime.jobs import declared_gpu_type, job_from_spec, largest_gpu_memory_gb, reference_epoch_s
 from eaco.runtime.layout import StateLayout
-from eaco.runtime.memory import MemoryEstimate, choose_memory, peak_to_gb
+from eaco.runtime.memory import MIB_PER_GB, MemoryEstimate, choose_memory, peak_to_gb
+from eaco.runtime.procs import session_of
 from eaco.runtime.metrics import GpuSnapshot, RuntimeSnapshot
 from eaco.runtime.reports import ReportTail
 from eaco.runtime.spec import JobSpec
@@ -117,6 +118,7 @@ class Runtime:
         # the memory each job holds per GPU when it shares, and where the figure comes from
         # (measured from its epoch reports, else earlier jobs', else declared, eaco.runtime.memory)
         self.memory: dict[int, MemoryEstimate] = {}
+        self._process_peak_gb: dict[int, float] = {}  # job -> the most NVML saw its processes hold on one GPU
         self.alone = AloneTracker()
         self.first_start: dict[int, float] = {}
         self.placed: dict[int, tuple[float, int]] = {}
@@ -221,6 +223,7 @@ class Runtime:
         if self._last_tick_unix is not None:
             increments = self.accountant.step(self.state, self.jobs, now_unix - self._last_tick_unix)
             self.store.add_accounting(increments, self.accountant.last_step, now_unix)
+            self._measure_process_memory()
         else:
             self.accountant.start()
         self._last_tick_unix = now_unix
@@ -301,6 +304,7 @@ class Runtime:
         self.live.pop(job_id, None)
         self.alone.forget(job_id)
         self.unmeasured.discard(job_id)
+        self._process_peak_gb.pop(job_id, None)
         self._something_ended = True
 
     # ========================================================== processes
@@ -516,13 +520,45 @@ class Runtime:
                              self.store.workload_memory_peak_gb(self.workload_keys[job_id], except_job=job_id))
 
     def _measure_memory(self, job_id: int, records: Sequence[EpochRecord]) -> None:
-        """Store a new largest GPU memory peak the job reported, and let the memory it holds
-        follow (:mod:`eaco.runtime.memory`): the policy sees the new figure for its GPUs now and
-        wherever it is placed later."""
+        """A new largest GPU memory peak the job reported in its epoch records (the allocator's
+        peak plus the CUDA context): :meth:`_record_memory_peak`."""
         peaks = [r.peak_gpu_memory_mib for r in records if r.peak_gpu_memory_mib is not None and r.peak_gpu_memory_mib > 0]
-        if not peaks or job_id not in self.specs:
+        if peaks:
+            self._record_memory_peak(job_id, peak_to_gb(max(peaks)), "reported")
+
+    def _measure_process_memory(self) -> None:
+        """NVML's per-process GPU memory, on this machine's GPUs (the local backend with NVML):
+        a job's processes are found by their session (each attempt leads one, and the processes
+        it starts stay in it), and the most they hold together on one of the job's GPUs, CUDA
+        context included, is a measured peak (:meth:`_record_memory_peak`). Unlike the epoch
+        reports this needs nothing from the job and sees memory as soon as it is taken."""
+        meter = self.accountant.gpu_meter
+        per_gpu = getattr(meter, "process_memory_mib", None)
+        if not per_gpu or not getattr(self.backend, "local_pids", False):
             return
-        peak_gb = peak_to_gb(max(peaks))
+        leaders = {live.handle.pid: job_id for job_id, live in self.live.items()}
+        sessions: dict[int, int | None] = {}
+        held: dict[int, dict[int, float]] = {}  # job -> policy GPU -> MiB
+        for g, procs in per_gpu.items():
+            for pid, mib in procs.items():
+                if pid not in sessions:
+                    sessions[pid] = session_of(pid)
+                job_id = leaders.get(sessions[pid])  # type: ignore[arg-type]
+                if job_id is not None and g in self.state.job_gpus.get(job_id, ()):
+                    on_gpu = held.setdefault(job_id, {})
+                    on_gpu[g] = on_gpu.get(g, 0.0) + mib
+        for job_id, by_gpu in held.items():
+            peak_gb = max(by_gpu.values()) / MIB_PER_GB
+            if peak_gb > self._process_peak_gb.get(job_id, 0.0) + 1e-9:  # only a new high reaches the store
+                self._process_peak_gb[job_id] = peak_gb
+                self._record_memory_peak(job_id, peak_gb, "measured through NVML")
+
+    def _record_memory_peak(self, job_id: int, peak_gb: float, how: str) -> None:
+        """Store a new largest GPU memory peak of the job, and let the memory it holds follow
+        (:mod:`eaco.runtime.memory`): the policy sees the new figure for its GPUs now and
+        wherever it is placed later. ``how``: where the figure comes from, for its event."""
+        if job_id not in self.specs:
+            return
         if not self.store.add_memory_peak(job_id, self.workload_keys[job_id], peak_gb):
             return
         old = self.memory[job_id]
@@ -530,7 +566,8 @@ class Runtime:
         self.memory[job_id] = new
         if abs(new.memory_gb - old.memory_gb) < 1e-9:
             return
-        note = f"peak GPU memory {peak_gb:.3g} GB per GPU measured: it holds {new.memory_gb:.3g} GB ({new.source}; was {old.memory_gb:.3g} GB, {old.source})"
+        note = (f"peak GPU memory {peak_gb:.3g} GB per GPU {how}: it holds {new.memory_gb:.3g} GB ({new.source}; "
+                f"was {old.memory_gb:.3g} GB, {old.source})")
         job = self.jobs[job_id]
         if job_id in self.unmeasured or self.store.job(job_id).exclusive_only:
             self.store.event(job_id, "memory", note + "; it keeps its GPUs to itself for now")

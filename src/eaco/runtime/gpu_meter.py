@@ -46,6 +46,8 @@ class GpuMeter:
         # only if the source gains it later (a Ray node's meter that answers late), else never
         self.device_indices = tuple(device_indices)
         self._previous: dict[int, GpuReading] = {}
+        # per policy GPU read at the latest read(): pid -> MiB it holds there (NVML's compute processes)
+        self.process_memory_mib: dict[int, dict[int, float]] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -68,11 +70,14 @@ class GpuMeter:
         the first read or when nothing could be measured)."""
         readings = {r.index: r for r in self.source.read()}
         out: list[GpuInterval | None] = []
-        for index in self.device_indices:
+        self.process_memory_mib = {}
+        for g, index in enumerate(self.device_indices):
             now = readings.get(index)
             before = self._previous.get(index)
             if now is not None:
                 self._previous[index] = now
+                if now.process_memory_mib:
+                    self.process_memory_mib[g] = dict(now.process_memory_mib)
             else:  # not read this time: the next interval starts at the next reading (never spans a gap)
                 self._previous.pop(index, None)
             out.append(None if now is None or before is None else _interval(before, now, dt_s))

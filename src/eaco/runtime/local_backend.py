@@ -23,6 +23,7 @@ from eaco.runtime.wrapper import WRAPPER_FILE, read_exit_code, read_json_dict
 
 class LocalBackend:
     name = "local"
+    local_pids = True  # its attempts' pids are processes of this machine (NVML's per-process memory maps to them)
 
     def __init__(self, wrapper_timeout_s: float = 10.0) -> None:
         self._children: dict[int, subprocess.Popen[bytes]] = {}

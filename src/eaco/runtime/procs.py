@@ -46,3 +46,12 @@ def signal_group(pgid: int, sig: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def session_of(pid: int) -> int | None:
+    """The session id of ``pid`` (a job's attempt leads a session of its own: its processes, and
+    theirs, carry the attempt's pid here); None if the process is gone or not ours to ask."""
+    try:
+        return os.getsid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None

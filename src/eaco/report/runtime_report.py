@@ -54,11 +54,6 @@ class RuntimeReport:
     energy_kwh: float
 
 
-def _deadline_unix(spec: JobSpec, submit_unix: float) -> float | None:
-    relative = spec.relative_deadline_s()
-    return None if relative is None else submit_unix + relative
-
-
 def _cell(value: object) -> object:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
@@ -153,7 +148,7 @@ def write_runtime_report(state_dir: Path, out: Path, plots: bool = True, now_uni
     jobs = []
     for j in summary["jobs"]:
         spec, row = specs[j["job_id"]], rows[j["job_id"]]
-        deadline = _deadline_unix(spec, row.submit_unix)
+        deadline = spec.deadline_after(row.submit_unix)
         # judged on finished jobs only (a failed or cancelled job met no deadline and missed none)
         missed = None if deadline is None or row.state != "finished" or row.finish_unix is None else row.finish_unix > deadline
         jobs.append({**j, "job_type": spec.job_type, "num_gpus": spec.num_gpus, "gpu_type": spec.gpu_type or "",

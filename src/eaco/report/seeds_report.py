@@ -62,21 +62,20 @@ def _misses(e: Estimate | None) -> str:
 
 def summary_rows(summaries: Sequence[RunSummary], reference: str) -> tuple[list[str], list[list[str]]]:
     """The summary table, one column per run (fits a narrow terminal): header and rows."""
-    lines: list[tuple[str, Callable[[RunSummary], str]]] = [
-        ("energy (kWh)", lambda s: _pm(s.values.get("energy_kwh"))),
-        (f"energy / {reference}", lambda s: _ratio(s.ratios.get("energy_kwh"))),
-        (f"less energy than {reference}", lambda s: f"{s.lower_energy_seeds} of {len(s.seeds)}"),
-        ("avg JCT (h)", lambda s: _pm(s.values.get("jct_s_mean"), S_PER_H, ",.2f")),
-        (f"avg JCT / {reference}", lambda s: _ratio(s.ratios.get("jct_s_mean"))),
-        (f"avg runtime / {reference}", lambda s: _ratio(s.ratios.get("run_time_s_mean"))),
-        (f"avg total time / {reference}", lambda s: _ratio(s.ratios.get("total_time_s_mean"))),
-        ("deadline misses (range)", lambda s: _misses(s.values.get("deadline_misses"))),
-        ("  caused by sharing", lambda s: _misses(s.values.get("deadline_misses_colocation"))),
+    # (label, cell, whether the row compares with the reference: "-" in the reference's column)
+    lines: list[tuple[str, Callable[[RunSummary], str], bool]] = [
+        ("energy (kWh)", lambda s: _pm(s.values.get("energy_kwh")), False),
+        (f"energy / {reference}", lambda s: _ratio(s.ratios.get("energy_kwh")), True),
+        (f"less energy than {reference}", lambda s: f"{s.lower_energy_seeds} of {len(s.seeds)}", True),
+        ("avg JCT (h)", lambda s: _pm(s.values.get("jct_s_mean"), S_PER_H, ",.2f"), False),
+        (f"avg JCT / {reference}", lambda s: _ratio(s.ratios.get("jct_s_mean")), True),
+        (f"avg runtime / {reference}", lambda s: _ratio(s.ratios.get("run_time_s_mean")), True),
+        (f"avg total time / {reference}", lambda s: _ratio(s.ratios.get("total_time_s_mean")), True),
+        ("deadline misses (range)", lambda s: _misses(s.values.get("deadline_misses")), False),
+        ("  caused by sharing", lambda s: _misses(s.values.get("deadline_misses_colocation")), False),
     ]
-    rows = []
-    for label, cell in lines:
-        rows.append([label, *("-" if s.run == reference and "/" in label or s.run == reference and label.startswith("less")
-                              else cell(s) for s in summaries)])
+    rows = [[label, *("-" if vs_reference and s.run == reference else cell(s) for s in summaries)]
+            for label, cell, vs_reference in lines]
     return ["metric", *(s.run for s in summaries)], rows
 
 

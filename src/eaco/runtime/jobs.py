@@ -119,7 +119,7 @@ def job_from_spec(
     priority = spec.priority
     if exclusive_only:
         priority = max(1, priority)
-    relative = spec.relative_deadline_s()
+    deadline_s = spec.deadline_after(submit_time_s)
     return Job(
         job_id=job_id,
         submit_time_s=submit_time_s,
@@ -130,7 +130,7 @@ def job_from_spec(
         memory_gb=memory_gb,
         gpu_util=spec.gpu_util if spec.gpu_util is not None else kind.util_on(declared_gpu_type(spec, inventory)),
         gpu_type=spec.gpu_type,
-        deadline_s=submit_time_s + relative if relative is not None else math.inf,
+        deadline_s=math.inf if deadline_s is None else deadline_s,
         priority=priority,
         exclusive=exclusive_only or alone_first,
     )

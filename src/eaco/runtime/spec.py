@@ -81,6 +81,11 @@ class JobSpec(BaseModel):
             return (1.0 + self.slack) * self.epochs * self.expected_epoch_s
         return None
 
+    def deadline_after(self, submit_s: float) -> float | None:
+        """The job's deadline for a job submitted at ``submit_s`` (same clock); None = no SLO."""
+        relative = self.relative_deadline_s()
+        return None if relative is None else submit_s + relative
+
 
 def _field_of(error: dict[str, Any]) -> str:
     loc = [str(p) for p in error.get("loc", ())]

@@ -129,12 +129,11 @@ def export_trace(state_dir: Path, out: Path, catalog: JobCatalog, states: Sequen
 
 
 def _row(row: JobRow, spec: JobSpec, reference_epoch_s: float, source: str, peak_gb: float | None) -> list[str]:
-    relative = spec.relative_deadline_s()
     memory_gb = peak_gb if peak_gb is not None else spec.memory_gb
     jct_s, total_s = job_times(row)
     return [
         repr(float(row.submit_unix)), repr(spec.epochs * reference_epoch_s), str(spec.num_gpus),
-        spec.job_type, spec.gpu_type or "", _num(row.submit_unix + relative if relative is not None else None),
+        spec.job_type, spec.gpu_type or "", _num(spec.deadline_after(row.submit_unix)),
         str(spec.priority), _num(memory_gb), _num(spec.gpu_util), str(spec.epochs), "false",
         spec.name, row.state, source, _num(jct_s), _num(total_s), _num(row.run_time_s), _num(row.energy_j),
         _num(row.colocated_s), str(row.undos),

@@ -230,16 +230,26 @@ def test_sampler_with_an_injected_source_measures_energy_from_the_counter() -> N
 
 
 class _NvmlError(Exception):
-    pass
+    def __init__(self, message: str, value: int = 999) -> None:
+        super().__init__(message)
+        self.value = value
+
+
+def _util_sample(pid: int, ts: int, sm: int):
+    return type("S", (), {"pid": pid, "timeStamp": ts, "smUtil": sm, "memUtil": 0, "encUtil": 0, "decUtil": 0})()
 
 
 class StandInNvml:
     """The part of pynvml's API that NvmlSource calls, answering like a driver would (mW, mJ, bytes)."""
 
     NVMLError = _NvmlError
+    NVML_ERROR_NOT_SUPPORTED = 3
+    NVML_ERROR_NOT_FOUND = 6
 
     def __init__(self) -> None:
         self.energy_mj = 5_000_000
+        self.util_asks: list[tuple[int, int]] = []  # (handle, lastSeenTimeStamp) per call
+        self.util_samples: list = []  # what device 0 answers (its buffer: filtered by the caller's timestamp)
 
     def nvmlDeviceGetCount(self) -> int:
         return 2
@@ -274,6 +284,15 @@ class StandInNvml:
     def nvmlDeviceGetComputeRunningProcesses(self, h: int):
         return [type("P", (), {"pid": 77, "usedGpuMemory": 2**30})(), type("P", (), {"pid": 78, "usedGpuMemory": None})()]
 
+    def nvmlDeviceGetProcessUtilization(self, h: int, last_seen_us: int):
+        self.util_asks.append((h, last_seen_us))
+        if h == 1:
+            raise _NvmlError("Not Supported", self.NVML_ERROR_NOT_SUPPORTED)
+        newer = [s for s in self.util_samples if s.timeStamp > last_seen_us]
+        if not newer:
+            raise _NvmlError("Not Found", self.NVML_ERROR_NOT_FOUND)
+        return self.util_samples  # a driver may hand back older samples too: the reader filters them
+
     def nvmlShutdown(self) -> None:
         pass
 
@@ -290,6 +309,39 @@ def test_nvml_source_converts_driver_units_and_tolerates_missing_counters() -> N
     assert first[1].memory_used_mib == pytest.approx(3072.0) and first[1].process_memory_mib == {77: 1024.0}
     with pytest.raises(ValueError, match="gpus: NVML sees 2 GPU"):
         NvmlSource(StandInNvml(), [2])
+
+
+def test_nvml_source_reads_each_process_share_of_the_kernel_time() -> None:
+    """Per process, its share of the SM utilisation NVML sampled since the previous read; a board
+    that does not support it is not asked again; samples already seen are not counted twice."""
+    from eaco.profiler.telemetry import NvmlSource
+
+    nv = StandInNvml()
+    src = NvmlSource(nv, [1, 0])
+    first = src.read()  # no sample yet: nothing
+    assert first[0].process_busy_share == {} and first[1].process_busy_share == {}
+    start_us = nv.util_asks[-1][1]
+    assert abs(start_us - time.time() * 1e6) < 60e6  # samples older than the source are not read
+    nv.util_samples = [_util_sample(77, start_us - 5, 99),  # before the source opened
+                       _util_sample(77, start_us + 10, 60), _util_sample(78, start_us + 10, 20),
+                       _util_sample(77, start_us + 20, 60), _util_sample(78, start_us + 20, 60)]
+    second = src.read()
+    assert second[1].process_busy_share == {77: pytest.approx(120 / 200), 78: pytest.approx(80 / 200)}
+    assert second[0].process_busy_share == {}
+    third = src.read()  # nothing newer than the last sample seen
+    assert third[1].process_busy_share == {}
+    assert nv.util_asks[-1] == (0, start_us + 20)
+    assert [h for h, _ in nv.util_asks].count(1) == 1  # NOT_SUPPORTED once: never asked again
+
+
+def test_process_busy_shares_ignore_idle_processes_and_clip() -> None:
+    from eaco.profiler.telemetry import process_busy_shares
+
+    seen = [0, 100]
+    assert process_busy_shares([_util_sample(5, 101, 0), _util_sample(6, 101, 0)], seen, 1) == {}
+    assert seen == [0, 101]
+    shares = process_busy_shares([_util_sample(5, 102, 250), _util_sample(6, 103, 0), _util_sample(7, 103, 100)], seen, 1)
+    assert shares == {5: pytest.approx(0.5), 7: pytest.approx(0.5)} and seen == [0, 103]
 
 
 def test_summary_integrates_power_when_there_is_no_counter() -> None:

@@ -128,7 +128,7 @@ def test_store_counts_moves_apart_from_undos(tmp_path: Path) -> None:
     assert (per_state["queued"], undos, migrations, attempts) == (1, 0, 1, 1)
 
 
-def test_store_written_by_schema_1_gains_the_new_columns(tmp_path: Path) -> None:
+def test_store_written_by_older_schemas_gains_the_new_columns(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -145,13 +145,23 @@ def test_store_written_by_schema_1_gains_the_new_columns(tmp_path: Path) -> None
                      "INSERT INTO jobs(name, spec_json, state, submit_unix, undos) VALUES ('old', '{}', 'finished', 1.0, 2);"
                      "CREATE TABLE exclusive_epochs (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL, "
                      "workload_key TEXT NOT NULL, epoch INTEGER NOT NULL, duration_s REAL NOT NULL, end_unix REAL NOT NULL);"
-                     "INSERT INTO exclusive_epochs(job_id, workload_key, epoch, duration_s, end_unix) VALUES (1, 'k', 1, 2.5, 9.0);")
+                     "INSERT INTO exclusive_epochs(job_id, workload_key, epoch, duration_s, end_unix) VALUES (1, 'k', 1, 2.5, 9.0);"
+                     # energy per hour as schema 3 kept it: no split columns
+                     "CREATE TABLE energy_hours (hour_start_unix INTEGER PRIMARY KEY, duration_s REAL NOT NULL DEFAULT 0, "
+                     "gpu_busy_j REAL NOT NULL DEFAULT 0, gpu_idle_j REAL NOT NULL DEFAULT 0, host_j REAL NOT NULL DEFAULT 0, "
+                     "model_gpu_busy_j REAL NOT NULL DEFAULT 0, model_gpu_idle_j REAL NOT NULL DEFAULT 0, "
+                     "counter_gpu_s REAL NOT NULL DEFAULT 0, power_gpu_s REAL NOT NULL DEFAULT 0, model_gpu_s REAL NOT NULL DEFAULT 0);"
+                     "INSERT INTO energy_hours(hour_start_unix, duration_s, gpu_busy_j) VALUES (3600, 60.0, 500.0);")
     db.commit()
     db.close()
     store = Store(path)
     row = store.job(1)
     assert (row.name, row.undos, row.migrations) == ("old", 2, 0)
-    assert store.meta("schema_version") == "3"
+    assert store.meta("schema_version") == "4"
+    energy = store.energy_totals()
+    assert (energy["gpu_busy_j"], energy["split_measured_gpu_s"], energy["split_declared_gpu_s"]) == (500.0, 0.0, 0.0)
+    store.add_accounting({}, {"duration_s": 10.0, "split_measured_gpu_s": 10.0}, 3600.0 + 30.0)
+    assert store.energy_totals()["split_measured_gpu_s"] == 10.0
     # alone epochs from before they carried a GPU type: the daemon marks them with its own type
     assert store.exclusive_epochs(1, 5) == [(2.5, None)]
     assert store.fill_epoch_gpu_type("v100") == 1 and store.fill_epoch_gpu_type("a100") == 0

@@ -244,3 +244,107 @@ def test_nvml_process_memory_is_a_measured_peak(tmp_path: Path) -> None:
     events = [detail for _, _, kind, detail in store.events(job_id) if kind == "memory"]
     assert any("6 GB per GPU measured through NVML" in e and "(measured; was 4 GB, declared)" in e for e in events), events
     store.close()
+
+
+class _SharesMeter:
+    """What the accountant reads from a meter: no energy reading (modelled), and per GPU the
+    processes' shares of its kernel time."""
+
+    measures_any = True
+
+    def __init__(self, shares: dict[int, dict[int, float]]) -> None:
+        self.process_busy_share = shares
+
+    def read(self, dt_s: float) -> tuple[None, ...]:
+        return (None,)
+
+
+def test_a_shared_gpus_energy_is_split_by_measured_kernel_time_where_nvml_gives_it() -> None:
+    """Two jobs on one GPU that declare the same utilisation: NVML says one ran 80% of the
+    kernel time, so it gets 80% of the energy beyond idle; processes of nobody's job are left out;
+    with no job among the sampled processes the declared utilisations split it."""
+    from eaco.model.job import Job
+    from eaco.runtime.accounting import EnergyAccountant
+    from eaco.state.cluster_state import ClusterState
+
+    env = load_environment()
+    state = ClusterState(declared_gpus("1xv100").cluster())
+    jobs = {i: Job(i, 0.0, 1, "resnet18", 5, 10.0, 4.0, 0.3) for i in (0, 1)}
+    for job in jobs.values():
+        state.place(job, (0,))
+    meter = _SharesMeter({0: {100: 0.6, 101: 0.15, 102: 0.05, 999: 0.2}})
+    acc = EnergyAccountant(env.energy, env.catalog, cpu_util=lambda: 0.0, gpu_meter=meter)  # type: ignore[arg-type]
+    acc.jobs_of_pids = lambda pids: {p: j for p, j in ((100, 0), (101, 1), (102, 1)) if p in pids}
+    out = acc.step(state, jobs, 2.0)
+    gpu = env.energy.gpu("v100")
+    gpu_j, idle_j = gpu.power_w(0.6) * 2.0, gpu.power_w(0.0) * 2.0
+    host_j = (env.energy.host.power_w(0.0) + env.energy.node_baseline_w) * 2.0
+    assert out[0][2] == pytest.approx(idle_j / 2 + (gpu_j - idle_j) * 0.75 + host_j / 2)
+    assert out[1][2] == pytest.approx(idle_j / 2 + (gpu_j - idle_j) * 0.25 + host_j / 2)
+    assert acc.totals.split_s == {"measured": 2.0, "declared": 0.0}
+    meter.process_busy_share = {0: {999: 1.0}}  # only somebody else's process ran kernels
+    out = acc.step(state, jobs, 2.0)
+    assert out[0][2] == pytest.approx(out[1][2])
+    assert acc.totals.split_s == {"measured": 2.0, "declared": 2.0}
+    assert acc.totals.split_measured_share == pytest.approx(0.5)
+    parts = acc.totals.parts()
+    assert parts["split_measured_gpu_s"] == 2.0 and parts["split_declared_gpu_s"] == 2.0
+    state.remove(1)  # a job alone gets its GPU's whole energy: nothing is split
+    acc.step(state, jobs, 2.0)
+    assert acc.totals.split_s == {"measured": 2.0, "declared": 2.0}
+
+
+class ProcessShareSource(ConstantPowerSource):
+    """GPUs as above whose NVML per-process utilisation shows the training process of job ``m0``
+    taking 90% of the kernel time and that of ``m1`` 10%."""
+
+    def read(self) -> tuple[GpuReading, ...]:
+        shares = {}
+        for child in psutil.Process().children(recursive=True):
+            try:
+                cmd = child.cmdline()
+            except psutil.Error:
+                continue
+            if cmd[1:3] == ["-m", "eaco.runtime.examples.tiny_train"]:
+                shares[child.pid] = 0.9 if "m0" in cmd else 0.1
+        return tuple(replace(r, process_busy_share=dict(shares)) for r in super().read())
+
+
+def test_runtime_splits_shared_gpus_by_nvmls_per_process_utilisation(tmp_path: Path) -> None:
+    """Two jobs EaCO puts on one GPU: the local backend maps NVML's per-process utilisation to
+    the jobs (by session), the store counts the GPU-seconds split that way, the summary says so."""
+    env = load_environment()
+    layout = StateLayout(tmp_path / "state")
+    layout.root.mkdir()
+    store = Store(layout.db)
+    inventory = declared_gpus("1xv100")
+    runtime = Runtime(layout, store, LocalBackend(), make_policy("eaco", env.policy_context()), inventory, env.catalog,
+                      env.energy, cpu_util=lambda: 0.5, tick_s=0.05,
+                      gpu_meter=GpuMeter(ProcessShareSource((200.0, 100.0)), inventory.device_indices))
+    for name in ("m0", "m1"):
+        store.submit(name, spec_from_yaml(job_yaml(name), "job.yaml", tmp_path).model_dump_json())
+    stop = threading.Event()
+    guard = threading.Timer(60.0, stop.set)
+    guard.start()
+    try:
+        runtime.run(stop, exit_when_idle=True)
+    finally:
+        guard.cancel()
+        kill_leftover_jobs(layout.root)
+    assert not stop.is_set(), "the runtime did not finish two tiny jobs in 60 s"
+    jobs = store.jobs()
+    assert [j.state for j in jobs] == ["finished", "finished"] and all(j.colocated_s > 0 for j in jobs)
+    kept = store.energy_totals()
+    assert kept["split_measured_gpu_s"] > 0.0
+    summary = build_summary(store, runtime.accountant.totals, inventory)
+    split = summary["energy"]["shared_gpu_split_s"]
+    assert split["measured"] == pytest.approx(kept["split_measured_gpu_s"])
+    assert split["declared"] == pytest.approx(kept["split_declared_gpu_s"])
+    store.close()
+    from eaco.report.runtime_report import write_runtime_report
+    from eaco.runtime_cli import format_summary
+
+    write_runtime_report(layout.root, tmp_path / "report", plots=False)
+    report = " ".join((tmp_path / "report" / "report.md").read_text().split())
+    assert f"by the kernel time NVML measured per process for {kept['split_measured_gpu_s']:,.0f} GPU-s" in report
+    assert "by the kernel time NVML measured per process" in format_summary(summary)

@@ -343,6 +343,11 @@ def format_summary(summary: dict) -> str:  # type: ignore[type-arg]
         if energy.get("model_gpu_error_pct") is not None:
             lines.append(f"energy model vs NVML on the GPUs: {energy['model_gpu_error_pct']:+.1f} %")
         lines.append(energy["label"])
+        split = energy.get("shared_gpu_split_s") or {}
+        if split.get("measured", 0.0) + split.get("declared", 0.0) > 0:
+            from eaco.runtime.summary import shared_split_sentence
+
+            lines.append(shared_split_sentence(split["measured"], split["declared"]))
     costs = summary.get("costs")
     if costs:
         lines.append(f"cost and carbon ({costs['settings']}): " + "; ".join(

@@ -49,11 +49,14 @@ def run_fingerprint(
 def _reading_to_json(r: GpuReading) -> dict[str, Any]:
     out = asdict(r)
     out["process_memory_mib"] = {str(pid): mib for pid, mib in r.process_memory_mib.items()}
+    out["process_busy_share"] = {str(pid): share for pid, share in r.process_busy_share.items()}
     return out
 
 
 def _reading_from_json(d: dict[str, Any]) -> GpuReading:
-    return GpuReading(**{**d, "process_memory_mib": {int(pid): float(mib) for pid, mib in d["process_memory_mib"].items()}})
+    return GpuReading(**{**d, "process_memory_mib": {int(pid): float(mib) for pid, mib in d["process_memory_mib"].items()},
+                          # runs saved before the per-process shares were read have none
+                          "process_busy_share": {int(pid): float(x) for pid, x in d.get("process_busy_share", {}).items()}})
 
 
 def outcome_to_json(outcome: RunOutcome) -> dict[str, Any]:

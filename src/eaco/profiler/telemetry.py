@@ -2,9 +2,11 @@
 
 GPU readings come from NVML (``nvidia-ml-py``): board power (W), the GPU's total-energy counter
 (``nvmlDeviceGetTotalEnergyConsumption``, mJ since the driver loaded; Volta and newer), utilisation
-(% of time a kernel ran in the last sample period), memory used, and memory per process. Host CPU
-utilisation comes from ``psutil``; host power from the Fan-Weber-Barroso model
-(:class:`eaco.energy.host_power.HostPowerModel`), as in the paper.
+(% of time a kernel ran in the last sample period), memory used, and per process the memory it holds
+and its share of the GPU's kernel time (from ``nvmlDeviceGetProcessUtilization``: how time-sliced
+jobs share a GPU; boards without it leave it empty). Host CPU utilisation comes from ``psutil``;
+host power from the Fan-Weber-Barroso model (:class:`eaco.energy.host_power.HostPowerModel`), as
+in the paper.
 
 Without NVML (no GPU, no driver) :func:`open_nvml` returns ``None`` with the reason; the sampler then
 records host readings only. Any object with ``read() -> tuple[GpuReading, ...]`` can stand in for
@@ -41,6 +43,9 @@ class GpuReading:
     util_pct: float | None
     memory_used_mib: float | None
     process_memory_mib: Mapping[int, float] = field(default_factory=dict)  # pid -> MiB on this GPU
+    # pid -> its share (0..1, summing to 1) of the kernel time NVML sampled on this GPU since the
+    # previous read, from each process's SM utilisation; empty: no sample (or not on this board)
+    process_busy_share: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,9 @@ class NvmlSource:
         drv = nvml.nvmlSystemGetDriverVersion()
         self.driver_version = drv.decode() if isinstance(drv, bytes) else str(drv)
         self._energy_ok = [True] * len(self._handles)
+        self._process_util_ok = [True] * len(self._handles)
+        # NVML's per-process samples carry CPU timestamps (µs): start after now, then after the last seen
+        self._util_seen_us = [int(time.time() * 1e6)] * len(self._handles)
 
     def _try(self, fn: Callable[[], float]) -> float | None:
         try:
@@ -117,15 +125,50 @@ class NvmlSource:
                     util_pct=self._try(lambda: float(nv.nvmlDeviceGetUtilizationRates(h).gpu)),
                     memory_used_mib=self._try(lambda: nv.nvmlDeviceGetMemoryInfo(h).used / MIB),
                     process_memory_mib=procs,
+                    process_busy_share=self._process_shares(k, h),
                 )
             )
         return tuple(out)
+
+    def _process_shares(self, k: int, handle: object) -> dict[int, float]:
+        """Per process on GPU ``k``, its share of the kernel time since the last read
+        (:func:`process_busy_shares`)."""
+        if not self._process_util_ok[k]:
+            return {}
+        nv = self._nvml
+        try:
+            samples = nv.nvmlDeviceGetProcessUtilization(handle, self._util_seen_us[k])
+        except nv.NVMLError as exc:  # no sample since then (NOT_FOUND), or not on this board
+            if getattr(exc, "value", None) == getattr(nv, "NVML_ERROR_NOT_SUPPORTED", object()):
+                self._process_util_ok[k] = False  # stop asking
+            return {}
+        return process_busy_shares(samples, self._util_seen_us, k)
 
     def close(self) -> None:
         try:
             self._nvml.nvmlShutdown()
         except self._nvml.NVMLError:
             pass
+
+
+def process_busy_shares(samples: Sequence[object], seen_us: list[int], k: int) -> dict[int, float]:
+    """NVML process-utilisation samples (``pid``, ``timeStamp`` µs, ``smUtil`` %) newer than
+    ``seen_us[k]``, as pid -> its share of the SM utilisation they add up to (the shares sum to
+    1; nothing when no sample is newer or all are 0); ``seen_us[k]`` moves to the newest
+    timestamp. Shares need no assumption on how the periods of different processes line up."""
+    since = seen_us[k]
+    sums: dict[int, float] = {}
+    newest = since
+    for s in samples:
+        ts = int(getattr(s, "timeStamp"))
+        if ts <= since:
+            continue
+        newest = max(newest, ts)
+        pid = int(getattr(s, "pid"))
+        sums[pid] = sums.get(pid, 0.0) + max(0.0, min(100.0, float(getattr(s, "smUtil"))))
+    seen_us[k] = newest
+    total = sum(sums.values())
+    return {pid: v / total for pid, v in sums.items() if v > 0} if total > 0 else {}
 
 
 def open_nvml(indices: Sequence[int] = ()) -> tuple[NvmlSource | None, str]:

@@ -31,7 +31,7 @@ from eaco.report.markdown import md_table
 from eaco.runtime.layout import StateLayout
 from eaco.runtime.spec import JobSpec
 from eaco.runtime.store import AttemptRow, Store
-from eaco.runtime.summary import HOURLY_FILE, build_summary, write_hourly_energy
+from eaco.runtime.summary import HOURLY_FILE, build_summary, shared_split_sentence, write_hourly_energy
 from eaco.runtime.trace_export import runtime_gpus
 from eaco.units import J_PER_KWH
 
@@ -224,7 +224,8 @@ def _write_markdown(out: Path, payload: dict[str, Any], attempts: Sequence[Attem
              f"{e['attributed_to_jobs_j']:,.0f} J",
              "- GPU energy: " + ("measured through NVML" if e["counter_gpu_s"] + e["power_gpu_s"] > 0 else "modelled (no NVML)")
              + f" (GPU-seconds: energy counter {e['counter_gpu_s']:,.0f}, power readings {e['power_gpu_s']:,.0f}, "
-             f"modelled {e['model_gpu_s']:,.0f}); host power modelled", ""]
+             f"modelled {e['model_gpu_s']:,.0f}); host power modelled",
+             "- " + shared_split_sentence(e.get("split_measured_gpu_s", 0.0), e.get("split_declared_gpu_s", 0.0)), ""]
     if figures:
         lines += ["## Timeline", ""] + [f"![{f.stem}]({f.name})" for f in figures] + [""]
     jobs = payload["jobs"]

@@ -10,8 +10,11 @@ also reports how far the energy model is from the meter. Host power is the host 
 utilisation measured with psutil when available (else modelled from the catalogue's CPU share per
 GPU); nothing here measures wall power. Attribution follows the simulator: a shared GPU's idle
 energy (the model at utilisation 0, at most what the GPU used) is split equally among its jobs
-and the rest in proportion to their exclusive utilisation (the runtime knows no speeds: the
-simulator also weighs each job's speed); a job alone gets its GPU's whole energy. Host energy is
+and the rest in proportion to each job's share of the GPU's kernel time, **measured** through
+NVML's per-process utilisation where the meter reads it and the backend can tell which job a
+process belongs to (the local backend), else their declared (or catalogue) exclusive utilisation
+(the simulator weighs each job's exclusive utilisation times its speed); a job alone gets its GPU's
+whole energy. Host energy is
 split among (job, GPU) slots.
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.attribution import split_gpu_energy
@@ -34,6 +37,8 @@ log = logging.getLogger("eaco.runtime")
 
 # the per-part figures the store keeps per hour (table energy_hours): ENERGY_PARTS
 _METHOD_OF_PART = {"counter_gpu_s": "counter", "power_gpu_s": "power", "model_gpu_s": "model"}
+# how a shared GPU's energy was split among its jobs, in GPU-seconds
+_SPLIT_OF_PART = {"split_measured_gpu_s": "measured", "split_declared_gpu_s": "declared"}
 
 
 @dataclass(slots=True)
@@ -55,6 +60,9 @@ class EnergyTotals:
     # GPU-seconds whose energy was measured by the counter / by power readings / only modelled
     gpu_s_by_method: dict[str, float] = field(default_factory=lambda: {"counter": 0.0, "power": 0.0, "model": 0.0})
     gpu_measured: tuple[GpuInterval | None, ...] = ()  # per GPU, the latest measured interval
+    # shared GPU-seconds whose energy was split by the jobs' measured share of the kernel time /
+    # by their declared utilisation
+    split_s: dict[str, float] = field(default_factory=lambda: {"measured": 0.0, "declared": 0.0})
 
     @property
     def total_j(self) -> float:
@@ -62,8 +70,9 @@ class EnergyTotals:
 
     def parts(self) -> dict[str, float]:
         """The figures the store keeps (:data:`ENERGY_PARTS`)."""
-        out = {k: float(getattr(self, k)) for k in ENERGY_PARTS if k not in _METHOD_OF_PART}
+        out = {k: float(getattr(self, k)) for k in ENERGY_PARTS if k not in _METHOD_OF_PART and k not in _SPLIT_OF_PART}
         out.update({k: self.gpu_s_by_method[m] for k, m in _METHOD_OF_PART.items()})
+        out.update({k: self.split_s[m] for k, m in _SPLIT_OF_PART.items()})
         return out
 
     def add_parts(self, parts: dict[str, float]) -> None:
@@ -71,6 +80,8 @@ class EnergyTotals:
         for k, v in parts.items():
             if k in _METHOD_OF_PART:
                 self.gpu_s_by_method[_METHOD_OF_PART[k]] += v
+            elif k in _SPLIT_OF_PART:
+                self.split_s[_SPLIT_OF_PART[k]] += v
             elif k in ENERGY_PARTS:
                 setattr(self, k, getattr(self, k) + v)
 
@@ -79,6 +90,12 @@ class EnergyTotals:
         """Share of GPU-seconds whose energy was measured (0 without a meter)."""
         total = sum(self.gpu_s_by_method.values())
         return (total - self.gpu_s_by_method["model"]) / total if total > 0 else 0.0
+
+    @property
+    def split_measured_share(self) -> float | None:
+        """Share of shared GPU-seconds split by measured kernel time (None: no GPU was shared)."""
+        total = sum(self.split_s.values())
+        return self.split_s["measured"] / total if total > 0 else None
 
 
 def measured_cpu_util() -> Callable[[], float] | None:
@@ -100,6 +117,9 @@ class EnergyAccountant:
         self.catalog = catalog
         self.cpu_util = cpu_util
         self.gpu_meter = gpu_meter
+        # pids -> the job each belongs to (those found), where the backend can tell (the local
+        # backend: a job's processes share its attempt's session); set by the runtime
+        self.jobs_of_pids: Callable[[Iterable[int]], dict[int, int]] | None = None
         self.totals = EnergyTotals(cpu_util_source="measured (psutil)" if cpu_util else "modelled (catalogue)",
                                    gpu_source=MEASURED if gpu_meter is not None and gpu_meter.measures_any else "modelled")
         self.last_step: dict[str, float] = {}  # the last step's figures (ENERGY_PARTS)
@@ -117,6 +137,35 @@ class EnergyAccountant:
             log.warning("GPU energy read failed (%s); modelling this interval", exc)
             return (None,) * n_gpus
 
+    def _measured_busy_shares(self) -> dict[int, dict[int, float]]:
+        """Per GPU, per job found among its processes, the job's share of the kernel time NVML
+        sampled there over this interval (the meter's latest read)."""
+        per_gpu = getattr(self.gpu_meter, "process_busy_share", None)
+        if not per_gpu or self.jobs_of_pids is None:
+            return {}
+        owner = self.jobs_of_pids({pid for procs in per_gpu.values() for pid in procs})
+        out: dict[int, dict[int, float]] = {}
+        for g, procs in per_gpu.items():
+            by_job: dict[int, float] = {}
+            for pid, share in procs.items():
+                j = owner.get(pid)
+                if j is not None:
+                    by_job[j] = by_job.get(j, 0.0) + share
+            if by_job:
+                out[g] = by_job
+        return out
+
+    def _split_weights(self, g: int, on_gpu: list[int], jobs: dict[int, Job], busy: dict[int, dict[int, float]], dt_s: float) -> list[float]:
+        """The weights that split shared GPU ``g``'s energy beyond idle among ``on_gpu``: their
+        measured shares of its kernel time when any of them has one (a job with none ran no
+        kernel there), else their declared exclusive utilisation."""
+        measured = busy.get(g, {})
+        if any(j in measured for j in on_gpu):
+            self.totals.split_s["measured"] += dt_s
+            return [measured.get(j, 0.0) for j in on_gpu]
+        self.totals.split_s["declared"] += dt_s
+        return [jobs[j].gpu_util for j in on_gpu]
+
     def step(self, state: ClusterState, jobs: dict[int, Job], dt_s: float) -> dict[int, tuple[float, float, float]]:
         """Advance by ``dt_s`` at the current placement; return per job (+run s, +co-located s, +J)."""
         out: dict[int, tuple[float, float, float]] = {}
@@ -130,6 +179,7 @@ class EnergyAccountant:
         slots: list[int] = []
         modelled_cpu = 0.0
         measured = self._measure(len(state.gpu_jobs), dt_s)
+        busy = self._measured_busy_shares() if self.gpu_meter is not None else {}
         if self.gpu_meter is not None:
             t.gpu_measured = measured
             if t.gpu_source != MEASURED and any(r is not None for r in measured):
@@ -147,7 +197,8 @@ class EnergyAccountant:
                 continue
             t.gpu_busy_j += energy_j
             t.model_gpu_busy_j += model_j
-            for j, part_j in zip(on_gpu, split_gpu_energy(energy_j, model.power_w(0.0) * dt_s, [jobs[j].gpu_util for j in on_gpu])):
+            weights = [1.0] if len(on_gpu) == 1 else self._split_weights(g, on_gpu, jobs, busy, dt_s)
+            for j, part_j in zip(on_gpu, split_gpu_energy(energy_j, model.power_w(0.0) * dt_s, weights)):
                 run_s, coloc_s, e = out.get(j, (0.0, 0.0, 0.0))
                 out[j] = (run_s, coloc_s, e + part_j)
                 slots.append(j)

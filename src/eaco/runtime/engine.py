@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
@@ -128,6 +128,8 @@ class Runtime:
         self.wake_at_unix = math.inf
         self.accountant = EnergyAccountant(energy, catalog, cpu_util, gpu_meter)
         self.accountant.totals.add_parts(store.energy_totals())  # what daemons on this state folder used before
+        if getattr(backend, "local_pids", False):  # NVML's per-process figures map to jobs
+            self.accountant.jobs_of_pids = self._jobs_of_pids
         store.fill_epoch_gpu_type(inventory.gpu_type)  # alone epochs stored before they carried their GPU type
         self._last_tick_unix: float | None = None
         self._something_ended = False
@@ -526,24 +528,33 @@ class Runtime:
         if peaks:
             self._record_memory_peak(job_id, peak_to_gb(max(peaks)), "reported")
 
+    def _jobs_of_pids(self, pids: Iterable[int]) -> dict[int, int]:
+        """The job each of ``pids`` (processes of this machine) belongs to, where one does: each
+        attempt leads a session of its own, and the processes it starts stay in it."""
+        leaders = {live.handle.pid: job_id for job_id, live in self.live.items()}
+        out: dict[int, int] = {}
+        for pid in pids:
+            session = session_of(pid)
+            job_id = leaders.get(session) if session is not None else None
+            if job_id is not None:
+                out[pid] = job_id
+        return out
+
     def _measure_process_memory(self) -> None:
         """NVML's per-process GPU memory, on this machine's GPUs (the local backend with NVML):
-        a job's processes are found by their session (each attempt leads one, and the processes
-        it starts stay in it), and the most they hold together on one of the job's GPUs, CUDA
-        context included, is a measured peak (:meth:`_record_memory_peak`). Unlike the epoch
-        reports this needs nothing from the job and sees memory as soon as it is taken."""
+        a job's processes are found by their session (:meth:`_jobs_of_pids`), and the most they
+        hold together on one of the job's GPUs, CUDA context included, is a measured peak
+        (:meth:`_record_memory_peak`). Unlike the epoch reports this needs nothing from the job
+        and sees memory as soon as it is taken."""
         meter = self.accountant.gpu_meter
         per_gpu = getattr(meter, "process_memory_mib", None)
         if not per_gpu or not getattr(self.backend, "local_pids", False):
             return
-        leaders = {live.handle.pid: job_id for job_id, live in self.live.items()}
-        sessions: dict[int, int | None] = {}
+        owner = self._jobs_of_pids({pid for procs in per_gpu.values() for pid in procs})
         held: dict[int, dict[int, float]] = {}  # job -> policy GPU -> MiB
         for g, procs in per_gpu.items():
             for pid, mib in procs.items():
-                if pid not in sessions:
-                    sessions[pid] = session_of(pid)
-                job_id = leaders.get(sessions[pid])  # type: ignore[arg-type]
+                job_id = owner.get(pid)
                 if job_id is not None and g in self.state.job_gpus.get(job_id, ()):
                     on_gpu = held.setdefault(job_id, {})
                     on_gpu[g] = on_gpu.get(g, 0.0) + mib

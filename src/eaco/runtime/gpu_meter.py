@@ -48,6 +48,9 @@ class GpuMeter:
         self._previous: dict[int, GpuReading] = {}
         # per policy GPU read at the latest read(): pid -> MiB it holds there (NVML's compute processes)
         self.process_memory_mib: dict[int, dict[int, float]] = {}
+        # per policy GPU read at the latest read(): pid -> its share of the GPU's kernel time since
+        # the read before (NVML's per-process utilisation; absent: no sample)
+        self.process_busy_share: dict[int, dict[int, float]] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -71,6 +74,7 @@ class GpuMeter:
         readings = {r.index: r for r in self.source.read()}
         out: list[GpuInterval | None] = []
         self.process_memory_mib = {}
+        self.process_busy_share = {}
         for g, index in enumerate(self.device_indices):
             now = readings.get(index)
             before = self._previous.get(index)
@@ -78,6 +82,8 @@ class GpuMeter:
                 self._previous[index] = now
                 if now.process_memory_mib:
                     self.process_memory_mib[g] = dict(now.process_memory_mib)
+                if now.process_busy_share:
+                    self.process_busy_share[g] = dict(now.process_busy_share)
             else:  # not read this time: the next interval starts at the next reading (never spans a gap)
                 self._previous.pop(index, None)
             out.append(None if now is None or before is None else _interval(before, now, dt_s))

@@ -25,7 +25,7 @@ from eaco.runtime.errors import RuntimeStateError
 # every job event, once committed (the daemon prints them: eaco serve --log-level)
 event_log = logging.getLogger("eaco.runtime.events")
 
-SCHEMA_VERSION = 3  # 2: jobs.migrations; 3: exclusive_epochs.gpu_type
+SCHEMA_VERSION = 4  # 2: jobs.migrations; 3: exclusive_epochs.gpu_type; 4: energy_hours.split_*_gpu_s
 
 STATES = ("queued", "running", "stopping", "finished", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running", "stopping")
@@ -107,7 +107,9 @@ CREATE TABLE IF NOT EXISTS energy_hours (
     model_gpu_idle_j REAL NOT NULL DEFAULT 0,
     counter_gpu_s REAL NOT NULL DEFAULT 0,
     power_gpu_s REAL NOT NULL DEFAULT 0,
-    model_gpu_s REAL NOT NULL DEFAULT 0
+    model_gpu_s REAL NOT NULL DEFAULT 0,
+    split_measured_gpu_s REAL NOT NULL DEFAULT 0,
+    split_declared_gpu_s REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -120,7 +122,7 @@ CREATE TABLE IF NOT EXISTS events (
 
 
 ENERGY_COLUMNS = ("duration_s", "gpu_busy_j", "gpu_idle_j", "host_j", "model_gpu_busy_j", "model_gpu_idle_j",
-                  "counter_gpu_s", "power_gpu_s", "model_gpu_s")
+                  "counter_gpu_s", "power_gpu_s", "model_gpu_s", "split_measured_gpu_s", "split_declared_gpu_s")
 _ADD_HOUR = (
     "INSERT INTO energy_hours(hour_start_unix, " + ", ".join(ENERGY_COLUMNS) + ") VALUES (?" + ", ?" * len(ENERGY_COLUMNS) + ") "
     "ON CONFLICT(hour_start_unix) DO UPDATE SET " + ", ".join(f"{c} = {c} + excluded.{c}" for c in ENERGY_COLUMNS)
@@ -238,6 +240,10 @@ class Store:
             columns = {r["name"] for r in db.execute("PRAGMA table_info(exclusive_epochs)")}
             if "gpu_type" not in columns:  # written by a runtime of one GPU type: fill_epoch_gpu_type
                 db.execute("ALTER TABLE exclusive_epochs ADD COLUMN gpu_type TEXT")
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(energy_hours)")}
+            for column in ("split_measured_gpu_s", "split_declared_gpu_s"):
+                if column not in columns:  # written before shared GPUs' splits were counted
+                    db.execute(f"ALTER TABLE energy_hours ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
             db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('clock_origin_unix', ?)", (repr(time.time()),))

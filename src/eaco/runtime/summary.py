@@ -85,6 +85,9 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
             "host_j": totals.host_j,
             "total_kwh": totals.total_j / J_PER_KWH,
             "gpu_seconds_by_method": dict(totals.gpu_s_by_method),
+            # shared GPU-seconds whose energy was split among the jobs by their measured share of
+            # the kernel time (NVML per process) / by their declared utilisation
+            "shared_gpu_split_s": dict(totals.split_s),
             # every daemon that served this state folder, not only the running one
             "since": "the state folder's first accounted hour",
             "hourly_file": HOURLY_FILE,
@@ -99,6 +102,12 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
     if inventory is not None:
         out["gpus"] = inventory.describe()
     return out
+
+
+def shared_split_sentence(measured_s: float, declared_s: float) -> str:
+    """How shared GPUs' energy was split among their jobs (GPU-seconds each way)."""
+    return (f"shared GPUs' energy split among their jobs by the kernel time NVML measured per process for {measured_s:,.0f} "
+            f"GPU-s, by their declared utilisation for {declared_s:,.0f} GPU-s")
 
 
 def energy_label(totals: EnergyTotals) -> str:

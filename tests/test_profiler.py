@@ -6,13 +6,13 @@ import csv
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
 import torch
-import psutil  # noqa: F401
+import psutil
 
 from typer.testing import CliRunner  # noqa: E402
 import typer  # noqa: E402
@@ -344,6 +344,20 @@ def test_process_busy_shares_ignore_idle_processes_and_clip() -> None:
     assert shares == {5: pytest.approx(0.5), 7: pytest.approx(0.5)} and seen == [0, 103]
 
 
+def test_summary_divides_the_gpu_utilisation_among_processes_by_their_kernel_time() -> None:
+    """Per pid: on each GPU the mean of share x utilisation over the readings with shares (those
+    without are no evidence either way), then the mean over the run's GPUs."""
+    def sample(t: float, shares0: dict[int, float], shares1: dict[int, float]) -> GpuSample:
+        return GpuSample(t, (GpuReading(0, 100.0, None, 80.0, 100.0, {}, shares0),
+                             GpuReading(1, 100.0, None, 40.0, 100.0, {}, shares1)))
+
+    gpu = [sample(0.0, {7: 0.75, 8: 0.25}, {}), sample(1.0, {}, {}), sample(2.0, {7: 0.25, 8: 0.75}, {7: 1.0})]
+    summ = summarize(gpu, [], 2.0)
+    # pid 7: GPU 0 (0.6 + 0.2) / 2 = 0.4, GPU 1 0.4 / 1; pid 8: GPU 0 (0.2 + 0.6) / 2 = 0.4, GPU 1 0
+    assert summ.process_util_mean == {7: pytest.approx(0.4), 8: pytest.approx(0.2)}
+    assert summarize([GpuSample(0.0, (GpuReading(0, 100.0, None, 50.0, 100.0),))], [], 1.0).process_util_mean == {}
+
+
 def test_summary_integrates_power_when_there_is_no_counter() -> None:
     def sample(t: float, p: float) -> GpuSample:
         return GpuSample(t, (GpuReading(0, p, None, 50.0, 100.0),))
@@ -406,7 +420,8 @@ def _store(gpu: str = "v100") -> ProfileStore:
     r = _alone("resnet50", gpu, 20.0, 0.4, 12000.0)
     t = _alone("transformer_lm", gpu, 15.0, 0.6, 9000.0)
     pair = ColocatedProfile(("alexnet", "resnet50"), gpu, 1, (12.5, 25.0), (45.0, 80.0), (0.8, 0.8), 0.5, 0.9, 0.3,
-                            0.4, 14000.0, 200.0, 14000.0, 10000.0, 4000.0, 0.2, 80.0, 17000.0, 3000.0, 3000 / 17000)
+                            0.4, 14000.0, 200.0, 14000.0, 10000.0, 4000.0, 0.2, 80.0, 17000.0, 3000.0, 3000 / 17000,
+                            member_gpu_util=(0.1, 0.4))
     tr = ColocatedProfile(("resnet50", "transformer_lm"), gpu, 1, (40.0, 20.0), (130.0, 70.0), (0.5, 0.75), 0.95, 1.0,
                           0.5, 0.6, 30000.0, 300.0, 21000.0, 15000.0, 6000.0, 0.2, 130.0, 21000.0, 0.0, 0.0)
     return ProfileStore(_prov(gpu), (a, r, t), (pair, tr))
@@ -450,6 +465,10 @@ def test_store_round_trips_through_json(tmp_path: Path) -> None:
     assert back.provenance.gpu_names == store.provenance.gpu_names
     assert dict(back.provenance.settings) == {"batch_size": 32}
     assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+    # member utilisation is optional: written where measured, absent (None) otherwise
+    rows = json.loads(path.read_text())["colocated"]
+    assert rows[0]["member_gpu_util"] == [0.1, 0.4] and "member_gpu_util" not in rows[1]
+    assert back.colocated[1].member_gpu_util is None
 
 
 @pytest.mark.parametrize(
@@ -463,6 +482,8 @@ def test_store_round_trips_through_json(tmp_path: Path) -> None:
         (lambda d: d["colocated"][0].update(members=["resnet50", "alexnet"]), "colocated[0].members", "sorted"),
         (lambda d: d["colocated"][1].update(members=["resnet50", "vgg16"]), "colocated[1].members", "no exclusive row"),
         (lambda d: d["provenance"].pop("command"), "provenance.command", "missing"),
+        (lambda d: d["colocated"][0].update(member_gpu_util=[0.1]), "colocated[0].member_gpu_util", "one per member"),
+        (lambda d: d["colocated"][0].update(member_gpu_util=[0.1, 1.2]), "colocated[0].member_gpu_util[1]", "<= 1.0"),
     ],
 )
 def test_store_validation_names_file_and_field(mutate, field: str, message: str) -> None:
@@ -513,6 +534,43 @@ def test_run_profile_with_an_injected_gpu_source(tmp_path: Path) -> None:
     assert row.gpu_energy_j == pytest.approx(400.0 * row.duration_s, rel=0.1)
     assert row.energy_j == pytest.approx(row.gpu_energy_j + row.host_energy_j)
     assert load_colocation_model(profiles=result.store_path).source(("ncf",), "h100") == "profile"
+
+
+class SharingGpu(ScriptedGpu):
+    """As :class:`ScriptedGpu` (utilisation 20% and 60%), with NVML's per-process shares of the
+    kernel time: among the training processes this test started, the ``ncf`` job 3 parts, the
+    other 1."""
+
+    def read(self) -> tuple[GpuReading, ...]:
+        weights = {}
+        for child in psutil.Process().children(recursive=True):
+            try:
+                cmd = " ".join(child.cmdline())
+            except psutil.Error:
+                continue
+            if "eaco.profiler" in cmd:
+                weights[child.pid] = 3.0 if "ncf" in cmd else 1.0
+        total = sum(weights.values())
+        shares = {pid: w / total for pid, w in weights.items()}
+        return tuple(replace(r, process_busy_share=shares) for r in super().read())
+
+
+def test_a_set_profile_divides_its_utilisation_among_the_members(tmp_path: Path) -> None:
+    """With per-process shares from the GPU source, a set's row gives each member's utilisation
+    (adding up to the set's, 40% here) and the report shows it."""
+    src = SharingGpu()
+    settings = JobSettings(**{**{f: getattr(TINY_JOBS, f) for f in TINY_JOBS.__dataclass_fields__}, "epochs": 2})
+    members = zoo_members(("ncf", "lstm_lm"), settings)
+    cfg = pipeline.ProfileConfig(members=members, sets=(tuple(m.name for m in members),), settings=settings,
+                                 out_dir=tmp_path, sample_hz=20, command="test")
+    result = pipeline.run_profile(cfg, gpu_source_factory=lambda gpus: (src, ""))
+    store = read_profile_store(result.store_path)
+    (pair,) = store.colocated
+    assert pair.member_gpu_util is not None and sum(pair.member_gpu_util) == pytest.approx(0.4, abs=0.01)
+    by_member = dict(zip(pair.members, pair.member_gpu_util))
+    assert by_member["ncf"] > by_member["lstm_lm"] > 0
+    report = " ".join(next(p for p in result.files.values() if p.name == "report.md").read_text().split())
+    assert "GPU util per member (%)" in report and f"{100 * by_member['ncf']:.0f}" in report
 
 
 def test_an_interrupted_profile_resumes_where_it_stopped(tmp_path: Path) -> None:

@@ -104,6 +104,9 @@ class ColocatedProfile:
     members_alone_energy_j: float  # sum of the members' exclusive energy_j
     energy_saved_j: float  # members_alone_energy_j - energy_j
     energy_saved_frac: float  # energy_saved_j / members_alone_energy_j
+    # per member, its mean GPU utilisation while the set ran (its share of the kernel time, from
+    # NVML's per-process utilisation, times the GPU's utilisation; 0..1); None: not measured
+    member_gpu_util: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +128,8 @@ def store_to_json(store: ProfileStore) -> dict[str, Any]:
         "schema_version": store.schema_version,
         "provenance": prov,
         "exclusive": [asdict(r) for r in store.exclusive],
-        "colocated": [{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(r).items()} for r in store.colocated],
+        "colocated": [{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(r).items()
+                       if k != "member_gpu_util" or v is not None} for r in store.colocated],
     }
 
 
@@ -279,6 +283,11 @@ def parse_profile_store(data: Any, source: str = "<profile store>") -> ProfileSt
             if not isinstance(seq, list) or len(seq) != len(members):
                 raise r.fail(f"{w}.{name}", f"expected a list of {len(members)} numbers (one per member), got {seq!r}")
             vals[name] = tuple(r.num(x, f"{w}.{name}[{j}]", positive=True) for j, x in enumerate(seq))  # type: ignore[misc]
+        utils = obj.get("member_gpu_util")  # optional: measured where the GPU gives per-process utilisation
+        if utils is not None:
+            if not isinstance(utils, list) or len(utils) != len(members):
+                raise r.fail(f"{w}.member_gpu_util", f"expected null or a list of {len(members)} fractions (one per member), got {utils!r}")
+            vals["member_gpu_util"] = tuple(r.num(x, f"{w}.member_gpu_util[{j}]", hi=1.0) for j, x in enumerate(utils))  # type: ignore[misc]
         for m in members:
             if (vals["gpu_type"], m) not in alone:
                 raise r.fail(f"{w}.members", f"member {m!r} has no exclusive row on {vals['gpu_type']!r} to compare with")

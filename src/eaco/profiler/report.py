@@ -46,6 +46,13 @@ def job_ids(store: ProfileStore) -> dict[str, str]:
     return {e.job_type: f"J{i}" for i, e in enumerate(store.exclusive, start=1)}
 
 
+def _member_utils(c: ColocatedProfile, ids: dict[str, str]) -> str:
+    """``J1 41, J3 30``: each member's GPU utilisation in the set (NVML per process), or -."""
+    if c.member_gpu_util is None:
+        return "-"
+    return ", ".join(f"{ids[m]} {100.0 * u:.0f}" for m, u in zip(c.members, c.member_gpu_util))
+
+
 def _set_name(c: ColocatedProfile, ids: dict[str, str]) -> str:
     return "+".join(sorted((ids[m] for m in c.members), key=lambda j: int(j[1:])))
 
@@ -102,9 +109,10 @@ def markdown_report(store: ProfileStore, comparison: PaperComparison | None = No
     lines += ["", "## Table 4: job sets at the same time (utilisation)", ""]
     lines += md_table(
         ["set", "members", "mem util avg (%)", "mem util max (%)", "GPU util avg (%)", "GPU util max (%)",
-         "GPU memory peak (MiB)", "host CPU (%)"],
+         "GPU util per member (%)", "GPU memory peak (MiB)", "host CPU (%)"],
         [[_set_name(c, ids), "+".join(c.members), _pct(c.memory_util_mean), _pct(c.memory_util_max),
-          _pct(c.gpu_util_mean), _pct(c.gpu_util_max), _f(c.gpu_memory_mib_peak, 0), _pct(c.host_cpu_util_mean)]
+          _pct(c.gpu_util_mean), _pct(c.gpu_util_max), _member_utils(c, ids), _f(c.gpu_memory_mib_peak, 0),
+          _pct(c.host_cpu_util_mean)]
          for c in store.colocated],
     )
     lines += ["", "Speeds: each member's exclusive epoch time / its epoch time while all members trained"

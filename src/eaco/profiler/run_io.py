@@ -62,6 +62,7 @@ def _reading_from_json(d: dict[str, Any]) -> GpuReading:
 def outcome_to_json(outcome: RunOutcome) -> dict[str, Any]:
     telemetry = asdict(outcome.telemetry)
     telemetry["process_memory_mib_peak"] = {str(pid): mib for pid, mib in outcome.telemetry.process_memory_mib_peak.items()}
+    telemetry["process_util_mean"] = {str(pid): u for pid, u in outcome.telemetry.process_util_mean.items()}
     return {
         "run_id": outcome.run_id,
         "models": list(outcome.models),
@@ -81,6 +82,8 @@ def outcome_to_json(outcome: RunOutcome) -> dict[str, Any]:
 def outcome_from_json(d: dict[str, Any]) -> RunOutcome:
     telemetry = dict(d["telemetry"])
     telemetry["process_memory_mib_peak"] = {int(pid): float(mib) for pid, mib in telemetry["process_memory_mib_peak"].items()}
+    # runs saved before the per-process utilisation was summarised have none
+    telemetry["process_util_mean"] = {int(pid): float(u) for pid, u in telemetry.get("process_util_mean", {}).items()}
     return RunOutcome(
         run_id=d["run_id"],
         models=tuple(d["models"]),

@@ -120,8 +120,18 @@ def colocated_profile(run: RunOutcome, alone: dict[str, ExclusiveProfile], gpu_t
         gpu_energy_j=t.gpu_energy_j, host_energy_j=t.host_energy_j, host_cpu_util_mean=t.host_cpu_util_mean,
         duration_s=t.duration_s, members_alone_energy_j=alone_j, energy_saved_j=saved,
         energy_saved_frac=saved / alone_j if alone_j > 0 else 0.0,
+        member_gpu_util=_member_utils(jobs, run),
     )
     return row, tuple(x.overlap_epochs for x in timings)
+
+
+def _member_utils(jobs: Sequence[JobOutcome], run: RunOutcome) -> tuple[float, ...] | None:
+    """Each member's mean GPU utilisation in the set (its process's, :mod:`eaco.profiler.summary`),
+    when NVML gave per-process shares (a member whose process never ran a kernel: 0); else None."""
+    per_pid = run.telemetry.process_util_mean
+    if not per_pid:
+        return None
+    return tuple(min(1.0, per_pid.get(j.pid, 0.0)) for j in jobs)
 
 
 def build_store(provenance: Provenance, exclusive_runs: Sequence[RunOutcome], set_runs: Sequence[RunOutcome],

@@ -13,11 +13,15 @@ Definitions (every one traceable to the samples):
 - GPU utilisation: per sample, the mean over the run's GPUs (0..1); ``mean`` and ``max`` over samples.
 - GPU memory: per sample, used memory summed over the run's GPUs (MiB); peak over samples;
   ``memory_util`` = used / total.
+- Per-process GPU utilisation (0..1): on each GPU, over the readings that carry NVML's
+  per-process shares of the kernel time, the mean of the process's share times the GPU's
+  utilisation; then the mean over the run's GPUs. A set's members' figures add up to the GPU
+  utilisation over those readings: how the set's utilisation divides among its members.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from eaco.profiler.telemetry import GpuDevice, GpuSample, HostSample
@@ -43,6 +47,8 @@ class TelemetrySummary:
     process_memory_mib_peak: dict[int, float]  # pid -> peak MiB summed over the GPUs
     gpu_samples: int
     host_samples: int
+    # pid -> its mean GPU utilisation (0..1, see above); empty without per-process shares
+    process_util_mean: dict[int, float] = field(default_factory=dict)
 
 
 def _trapezoid(t: Sequence[float], y: Sequence[float], duration_s: float) -> float:
@@ -76,6 +82,7 @@ def summarize(
     power_mean: float | None = None
     util_mean = util_max = mem_peak = mu_mean = mu_max = None
     proc_peak: dict[int, float] = {}
+    proc_util: dict[int, float] = {}
     if gpu:
         first, last = gpu[0].readings, gpu[-1].readings
         if first and all(r.energy_counter_j is not None for r in (*first, *last)) and len(first) == len(last):
@@ -109,6 +116,7 @@ def summarize(
                     per_pid[pid] = per_pid.get(pid, 0.0) + mib
             for pid, mib in per_pid.items():
                 proc_peak[pid] = max(proc_peak.get(pid, 0.0), mib)
+        proc_util = _process_util_mean(gpu)
         if gpu_energy_j is not None and power_mean is None:
             power_mean = gpu_energy_j / duration_s
     energy_j = host_energy_j + (gpu_energy_j or 0.0)
@@ -131,4 +139,26 @@ def summarize(
         process_memory_mib_peak=proc_peak,
         gpu_samples=len(gpu),
         host_samples=len(host),
+        process_util_mean=proc_util,
     )
+
+
+def _process_util_mean(gpu: Sequence[GpuSample]) -> dict[int, float]:
+    """Per pid, its mean GPU utilisation over the run's GPUs (module docstring)."""
+    sums: dict[int, dict[int, float]] = {}  # GPU index -> pid -> sum of share x utilisation
+    counts: dict[int, int] = {}  # GPU index -> readings with shares and a utilisation
+    indices: set[int] = set()
+    for s in gpu:
+        for r in s.readings:
+            indices.add(r.index)
+            if not r.process_busy_share or r.util_pct is None:
+                continue
+            counts[r.index] = counts.get(r.index, 0) + 1
+            on_gpu = sums.setdefault(r.index, {})
+            for pid, share in r.process_busy_share.items():
+                on_gpu[pid] = on_gpu.get(pid, 0.0) + share * r.util_pct / 100.0
+    out: dict[int, float] = {}
+    for index, per_pid in sums.items():
+        for pid, total in per_pid.items():
+            out[pid] = out.get(pid, 0.0) + total / counts[index] / len(indices)
+    return out

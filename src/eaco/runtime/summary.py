@@ -106,6 +106,9 @@ def build_summary(store: Store, totals: EnergyTotals | None = None, inventory: G
 
 def shared_split_sentence(measured_s: float, declared_s: float) -> str:
     """How shared GPUs' energy was split among their jobs (GPU-seconds each way)."""
+    if measured_s <= 0:
+        return (f"shared GPUs' energy ({declared_s:,.0f} GPU-s) split among their jobs by their declared utilisation "
+                "(no per-process utilisation measured)")
     return (f"shared GPUs' energy split among their jobs by the kernel time NVML measured per process for {measured_s:,.0f} "
             f"GPU-s, by their declared utilisation for {declared_s:,.0f} GPU-s")
 

@@ -274,7 +274,9 @@ def test_a_shared_gpus_energy_is_split_by_measured_kernel_time_where_nvml_gives_
         state.place(job, (0,))
     meter = _SharesMeter({0: {100: 0.6, 101: 0.15, 102: 0.05, 999: 0.2}})
     acc = EnergyAccountant(env.energy, env.catalog, cpu_util=lambda: 0.0, gpu_meter=meter)  # type: ignore[arg-type]
-    acc.jobs_of_pids = lambda pids: {p: j for p, j in ((100, 0), (101, 1), (102, 1)) if p in pids}
+    owner = {100: 0, 101: 1, 102: 1}
+    acc.per_job = lambda per_gpu: {g: {j: sum(v for p, v in procs.items() if owner.get(p) == j) for j in set(owner.values())
+                                       if any(owner.get(p) == j for p in procs)} for g, procs in per_gpu.items()}
     out = acc.step(state, jobs, 2.0)
     gpu = env.energy.gpu("v100")
     gpu_j, idle_j = gpu.power_w(0.6) * 2.0, gpu.power_w(0.0) * 2.0

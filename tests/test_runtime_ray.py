@@ -6,6 +6,7 @@ declared as EaCO's per-GPU custom resources, tiny CPU jobs). One cluster for the
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import logging
 import os
 import shutil
@@ -243,6 +244,68 @@ def test_four_jobs_under_eaco_on_two_nodes_colocate_and_finish(cluster: dict[str
         assert summary["counts"]["finished"] == 4 and summary["colocated_jobs"] >= 2
         assert summary["mean_jct_s"] > 0 and summary["energy"]["total_j"] > 0
         assert "ray 2 nodes" in summary["gpus"]
+    finally:
+        close_runtime(runtime)
+
+
+class NodeProcessGpus(NodeFakeGpus):
+    """Fake GPUs of one node (as :class:`NodeFakeGpus`) whose NVML process lists show the tiny
+    training processes started on this node on their device: 1.5 GiB each, and a share of the
+    kernel time of 3 parts for job ``big`` and 1 for the others. All nodes of the test cluster
+    share this host: a process is this node's if its environment names this node's Ray id."""
+
+    def read(self):  # type: ignore[no-untyped-def]
+        import psutil
+        import ray as ray_on_node
+
+        here = ray_on_node.get_runtime_context().get_node_id()
+        memory: dict[int, dict[int, float]] = {}
+        weight: dict[int, dict[int, float]] = {}
+        for proc in psutil.process_iter():
+            try:
+                cmd = proc.cmdline()
+                if cmd[1:3] != ["-m", "eaco.runtime.examples.tiny_train"]:  # not the ray_worker running it
+                    continue
+                env = proc.environ()
+            except psutil.Error:
+                continue
+            if env.get("EACO_RAY_NODE_ID") != here:
+                continue
+            device = int(env.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0])
+            memory.setdefault(device, {})[proc.pid] = 1536.0
+            weight.setdefault(device, {})[proc.pid] = 3.0 if "big" in cmd else 1.0
+        out = []
+        for r in super().read():
+            w = weight.get(r.index, {})
+            total = sum(w.values())
+            out.append(replace(r, process_memory_mib=memory.get(r.index, {}),
+                               process_busy_share={pid: x / total for pid, x in w.items()} if total else {}))
+        return tuple(out)
+
+
+def fake_nvml_with_processes(indices):  # type: ignore[no-untyped-def]
+    return NodeProcessGpus(list(indices)), ""
+
+
+def test_nvml_process_figures_on_ray_nodes_count_for_their_jobs(cluster: dict[str, Any], state_dir: Path) -> None:
+    """On Ray nodes with NVML the node's meter keys each process's memory and kernel time by
+    session, the backend knows which attempt leads which session on which node: a job's memory is
+    measured (1.5 GB, not its declared figure) and shared GPUs' energy is split by kernel time."""
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the fake GPUs travel to the nodes
+    runtime, _ = build_ray_runtime(state_dir, policy_name="eaco", tick_s=0.1, meter_source_factory=fake_nvml_with_processes)
+    try:
+        ids = [submit(runtime, tiny_spec(name, epochs=4, steps=60)) for name in ("big", "small1", "small2", "small3")]
+        runtime.recover()
+        run_until(runtime, lambda: all(s in ("finished", "failed") for s in states(runtime).values()), 90, "4 jobs")
+        assert set(states(runtime).values()) == {"finished"}
+        for job_id in ids:
+            assert runtime.store.memory_peak_gb(job_id) == pytest.approx(1.5)
+            events = [d for _, _, kind, d in runtime.store.events(job_id) if kind == "memory"]
+            assert any("1.5 GB per GPU measured through NVML" in e for e in events), events
+        assert any(a.colocated for a in runtime.store.attempts())
+        assert runtime.store.energy_totals()["split_measured_gpu_s"] > 0.0
     finally:
         close_runtime(runtime)
 

@@ -12,7 +12,7 @@ GPU); nothing here measures wall power. Attribution follows the simulator: a sha
 energy (the model at utilisation 0, at most what the GPU used) is split equally among its jobs
 and the rest in proportion to each job's share of the GPU's kernel time, **measured** through
 NVML's per-process utilisation where the meter reads it and the backend can tell which job a
-process belongs to (the local backend), else their declared (or catalogue) exclusive utilisation
+process belongs to (real GPUs, local or on Ray nodes), else their declared (or catalogue) exclusive utilisation
 (the simulator weighs each job's exclusive utilisation times its speed); a job alone gets its GPU's
 whole energy. Host energy is
 split among (job, GPU) slots.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.attribution import split_gpu_energy
@@ -117,9 +117,9 @@ class EnergyAccountant:
         self.catalog = catalog
         self.cpu_util = cpu_util
         self.gpu_meter = gpu_meter
-        # pids -> the job each belongs to (those found), where the backend can tell (the local
-        # backend: a job's processes share its attempt's session); set by the runtime
-        self.jobs_of_pids: Callable[[Iterable[int]], dict[int, int]] | None = None
+        # NVML's per-process figures (per GPU, pid -> value) summed per job (per GPU, job -> value),
+        # where the backend can tell which job a process belongs to; set by the runtime
+        self.per_job: Callable[[dict[int, dict[int, float]]], dict[int, dict[int, float]]] | None = None
         self.totals = EnergyTotals(cpu_util_source="measured (psutil)" if cpu_util else "modelled (catalogue)",
                                    gpu_source=MEASURED if gpu_meter is not None and gpu_meter.measures_any else "modelled")
         self.last_step: dict[str, float] = {}  # the last step's figures (ENERGY_PARTS)
@@ -141,19 +141,9 @@ class EnergyAccountant:
         """Per GPU, per job found among its processes, the job's share of the kernel time NVML
         sampled there over this interval (the meter's latest read)."""
         per_gpu = getattr(self.gpu_meter, "process_busy_share", None)
-        if not per_gpu or self.jobs_of_pids is None:
+        if not per_gpu or self.per_job is None:
             return {}
-        owner = self.jobs_of_pids({pid for procs in per_gpu.values() for pid in procs})
-        out: dict[int, dict[int, float]] = {}
-        for g, procs in per_gpu.items():
-            by_job: dict[int, float] = {}
-            for pid, share in procs.items():
-                j = owner.get(pid)
-                if j is not None:
-                    by_job[j] = by_job.get(j, 0.0) + share
-            if by_job:
-                out[g] = by_job
-        return out
+        return self.per_job(per_gpu)
 
     def _split_weights(self, g: int, on_gpu: list[int], jobs: dict[int, Job], busy: dict[int, dict[int, float]], dt_s: float) -> list[float]:
         """The weights that split shared GPU ``g``'s energy beyond idle among ``on_gpu``: their

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 from eaco.colocation.catalog import JobCatalog
 from eaco.energy.node_power import EnergyModel
@@ -128,8 +128,8 @@ class Runtime:
         self.wake_at_unix = math.inf
         self.accountant = EnergyAccountant(energy, catalog, cpu_util, gpu_meter)
         self.accountant.totals.add_parts(store.energy_totals())  # what daemons on this state folder used before
-        if getattr(backend, "local_pids", False):  # NVML's per-process figures map to jobs
-            self.accountant.jobs_of_pids = self._jobs_of_pids
+        if getattr(backend, "local_pids", False) or hasattr(backend, "session_leaders"):
+            self.accountant.per_job = self._per_job  # NVML's per-process figures map to jobs
         store.fill_epoch_gpu_type(inventory.gpu_type)  # alone epochs stored before they carried their GPU type
         self._last_tick_unix: float | None = None
         self._something_ended = False
@@ -528,36 +528,58 @@ class Runtime:
         if peaks:
             self._record_memory_peak(job_id, peak_to_gb(max(peaks)), "reported")
 
-    def _jobs_of_pids(self, pids: Iterable[int]) -> dict[int, int]:
-        """The job each of ``pids`` (processes of this machine) belongs to, where one does: each
-        attempt leads a session of its own, and the processes it starts stay in it."""
-        leaders = {live.handle.pid: job_id for job_id, live in self.live.items()}
-        out: dict[int, int] = {}
-        for pid in pids:
-            session = session_of(pid)
-            job_id = leaders.get(session) if session is not None else None
-            if job_id is not None:
-                out[pid] = job_id
+    def _per_job(self, per_gpu: dict[int, dict[int, float]]) -> dict[int, dict[int, float]]:
+        """NVML's per-process figures (per policy GPU, pid -> value) summed per job (per GPU,
+        job -> value); processes of no job are left out. Each attempt leads a session that the
+        processes it starts stay in: on this machine (local backend) a process's session is read
+        here; a Ray node's meter keys its figures by session already, and the backend knows
+        which attempt leads which session on which node (:meth:`RayBackend.session_leaders`)."""
+        if getattr(self.backend, "local_pids", False):
+            leaders = {live.handle.pid: job_id for job_id, live in self.live.items()}
+            sessions: dict[int, int | None] = {}
+
+            def job_of(g: int, pid: int) -> int | None:
+                if pid not in sessions:
+                    sessions[pid] = session_of(pid)
+                sid = sessions[pid]
+                return leaders.get(sid) if sid is not None else None
+        else:
+            by_node = self.backend.session_leaders()  # type: ignore[attr-defined]
+            if not by_node:
+                return {}
+            job_of_key = {getattr(live.handle, "key", ""): job_id for job_id, live in self.live.items()}
+            nodes: dict[int, str] = {}
+
+            def job_of(g: int, sid: int) -> int | None:
+                if g not in nodes:
+                    nodes[g] = self.inventory.node_name(g)  # type: ignore[attr-defined]
+                key = by_node.get((nodes[g], sid))
+                return job_of_key.get(key) if key is not None else None
+        out: dict[int, dict[int, float]] = {}
+        for g, procs in per_gpu.items():
+            by_job: dict[int, float] = {}
+            for pid, value in procs.items():
+                job_id = job_of(g, pid)
+                if job_id is not None:
+                    by_job[job_id] = by_job.get(job_id, 0.0) + value
+            if by_job:
+                out[g] = by_job
         return out
 
     def _measure_process_memory(self) -> None:
-        """NVML's per-process GPU memory, on this machine's GPUs (the local backend with NVML):
-        a job's processes are found by their session (:meth:`_jobs_of_pids`), and the most they
-        hold together on one of the job's GPUs, CUDA context included, is a measured peak
-        (:meth:`_record_memory_peak`). Unlike the epoch reports this needs nothing from the job
-        and sees memory as soon as it is taken."""
+        """NVML's per-process GPU memory, on real GPUs (a local machine's or Ray nodes'): what a
+        job's processes hold together on one of its GPUs (:meth:`_per_job`), CUDA context
+        included, at its most is a measured peak (:meth:`_record_memory_peak`). Unlike the
+        epoch reports this needs nothing from the job and sees memory as soon as it is taken."""
         meter = self.accountant.gpu_meter
         per_gpu = getattr(meter, "process_memory_mib", None)
-        if not per_gpu or not getattr(self.backend, "local_pids", False):
+        if not per_gpu or self.accountant.per_job is None:
             return
-        owner = self._jobs_of_pids({pid for procs in per_gpu.values() for pid in procs})
         held: dict[int, dict[int, float]] = {}  # job -> policy GPU -> MiB
-        for g, procs in per_gpu.items():
-            for pid, mib in procs.items():
-                job_id = owner.get(pid)
-                if job_id is not None and g in self.state.job_gpus.get(job_id, ()):
-                    on_gpu = held.setdefault(job_id, {})
-                    on_gpu[g] = on_gpu.get(g, 0.0) + mib
+        for g, by_job in self._per_job(per_gpu).items():
+            for job_id, mib in by_job.items():
+                if g in self.state.job_gpus.get(job_id, ()):
+                    held.setdefault(job_id, {})[g] = mib
         for job_id, by_gpu in held.items():
             peak_gb = max(by_gpu.values()) / MIB_PER_GB
             if peak_gb > self._process_peak_gb.get(job_id, 0.0) + 1e-9:  # only a new high reaches the store

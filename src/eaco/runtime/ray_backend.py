@@ -381,6 +381,41 @@ class RayBackend:
         except Exception:
             pass
 
+    # ------------------------------------------------ processes on the nodes
+    def session_leaders(self) -> dict[tuple[str, int], str]:
+        """(node, pid) of each running attempt's process on its node (of each rank of a job
+        spanning nodes), which leads a session there that the job's processes share -> the
+        attempt's key (its :class:`RayHandle`). The node meters key NVML's per-process figures by
+        session, so the daemon can tell which job holds what on a node's GPUs. Asks each actor
+        once, without waiting: an attempt whose actor has not answered yet is not in it."""
+        out: dict[tuple[str, int], str] = {}
+        for head in self._attempts.values():
+            for member in head.ranks():
+                info = self._described(member)
+                if info and info.get("pid"):
+                    out[(member.node, int(info["pid"]))] = head.key
+        return out
+
+    def _described(self, entry: _Attempt) -> dict[str, Any] | None:
+        """The actor's :meth:`AttemptActor.describe`, once it has answered ({} if it cannot)."""
+        info = entry.extra.get("info")
+        if info is not None:
+            return info
+        if entry.actor is None or entry.extra.get("died"):
+            entry.extra["info"] = {}
+            return {}
+        ref = entry.extra.get("describe_ref")
+        if ref is None:
+            ref = entry.extra["describe_ref"] = entry.actor.describe.remote()
+        if not self._ray.wait([ref], timeout=0)[0]:
+            return None
+        try:
+            info = dict(self._ray.get(ref))
+        except Exception:  # the actor died before it answered
+            info = {}
+        entry.extra["info"] = info
+        return info
+
     # ---------------------------------------------------------- restart
     def find(self, attempt_dir: Path) -> ProcessHandle | None:
         key = actor_name(attempt_dir)

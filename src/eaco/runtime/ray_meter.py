@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 from eaco.profiler.telemetry import GpuDevice, GpuReading, GpuSource, open_nvml
 from eaco.runtime.gpu_meter import GpuMeter
+from eaco.runtime.procs import session_of
 
 log = logging.getLogger("eaco.runtime")
 
@@ -43,12 +44,36 @@ class _NodeMeterActor:
         return {"node": self.node, "devices": devices, "why": self.why}
 
     def read(self) -> tuple[GpuReading, ...]:
-        return () if self.source is None else self.source.read()
+        """The node's readings, per-process figures keyed by session (:func:`by_session`)."""
+        return () if self.source is None else tuple(by_session(r) for r in self.source.read())
 
     def close(self) -> None:
         if self.source is not None:
             self.source.close()
             self.source = None
+
+
+def by_session(reading: GpuReading) -> GpuReading:
+    """``reading`` with its per-process memory and kernel-time shares summed per session and keyed
+    by the session's id (its leader's pid), on the node where the processes live: an attempt's
+    process leads a session its job's processes share (:meth:`RayBackend.session_leaders`), and a
+    pid means nothing off its node. Processes whose session cannot be read are left out."""
+    if not reading.process_memory_mib and not reading.process_busy_share:
+        return reading
+    sessions: dict[int, int | None] = {}
+
+    def regroup(per_pid: Any) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for pid, value in per_pid.items():
+            if pid not in sessions:
+                sessions[pid] = session_of(pid)
+            sid = sessions[pid]
+            if sid is not None:
+                out[sid] = out.get(sid, 0.0) + value
+        return out
+
+    return replace(reading, process_memory_mib=regroup(reading.process_memory_mib),
+                   process_busy_share=regroup(reading.process_busy_share))
 
 
 class RayGpuSource:

@@ -130,8 +130,9 @@ def write_summary(store: Store, path: Path, totals: EnergyTotals | None, invento
 
 def write_hourly_energy(store: Store, path: Path) -> None:
     """One row per UTC hour with energy accounted: its start (Unix and ISO), the seconds
-    accounted in it, energy by part in J and the total in kWh, and the GPU-seconds measured by
-    the energy counter, by power readings or only modelled."""
+    accounted in it, energy by part in J and the total in kWh, the GPU-seconds measured by the
+    energy counter, by power readings or only modelled, and the shared GPU-seconds whose energy
+    was split by measured kernel time or by declared utilisation."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)

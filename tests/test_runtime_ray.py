@@ -587,14 +587,16 @@ def test_node_local_files_mode_relays_the_checkpoint_to_the_next_node(cluster: d
 
     try:
         wide = submit(runtime, tiny_spec("wide", epochs=16, steps=300, num_gpus=2))
-        mover = submit(runtime, tiny_spec("mover", epochs=8, steps=300))
-        other = submit(runtime, tiny_spec("other", epochs=400, steps=300))
+        # mover has epochs enough that the stop (through its node's actor) surely comes before its
+        # last one on a loaded host; the long jobs outlast the test (they are cancelled at its end)
+        mover = submit(runtime, tiny_spec("mover", epochs=24, steps=300))
+        other = submit(runtime, tiny_spec("other", epochs=4000, steps=300))
         runtime.recover()
         run_until(runtime, lambda: set(states(runtime).values()) == {"running"}, 30, "three running")
         first = node_of(mover, 1)
         assert node_of(other, 1) == first and node_of(wide, 1) != first
         run_until(runtime, lambda: runtime.store.job(mover).epochs_done >= 2, 60, "mover's second epoch")
-        urgent = submit(runtime, tiny_spec("urgent", epochs=400, steps=300) + "priority: 1\n")
+        urgent = submit(runtime, tiny_spec("urgent", epochs=4000, steps=300) + "priority: 1\n")
         runtime._undo(mover)
         run_until(runtime, lambda: runtime.store.job(mover).attempts >= 2, 90, "mover relaunched once the 2-GPU job finished")
         assert runtime.store.attempt(mover, 1).outcome == "stopped" and states(runtime)[wide] == "finished"
@@ -602,7 +604,7 @@ def test_node_local_files_mode_relays_the_checkpoint_to_the_next_node(cluster: d
         assert second != first and node_of(urgent, 1) == first
         run_until(runtime, lambda: states(runtime)[mover] == "finished", 60, "mover to finish")
         records = [json.loads(line) for line in runtime.layout.report_file(mover).read_text().splitlines()]
-        assert [r["epoch"] for r in records if r["event"] == "epoch"] == list(range(8))  # none run twice
+        assert [r["epoch"] for r in records if r["event"] == "epoch"] == list(range(24))  # none run twice
         text = runtime.layout.log_file(mover).read_text()
         assert "checkpoint copied from the daemon: 1 file(s)" in text and f"on node {first})" in text
         resumed = [line for line in text.splitlines() if line.startswith("resumed from")]

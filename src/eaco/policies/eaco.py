@@ -592,24 +592,29 @@ class EacoPolicy(Policy):
         old_speeds: dict[int, float] = {}
         delta_power_w = 0.0
         new_power_on: dict[int, float] = {}
+        # GPUs with the same jobs (those of a multi-GPU job) give the same figures: computed once
+        per_set: dict[tuple[int, ...], tuple[float, float]] = {}  # jobs there -> (extra W, new W per job)
         for g in gpus:
             others = view.gpu_jobs(g)
-            types = tuple(view.job(j).job_type for j in others)
-            old = self.predictor.estimate(types, gpu_type)
-            new = self.predictor.estimate((*types, job.job_type), gpu_type)
-            if min(e.speed for e in new) < min_speed:
-                return _Option(gpus, True, math.inf, math.inf, False)
-            for j, o, n in zip(others, old, new[:-1]):
-                if j not in left:
-                    left[j] = self._left(view, view.job(j), gpu_type)
-                speeds[j] = min(speeds.get(j, 1.0), n.conservative(z(j)))
-                old_speeds[j] = min(old_speeds.get(j, 1.0), o.speed)
-            new_speed = min(new_speed, new[-1].conservative(z(job.job_id)))
-            util_old = self.finder.gpu_util(view, g)
-            util_new = self.finder.set_util((*types, job.job_type), gpu_type)
-            p_new = gpu_model.power_w(util_new)
-            delta_power_w += p_new - gpu_model.power_w(util_old)
-            new_power_on[g] = p_new / (len(others) + 1) + host_w
+            got = per_set.get(others)
+            if got is None:
+                types = tuple(view.job(j).job_type for j in others)
+                old = self.predictor.estimate(types, gpu_type)
+                new = self.predictor.estimate((*types, job.job_type), gpu_type)
+                if min(e.speed for e in new) < min_speed:
+                    return _Option(gpus, True, math.inf, math.inf, False)
+                for j, o, n in zip(others, old, new[:-1]):
+                    if j not in left:
+                        left[j] = self._left(view, view.job(j), gpu_type)
+                    speeds[j] = min(speeds.get(j, 1.0), n.conservative(z(j)))
+                    old_speeds[j] = min(old_speeds.get(j, 1.0), o.speed)
+                new_speed = min(new_speed, new[-1].conservative(z(job.job_id)))
+                util_old = self.finder.gpu_util(view, g)
+                util_new = self.finder.set_util((*types, job.job_type), gpu_type)
+                p_new = gpu_model.power_w(util_new)
+                got = per_set[others] = (p_new - gpu_model.power_w(util_old), p_new / (len(others) + 1) + host_w)
+            delta_power_w += got[0]
+            new_power_on[g] = got[1]
         alone_new = left[job.job_id][1]
         t_new = alone_new / new_speed
         if binds and now + t_new > job.deadline_s:

@@ -23,6 +23,26 @@ steps=${3:-150}
 budget=${EACO_PROFILE_BUDGET_S:-300}
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+case "$part" in paper|zoo) ;; *) echo "unknown part '$part': expected paper or zoo" >&2; exit 2 ;; esac
+# Preflight, seconds instead of a lent session's minutes: the driver answers, CUDA is usable from
+# torch, and every package the profiler imports is there (carry the missing ones as wheels).
+nvidia-smi -L || { echo "nvidia-smi failed: no usable NVIDIA driver here" >&2; exit 2; }
+python3 - <<'EOF' || exit 2
+import importlib, sys
+missing = []
+for name in ("torch", "pynvml", "psutil", "numpy", "matplotlib", "typer", "rich"):
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # an import that breaks counts as missing too
+        missing.append(f"{name} ({exc.__class__.__name__}: {exc})")
+if missing:
+    sys.exit("missing on this machine, carry them as wheels: " + "; ".join(missing))
+import torch
+if not torch.cuda.is_available():
+    sys.exit(f"torch {torch.__version__} sees no CUDA device")
+import eaco.profiler.__main__  # the profiler's own imports
+print(f"preflight ok: torch {torch.__version__}, {torch.cuda.get_device_name(0)}")
+EOF
 mkdir -p "$out/$part"
 nvidia-smi --query-gpu=index,name,driver_version,power.limit,clocks.max.sm,memory.total --format=csv \
   > "$out/$part/nvidia_smi.csv"
@@ -41,7 +61,6 @@ case "$part" in
       --epochs 3 --steps-per-epoch "$steps" --workers 4 --threads 0 \
       --device cuda --gpus 0 --sample-hz 10 --timeout-s 240 --out "$out/$part" \
       --resume --time-budget-s "$budget" || rc=$? ;;
-  *) echo "unknown part '$part': expected paper or zoo" >&2; exit 2 ;;
 esac
 tar czf "$out/$part.tgz" --exclude=checkpoints -C "$out" "$part"
 case "$rc" in

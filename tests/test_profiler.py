@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -666,3 +669,37 @@ def test_profile_command_reports_bad_options(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "sets: a set of 2" in res.output
     res = CliRunner().invoke(app, ["profile", "--models", "ncf", "--sets", "none", "--time-budget-s", "-1", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "--time-budget-s" in res.output and "expected >= 0" in res.output
+
+
+# --- the lent GPU machine's packages -------------------------------------------------------------
+
+# scripts/gpu_profile.sh runs the profiler from src/ on a machine that has torch, nvidia-ml-py,
+# psutil, numpy, matplotlib, typer and rich, but not the runtime's pydantic, Ray or
+# prometheus-client (docs/profiler.md, "On a lent GPU machine"): a module-level import of one of
+# them in the profiler's path would cost a lent GPU session its run.
+_GPU_MACHINE_LACKS = ("pydantic", "ray", "prometheus_client")
+_IMPORT_WITHOUT = f"""
+import importlib, importlib.abc, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {_GPU_MACHINE_LACKS!r}:
+            raise ImportError("not on the GPU machine: " + name)
+sys.meta_path.insert(0, Refuse())
+for module in ("eaco.profiler.__main__", "eaco.profiler.pipeline", "eaco.profiler.train", "eaco.profiler.zoo",
+               "eaco.profiler.report", "eaco.profiler.store", "eaco.profiler.run_io"):
+    importlib.import_module(module)
+"""
+
+
+def _python_without_runtime_packages(code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    return subprocess.run([sys.executable, "-c", _IMPORT_WITHOUT + code], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_the_profiler_imports_without_the_runtimes_packages() -> None:
+    done = _python_without_runtime_packages("")
+    assert done.returncode == 0, done.stderr[-2000:]
+    # the refusal itself works: the runtime's job spec needs pydantic
+    refused = _python_without_runtime_packages("import eaco.runtime.spec\n")
+    assert refused.returncode != 0 and "not on the GPU machine: pydantic" in refused.stderr

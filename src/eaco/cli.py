@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from eaco import __version__
 from eaco.config_file import config_option, config_record
 from eaco.errors import InputError, PolicyError
+from eaco.model.ownership import DEFAULT_LIFE_YEARS, parse_hardware_cost
 from eaco.policies.eaco import EacoSettings
 from eaco.workloads.slo import SloSettings, assign_slos
 
@@ -132,7 +133,13 @@ def simulate(
     grid_offset_h: int = typer.Option(0, "--grid-offset-h", help="--grid: simulated hour at which the CSV's hour 0 applies"),
     grid_repeat: bool = typer.Option(True, "--grid-repeat/--grid-hold", help="--grid: past its last hour the series repeats, or holds its last value"),
     pue: float = typer.Option(1.0, "--pue", help="power usage effectiveness: cost and carbon apply to energy x PUE"),
-    currency: str = typer.Option("USD", "--currency", help="currency of --price-per-kwh (a label)"),
+    currency: str = typer.Option("USD", "--currency", help="currency of --price-per-kwh and --hardware-cost-per-gpu (a label)"),
+    hardware_cost_per_gpu: Optional[str] = typer.Option(
+        None, "--hardware-cost-per-gpu",
+        help="purchase cost of a server per GPU it holds, in --currency: one for every type (12000) or per type "
+        "(v100=12000,a100=30000): report the hardware written off and the cost of ownership (docs/energy.md)"),
+    hardware_life_years: float = typer.Option(
+        DEFAULT_LIFE_YEARS, "--hardware-life-years", help="--hardware-cost-per-gpu: years over which the hardware is written off"),
     slos: bool = typer.Option(True, "--slos/--no-slos", help="give jobs without an SLO one by the rule below"),
     slack_min: float = typer.Option(0.5, "--slack-min", help="deadline = submit + (1 + slack) x exclusive runtime, slack ~ U[min, max]"),
     slack_max: float = typer.Option(2.0, "--slack-max"),
@@ -163,7 +170,7 @@ def simulate(
     from eaco.report.seeds_report import seed_dir
     from eaco.report.tables import idle_cluster_note, metrics_table, speed_table
     from eaco.energy.grid import grid_settings_from_options
-    from eaco.sim.cost import with_costs
+    from eaco.sim.cost import with_costs, with_ownership
     from eaco.sim.metrics import with_common_end
     from eaco.sim.runner import SLEEP_MODES
     from eaco.sim.runner import simulate as run_one
@@ -217,6 +224,9 @@ def simulate(
             at = next((i for i, (name, _, _) in enumerate(runs) if name == "eaco"), len(runs))
             runs = runs[:at] + variants + [r for r in runs[at:] if r[0] != "eaco"]
         grid_settings = grid_settings_from_options(price_per_kwh, carbon_g_per_kwh, grid, grid_offset_h, grid_repeat, pue, currency)
+        hardware = parse_hardware_cost(hardware_cost_per_gpu, hardware_life_years)
+        for _, spec, _ in clusters if hardware.active else ():
+            hardware.cluster_cost_per_s(spec)  # every GPU type priced, before anything runs
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
         _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
     if env.profiles is not None and env.profiles.skipped:
@@ -269,6 +279,7 @@ def simulate(
                     results.append((result, run_metrics))
                     run_cluster.append(k)
         metrics = with_costs([r for r, _ in results], with_common_end([m for _, m in results]), grid_settings)
+        metrics = with_ownership(metrics, [clusters[k][1] for k in run_cluster], hardware)
         idle_notes = [n for k, (_, spec, _) in enumerate(clusters)
                       if (n := idle_cluster_note([m for m, c in zip(metrics, run_cluster) if c == k], spec.num_nodes, sleep))]
         if several_seeds:
@@ -297,6 +308,7 @@ def simulate(
             "sweep": sweep or "none",
             "sleep_power_w": env.energy.host.low_power_w,
             "grid": grid_settings.describe() if grid_settings.active else "none (energy only)",
+            "hardware": hardware.describe() if hardware.active else "none",
             "python": platform.python_version(),
         }
         if config_record(ctx) is not None:

@@ -37,10 +37,11 @@ SUMMARY_METRICS: tuple[tuple[str, str], ...] = (
     ("colocated_jobs", "co-located jobs"),
     ("electricity_cost", "electricity cost"),
     ("carbon_kg", "carbon (kg CO2e)"),
+    ("ownership_cost", "cost of ownership"),
 )
 # ... and those also compared with the reference run, seed by seed (ratios)
 RATIO_METRICS: tuple[str, ...] = ("energy_kwh", "jct_s_mean", "run_time_s_mean", "total_time_s_mean",
-                                  "electricity_cost", "carbon_kg")
+                                  "electricity_cost", "carbon_kg", "ownership_cost")
 
 
 def parse_seeds(text: str, option: str = "--seeds") -> tuple[int, ...]:

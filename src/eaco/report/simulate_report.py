@@ -29,6 +29,7 @@ _SETUP = (
     ("profile stores", "profiles"),
     ("EaCO settings", "eaco_settings"),
     ("electricity cost and carbon", "grid"),
+    ("hardware cost", "hardware"),
     ("eaco version", "eaco_version"),
     ("Python", "python"),
 )

@@ -61,7 +61,8 @@ def metric_rows(rows: list[Metrics], currency: str = "USD") -> list[tuple[str, l
 
 
 def _cost_lines(rows: list[Metrics], currency: str) -> list[tuple[str, Callable[[Metrics], str]]]:
-    """Facility energy (when PUE > 1), electricity cost and carbon, each also to the common end."""
+    """Facility energy (when PUE > 1), electricity cost, carbon, hardware written off and cost of
+    ownership, each also to the common end."""
     out: list[tuple[str, Callable[[Metrics], str]]] = []
     ends = max((m.makespan_s for m in rows), default=0.0) / S_PER_H
     if any(m.facility_energy_kwh is not None and abs(m.facility_energy_kwh - m.energy_kwh) > 1e-9 for m in rows):
@@ -74,6 +75,14 @@ def _cost_lines(rows: list[Metrics], currency: str) -> list[tuple[str, Callable[
         out.append(("carbon (kg CO2e)", lambda m: _money(m.carbon_kg)))
         if any(m.carbon_kg_common_end is not None for m in rows):
             out.append((f"  to {ends:,.0f} h (kg CO2e)", lambda m: _money(m.carbon_kg_common_end)))
+    if any(m.hardware_cost is not None for m in rows):
+        out.append((f"hardware, written off ({currency})", lambda m: _money(m.hardware_cost)))
+        if any(m.hardware_cost_common_end is not None for m in rows):
+            out.append((f"  to {ends:,.0f} h ({currency})", lambda m: _money(m.hardware_cost_common_end)))
+    if any(m.ownership_cost is not None for m in rows):
+        out.append((f"cost of ownership ({currency})", lambda m: _money(m.ownership_cost)))
+        if any(m.ownership_cost_common_end is not None for m in rows):
+            out.append((f"  to {ends:,.0f} h ({currency})", lambda m: _money(m.ownership_cost_common_end)))
     return out
 
 

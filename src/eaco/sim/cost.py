@@ -1,5 +1,7 @@
 """Electricity cost and carbon of simulated runs, from their exact hourly energy
-(:class:`~eaco.sim.energy_meter.TimeSeries`) and the user's :class:`~eaco.energy.grid.GridSettings`.
+(:class:`~eaco.sim.energy_meter.TimeSeries`) and the user's :class:`~eaco.energy.grid.GridSettings`;
+and their cost of ownership, the cluster's hardware written off over the same time
+(:class:`~eaco.model.ownership.HardwareCost`) plus that electricity.
 
 Each run is priced over its own period (until its last completion) and, when several policies
 ran the same workload, until their common end too: the latest makespan among them, the early
@@ -13,6 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from eaco.energy.grid import GridSettings
+from eaco.model.cluster import ClusterSpec
+from eaco.model.ownership import HardwareCost
 from eaco.sim.energy_meter import spread_over_hours
 from eaco.sim.metrics import Metrics
 from eaco.sim.result import SimulationResult
@@ -62,4 +66,28 @@ def with_costs(results: Sequence[SimulationResult], rows: Sequence[Metrics], gri
             to_end = cost_figures(energy_per_hour_j(result, m.empty_cluster_power_w, end_s), grid)
             m = replace(m, electricity_cost_common_end=to_end.electricity_cost, carbon_kg_common_end=to_end.carbon_kg)
         out.append(m)
+    return out
+
+
+def with_ownership(rows: Sequence[Metrics], clusters: Sequence[ClusterSpec], hardware: HardwareCost) -> list[Metrics]:
+    """``rows`` with their hardware cost (each run's cluster, ``clusters`` in the same order,
+    written off over the run's makespan, and until the common end when the rows carry one) and
+    their cost of ownership (hardware + electricity, where the electricity is priced)."""
+    if len(clusters) != len(rows):
+        raise ValueError(f"{len(rows)} metrics rows but {len(clusters)} clusters")
+    if not hardware.active:
+        return list(rows)
+    common = any(m.energy_common_end_kwh is not None for m in rows)
+    end_s = max(m.makespan_s for m in rows) if common else None
+    out = []
+    for m, cluster in zip(rows, clusters):
+        per_s = hardware.cluster_cost_per_s(cluster)
+        own = per_s * m.makespan_s
+        to_end = per_s * end_s if end_s is not None else None
+        out.append(replace(
+            m, hardware_cost=own, hardware_cost_common_end=to_end,
+            ownership_cost=own + m.electricity_cost if m.electricity_cost is not None else None,
+            ownership_cost_common_end=(to_end + m.electricity_cost_common_end
+                                       if to_end is not None and m.electricity_cost_common_end is not None else None),
+        ))
     return out

@@ -68,6 +68,13 @@ class Metrics:
     carbon_kg: float | None = None
     electricity_cost_common_end: float | None = None
     carbon_kg_common_end: float | None = None
+    # with a hardware cost (eaco.model.ownership, eaco.sim.cost.with_ownership): the cluster's
+    # hardware written off over the run and until the common end, in the same currency, and the
+    # cost of ownership, hardware + electricity (None where the electricity has no price)
+    hardware_cost: float | None = None
+    hardware_cost_common_end: float | None = None
+    ownership_cost: float | None = None
+    ownership_cost_common_end: float | None = None
     # what the policy did, counted by kind (Policy.decision_counts: EaCO's co-locations,
     # observations, waits for a faster GPU type, reservations, drains); empty for the baselines
     policy_stats: dict[str, int] = field(default_factory=dict)

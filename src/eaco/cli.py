@@ -19,6 +19,7 @@ from eaco import __version__
 from eaco.config_file import config_option, config_record
 from eaco.errors import InputError, PolicyError
 from eaco.model.ownership import DEFAULT_LIFE_YEARS, parse_hardware_cost
+from eaco.study.sizing import DEFAULT_MAX_MISS_SHARE
 from eaco.policies.eaco import EacoSettings
 from eaco.workloads.slo import SloSettings, assign_slos
 
@@ -140,6 +141,12 @@ def simulate(
         "(v100=12000,a100=30000): report the hardware written off and the cost of ownership (docs/energy.md)"),
     hardware_life_years: float = typer.Option(
         DEFAULT_LIFE_YEARS, "--hardware-life-years", help="--hardware-cost-per-gpu: years over which the hardware is written off"),
+    smallest: Optional[str] = typer.Option(
+        None, "--smallest",
+        help="LO-HI: find, per policy, the fewest nodes (from LO to HI) of the --cluster's node shape on which at most "
+        "--max-miss-share of the deadlines are missed; report each policy at its own smallest size (sizing.csv lists every size tried)"),
+    max_miss_share: Optional[float] = typer.Option(
+        None, "--max-miss-share", help=f"--smallest: share of the jobs with a deadline that may miss it (default {DEFAULT_MAX_MISS_SHARE})"),
     slos: bool = typer.Option(True, "--slos/--no-slos", help="give jobs without an SLO one by the rule below"),
     slack_min: float = typer.Option(0.5, "--slack-min", help="deadline = submit + (1 + slack) x exclusive runtime, slack ~ U[min, max]"),
     slack_max: float = typer.Option(2.0, "--slack-max"),
@@ -171,6 +178,7 @@ def simulate(
     from eaco.report.tables import idle_cluster_note, metrics_table, speed_table
     from eaco.energy.grid import grid_settings_from_options
     from eaco.sim.cost import with_costs, with_ownership
+    from eaco.study.sizing import NodeShape, SizingOutcome, SizingTarget, parse_node_range, search_smallest
     from eaco.sim.metrics import with_common_end
     from eaco.sim.runner import SLEEP_MODES
     from eaco.sim.runner import simulate as run_one
@@ -227,6 +235,14 @@ def simulate(
         hardware = parse_hardware_cost(hardware_cost_per_gpu, hardware_life_years)
         for _, spec, _ in clusters if hardware.active else ():
             hardware.cluster_cost_per_s(spec)  # every GPU type priced, before anything runs
+        sizing: tuple[NodeShape, int, int, SizingTarget] | None = None
+        if smallest is not None:
+            if seeds is not None or len(clusters) > 1:
+                raise InputError("--smallest", "sizes one cluster's node shape on one workload: give one --cluster and no --seeds")
+            target = SizingTarget(DEFAULT_MAX_MISS_SHARE if max_miss_share is None else max_miss_share)
+            sizing = (NodeShape.of(clusters[0][1]), *parse_node_range(smallest), target)
+        elif max_miss_share is not None:
+            raise InputError("--max-miss-share", "applies with --smallest")
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
         _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
     if env.profiles is not None and env.profiles.skipped:
@@ -245,8 +261,10 @@ def simulate(
         return assign_slos(wl, replace(slo_settings, seed=s)) if slos else wl
 
     several_seeds = seeds is not None
-    several = len(clusters) > 1  # each run's label then names its cluster: fifo@20x8xv100
+    several = len(clusters) > 1 or sizing is not None  # each run's label then names its cluster: fifo@20x8xv100
     cluster_text = "; ".join(spec.describe() for _, spec, _ in clusters)
+    if sizing is not None:
+        cluster_text = f"the fewest of {sizing[1]}-{sizing[2]} nodes of {sizing[0].describe()}"
     per_seed: list[tuple[int, list[Metrics]]] = []
     for s in seed_list:
         wl = load(s)
@@ -260,34 +278,58 @@ def simulate(
             + (f"; set-up {time.perf_counter() - t0:.1f}s" if s == seed_list[0] else "")
         )
         results: list[tuple[SimulationResult, Metrics]] = []
-        run_cluster: list[int] = []  # per result, its cluster's index
+        run_specs: list[ClusterSpec] = []  # per result, its cluster
+        searches: list[SizingOutcome] = []  # --smallest: per run, the sizes tried
         with _progress() as progress:
-            for k, (ctext, spec, _) in enumerate(clusters):
+
+            def run(spec: ClusterSpec, ctext: str, label: str, name: str, settings: EacoSettings,
+                    ) -> tuple[SimulationResult, Metrics]:
+                shown = f"{label}@{ctext}" if several else label
+                task = progress.add_task(f"s{s} {shown}" if several_seeds else shown, total=wl.num_jobs)
+
+                def on_progress(done: int, total: int, now_s: float) -> None:
+                    progress.update(task, completed=done)
+
+                try:
+                    result, run_metrics = run_one(spec, wl, name, env, on_progress=on_progress, sleep=sleep, eaco_settings=settings)
+                except (PolicyError, ValueError) as exc:
+                    _fail(f"policy {shown}: {exc}")
+                if shown != name:
+                    result, run_metrics = replace(result, policy=shown), replace(run_metrics, policy=shown)
+                return result, run_metrics
+
+            if sizing is None:
+                for ctext, spec, _ in clusters:
+                    for label, name, settings in runs:
+                        results.append(run(spec, ctext, label, name, settings))
+                        run_specs.append(spec)
+            else:
+                shape, lo, hi, target = sizing
                 for label, name, settings in runs:
-                    shown = f"{label}@{ctext}" if several else label
-                    task = progress.add_task(f"s{s} {shown}" if several_seeds else shown, total=wl.num_jobs)
+                    tried: dict[int, tuple[SimulationResult, Metrics]] = {}
 
-                    def on_progress(done: int, total: int, now_s: float, task=task) -> None:  # type: ignore[no-untyped-def]
-                        progress.update(task, completed=done)
+                    def evaluate(spec: ClusterSpec) -> Metrics:
+                        tried[spec.num_nodes] = run(spec, spec.name, label, name, settings)  # noqa: B023 (called at once)
+                        return tried[spec.num_nodes][1]
 
-                    try:
-                        result, run_metrics = run_one(spec, wl, name, env, on_progress=on_progress, sleep=sleep, eaco_settings=settings)
-                    except (PolicyError, ValueError) as exc:
-                        _fail(f"policy {shown}: {exc}")
-                    if shown != name:
-                        result, run_metrics = replace(result, policy=shown), replace(run_metrics, policy=shown)
-                    results.append((result, run_metrics))
-                    run_cluster.append(k)
+                    searches.append(search_smallest(label, shape, evaluate, lo, hi, target))
+                    results.append(tried[searches[-1].chosen.num_nodes])
+                    run_specs.append(shape.cluster(searches[-1].chosen.num_nodes))
         metrics = with_costs([r for r, _ in results], with_common_end([m for _, m in results]), grid_settings)
-        metrics = with_ownership(metrics, [clusters[k][1] for k in run_cluster], hardware)
-        idle_notes = [n for k, (_, spec, _) in enumerate(clusters)
-                      if (n := idle_cluster_note([m for m, c in zip(metrics, run_cluster) if c == k], spec.num_nodes, sleep))]
+        metrics = with_ownership(metrics, run_specs, hardware)
+        by_cluster = {spec.name: spec for spec in run_specs}
+        idle_notes = [n for spec in by_cluster.values()
+                      if (n := idle_cluster_note([m for m, c in zip(metrics, run_specs) if c.name == spec.name], spec.num_nodes, sleep))]
         if several_seeds:
             base = metrics[0]
             console.print(f"seed {s}: " + ", ".join(
                 f"{m.policy} {m.energy_kwh:,.0f} kWh" + (f" ({m.energy_kwh / base.energy_kwh:.3f})" if m is not base and base.energy_kwh > 0 else "")
                 for m in metrics))
         else:
+            if searches:
+                from eaco.report.sizing_report import sizing_table
+
+                console.print(sizing_table(searches, sizing[3]))
             console.print(metrics_table(metrics, title=f"{wl.name} on {cluster_text}", currency=currency))
             console.print(speed_table(metrics))
             for note in idle_notes:
@@ -311,11 +353,14 @@ def simulate(
             "hardware": hardware.describe() if hardware.active else "none",
             "python": platform.python_version(),
         }
+        if sizing is not None:
+            meta["smallest"] = (f"fewest of {sizing[1]}-{sizing[2]} nodes of {sizing[0].describe()} with at most "
+                                f"{sizing[3].max_miss_share:.1%} of deadlines missed")
         if config_record(ctx) is not None:
             meta["config"] = config_record(ctx)
         folder = seed_dir(out, s) if several_seeds else out
-        written = _write_simulate_outputs(folder, results, metrics, meta, plots, max(c[1].num_nodes for c in clusters),
-                                          idle_notes, currency)
+        written = _write_simulate_outputs(folder, results, metrics, meta, plots, max(c.num_nodes for c in run_specs),
+                                          idle_notes, currency, searches, sizing[3] if sizing else None)
         if not several_seeds:
             console.print(f"wrote {len(written)} files to [bold]{out}[/]: " + ", ".join(p.name for p in written[:4]) + ", ...")
         per_seed.append((s, metrics))
@@ -325,12 +370,19 @@ def simulate(
 
 def _write_simulate_outputs(out: Path, results: list[tuple[SimulationResult, Metrics]], metrics: list[Metrics],
                             meta: dict[str, object], plots: bool, num_nodes: int, idle_notes: list[str],
-                            currency: str) -> list[Path]:
-    """One simulate run's files in ``out``: the report first."""
+                            currency: str, searches: list[SizingOutcome] | None = None,
+                            target: SizingTarget | None = None) -> list[Path]:
+    """One simulate run's files in ``out``: the report first; with ``searches`` (``--smallest``)
+    the sizes tried too."""
     from eaco.report.files import write_hourly_energy, write_jobs, write_metrics, write_timeseries
+    from eaco.report.sizing_report import plot_sizing, sizing_section, write_sizing_files
     from eaco.report.simulate_report import write_simulate_report
 
     written = write_metrics(out, metrics, meta)
+    sections: list[list[str]] = []
+    if searches and target is not None:
+        written += write_sizing_files(out, searches, target)
+        sections.append(sizing_section(searches, target))
     for result, _ in results:
         written.append(write_jobs(out, result))
         written.append(write_timeseries(out, result))
@@ -341,7 +393,9 @@ def _write_simulate_outputs(out: Path, results: list[tuple[SimulationResult, Met
 
         figures.append(plot_active_nodes(out / "active_nodes.png", [r for r, _ in results], num_nodes))
         figures.append(plot_energy_and_time(out / "energy_time.png", metrics))
-    report = write_simulate_report(out, metrics, meta, figures, idle_notes, currency)
+        if searches and target is not None:
+            figures.append(plot_sizing(out / "sizing.png", searches, target))
+    report = write_simulate_report(out, metrics, meta, figures, idle_notes, currency, sections)
     return [report, *written, *figures]
 
 

@@ -30,6 +30,7 @@ _SETUP = (
     ("EaCO settings", "eaco_settings"),
     ("electricity cost and carbon", "grid"),
     ("hardware cost", "hardware"),
+    ("smallest cluster", "smallest"),
     ("eaco version", "eaco_version"),
     ("Python", "python"),
 )
@@ -76,13 +77,17 @@ def _value(v: object) -> str:
 
 
 def write_simulate_report(out_dir: Path, metrics: Sequence[Metrics], meta: Mapping[str, object],
-                          figures: Sequence[Path] = (), notes: Sequence[str] = (), currency: str = "USD") -> Path:
+                          figures: Sequence[Path] = (), notes: Sequence[str] = (), currency: str = "USD",
+                          sections: Sequence[Sequence[str]] = ()) -> Path:
     """Write ``out_dir/report.md``; ``figures`` are PNGs in ``out_dir``; ``notes`` are the
-    warnings the command printed."""
+    warnings the command printed; ``sections`` (Markdown lines each, their own heading first)
+    come before the metrics."""
     title = f"{meta.get('workload', 'workload')} on {meta.get('cluster', 'cluster')}"
     lines = [f"# eaco simulate: {title}", ""]
     lines += md_table(["set-up", ""], [[label, f"`{_value(meta[key])}`" if key == "command" else _value(meta[key])]
                                        for label, key in _SETUP if key in meta])
+    for section in sections:
+        lines += ["", *section]
     lines += ["", "## Metrics", ""]
     lines += md_table(["metric", *(m.policy for m in metrics)], [[label, *cells] for label, cells in metric_rows(list(metrics), currency)])
     if len(metrics) > 1:

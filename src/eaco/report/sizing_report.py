@@ -1,0 +1,125 @@
+"""What ``eaco simulate --smallest`` found: per policy the fewest nodes meeting the deadline
+target, every size it evaluated, as a table, CSV, JSON, a figure and a section of report.md."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Sequence
+
+from rich.table import Table
+
+from eaco.study.sizing import SizingOutcome, SizingTarget, miss_share
+from eaco.units import S_PER_H
+
+POINT_COLUMNS = ("policy", "num_nodes", "num_gpus", "meets_target", "deadline_misses", "jobs_with_deadline",
+                 "miss_share", "energy_kwh", "avg_active_nodes", "avg_total_time_h", "makespan_h")
+
+
+def _answer(o: SizingOutcome) -> str:
+    return f"{o.smallest:,}" if o.smallest is not None else f"none up to {o.hi:,}"
+
+
+def _tried(o: SizingOutcome) -> str:
+    """``28+ 2- 15-``: each size tried, in order, + where it met the target, - where it missed."""
+    return " ".join(f"{p.num_nodes}{'+' if p.met else '-'}" for p in o.points)
+
+
+def _gpus(o: SizingOutcome, num_nodes: int) -> int:
+    return num_nodes * o.shape.gpus_per_node
+
+
+def sizing_rows(outcomes: Sequence[SizingOutcome]) -> list[list[str]]:
+    """Per policy: answer, its GPUs, misses there, energy there, sizes tried (in order)."""
+    rows = []
+    for o in outcomes:
+        m = o.chosen.metrics
+        rows.append([o.label, _answer(o), f"{_gpus(o, o.chosen.num_nodes):,}",
+                     f"{m.deadline_misses:,} of {m.jobs_with_deadline:,} ({miss_share(m):.1%})",
+                     f"{m.energy_kwh:,.0f}", _tried(o)])
+    return rows
+
+
+SIZING_HEADER = ["policy", "fewest nodes", "GPUs", "deadline misses there", "energy there (kWh)", "sizes tried (+ met, - missed)"]
+
+
+def sizing_table(outcomes: Sequence[SizingOutcome], target: SizingTarget) -> Table:
+    table = Table(title=f"smallest cluster of {outcomes[0].shape.describe()} nodes with at most {target.max_miss_share:.1%} of deadlines missed")
+    for name in SIZING_HEADER:
+        table.add_column(name, justify="left" if name in (SIZING_HEADER[0], SIZING_HEADER[-1]) else "right")
+    for row in sizing_rows(outcomes):
+        table.add_row(*row)
+    return table
+
+
+def sizing_section(outcomes: Sequence[SizingOutcome], target: SizingTarget) -> list[str]:
+    """Markdown lines for report.md."""
+    from eaco.report.markdown import md_table
+
+    lines = ["## Smallest cluster", "",
+             f"Per policy, the fewest nodes of {outcomes[0].shape.describe()} (searched in {outcomes[0].lo:,}-{outcomes[0].hi:,} by "
+             f"bisection) on which at most {target.max_miss_share:.1%} of the jobs with a deadline miss it; the "
+             "metrics above are each policy's run at its own smallest size (at the largest when none met the target). "
+             "The bisection assumes that more nodes never miss more deadlines: every size tried is listed, and "
+             "`sizing.csv` has each one's figures.", ""]
+    return lines + md_table(SIZING_HEADER, sizing_rows(outcomes))
+
+
+def write_sizing_files(out_dir: Path, outcomes: Sequence[SizingOutcome], target: SizingTarget) -> list[Path]:
+    """``sizing.csv`` (every size evaluated, one row each) and ``sizing.json`` (the target and
+    each policy's answer with its points)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    points = []
+    for o in outcomes:
+        for p in o.points:
+            m = p.metrics
+            points.append({"policy": o.label, "num_nodes": p.num_nodes, "num_gpus": _gpus(o, p.num_nodes),
+                           "meets_target": p.met, "deadline_misses": m.deadline_misses,
+                           "jobs_with_deadline": m.jobs_with_deadline, "miss_share": miss_share(m),
+                           "energy_kwh": m.energy_kwh, "avg_active_nodes": m.avg_active_nodes,
+                           "avg_total_time_h": m.total_time_s.mean / S_PER_H, "makespan_h": m.makespan_s / S_PER_H})
+    csv_path = out_dir / "sizing.csv"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=POINT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(points)
+    json_path = out_dir / "sizing.json"
+    payload = {
+        "node": outcomes[0].shape.describe(),
+        "max_miss_share": target.max_miss_share,
+        "range": [outcomes[0].lo, outcomes[0].hi] if outcomes else None,
+        "policies": [{"policy": o.label, "smallest_nodes": o.smallest,
+                      "points": [p for p in points if p["policy"] == o.label]} for o in outcomes],
+    }
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    return [csv_path, json_path]
+
+
+def plot_sizing(out_path: Path, outcomes: Sequence[SizingOutcome], target: SizingTarget) -> Path:
+    """Deadline misses and energy against the node count, every size tried, per policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_miss, ax_energy) = plt.subplots(1, 2, figsize=(11, 4))
+    for o in outcomes:
+        pts = sorted(o.points, key=lambda p: p.num_nodes)
+        nodes = [p.num_nodes for p in pts]
+        line, = ax_miss.plot(nodes, [100 * miss_share(p.metrics) for p in pts], marker="o", label=o.label)
+        ax_energy.plot(nodes, [p.metrics.energy_kwh for p in pts], marker="o", color=line.get_color(), label=o.label)
+        if o.smallest is not None:
+            ax_miss.axvline(o.smallest, color=line.get_color(), linestyle=":", linewidth=1)
+    ax_miss.axhline(100 * target.max_miss_share, color="black", linestyle="--", linewidth=1, label="target")
+    ax_miss.set_xlabel("nodes")
+    ax_miss.set_ylabel("deadlines missed (% of jobs with one)")
+    ax_energy.set_xlabel("nodes")
+    ax_energy.set_ylabel("energy (kWh)")
+    ax_miss.legend()
+    ax_energy.legend()
+    fig.suptitle("sizes tried (dotted: each policy's fewest nodes meeting the target)")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path

@@ -49,6 +49,12 @@ def cost_figures(hourly_j: Sequence[float], grid: GridSettings) -> CostFigures:
     return CostFigures(sum(facility_j) / J_PER_KWH, cost, carbon)
 
 
+def _common_end_s(rows: Sequence[Metrics]) -> float | None:
+    """The latest makespan, where the rows are compared to a common end (they carry
+    ``energy_common_end_kwh``), else None."""
+    return max(m.makespan_s for m in rows) if any(m.energy_common_end_kwh is not None for m in rows) else None
+
+
 def with_costs(results: Sequence[SimulationResult], rows: Sequence[Metrics], grid: GridSettings) -> list[Metrics]:
     """``rows`` (the metrics of ``results``, same order) with cost and carbon filled in; to the
     common end as well when the rows carry ``energy_common_end_kwh`` (:func:`~eaco.sim.metrics.with_common_end`)."""
@@ -56,8 +62,7 @@ def with_costs(results: Sequence[SimulationResult], rows: Sequence[Metrics], gri
         raise ValueError(f"{len(results)} results but {len(rows)} metrics rows")
     if not grid.active:
         return list(rows)
-    common = any(m.energy_common_end_kwh is not None for m in rows)
-    end_s = max(m.makespan_s for m in rows) if common else None
+    end_s = _common_end_s(rows)
     out = []
     for result, m in zip(results, rows):
         own = cost_figures(result.timeseries.energy_per_hour_j, grid)
@@ -77,8 +82,7 @@ def with_ownership(rows: Sequence[Metrics], clusters: Sequence[ClusterSpec], har
         raise ValueError(f"{len(rows)} metrics rows but {len(clusters)} clusters")
     if not hardware.active:
         return list(rows)
-    common = any(m.energy_common_end_kwh is not None for m in rows)
-    end_s = max(m.makespan_s for m in rows) if common else None
+    end_s = _common_end_s(rows)
     out = []
     for m, cluster in zip(rows, clusters):
         per_s = hardware.cluster_cost_per_s(cluster)

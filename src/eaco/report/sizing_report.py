@@ -60,7 +60,7 @@ def sizing_section(outcomes: Sequence[SizingOutcome], target: SizingTarget) -> l
     lines = ["## Smallest cluster", "",
              f"Per policy, the fewest nodes of {outcomes[0].shape.describe()} (searched in {outcomes[0].lo:,}-{outcomes[0].hi:,} by "
              f"bisection) on which at most {target.max_miss_share:.1%} of the jobs with a deadline miss it; the "
-             "metrics above are each policy's run at its own smallest size (at the largest when none met the target). "
+             "metrics below are each policy's run at its own smallest size (at the largest when none met the target). "
              "The bisection assumes that more nodes never miss more deadlines: every size tried is listed, and "
              "`sizing.csv` has each one's figures.", ""]
     return lines + md_table(SIZING_HEADER, sizing_rows(outcomes))

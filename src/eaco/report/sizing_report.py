@@ -10,6 +10,7 @@ from typing import Sequence
 
 from rich.table import Table
 
+from eaco.report.markdown import md_table
 from eaco.study.sizing import SizingOutcome, SizingTarget, miss_share
 from eaco.units import S_PER_H
 
@@ -55,8 +56,6 @@ def sizing_table(outcomes: Sequence[SizingOutcome], target: SizingTarget) -> Tab
 
 def sizing_section(outcomes: Sequence[SizingOutcome], target: SizingTarget) -> list[str]:
     """Markdown lines for report.md."""
-    from eaco.report.markdown import md_table
-
     lines = ["## Smallest cluster", "",
              f"Per policy, the fewest nodes of {outcomes[0].shape.describe()} (searched in {outcomes[0].lo:,}-{outcomes[0].hi:,} by "
              f"bisection) on which at most {target.max_miss_share:.1%} of the jobs with a deadline miss it; the "
@@ -88,7 +87,7 @@ def write_sizing_files(out_dir: Path, outcomes: Sequence[SizingOutcome], target:
     payload = {
         "node": outcomes[0].shape.describe(),
         "max_miss_share": target.max_miss_share,
-        "range": [outcomes[0].lo, outcomes[0].hi] if outcomes else None,
+        "range": [outcomes[0].lo, outcomes[0].hi],
         "policies": [{"policy": o.label, "smallest_nodes": o.smallest,
                       "points": [p for p in points if p["policy"] == o.label]} for o in outcomes],
     }

@@ -68,6 +68,22 @@ def test_the_target_is_a_share_of_the_jobs_with_a_deadline(base_metrics) -> None
     assert miss_share(replace(base_metrics, deadline_misses=0, jobs_with_deadline=0)) == 0.0
 
 
+def test_a_wait_limit_counts_every_job(base_metrics) -> None:
+    """With a limit on the mean wait, a size that keeps the deadlines but makes jobs wait longer
+    misses the target (jobs without a deadline show their starving only there)."""
+    waits = {8: 600.0, 1: 9000.0, 4: 4000.0, 6: 1800.0, 5: 3000.0}
+
+    def evaluate(cluster: ClusterSpec) -> Metrics:
+        wait = waits[cluster.num_nodes]
+        return replace(base_metrics, deadline_misses=0, jobs_with_deadline=100,
+                       waiting_s=replace(base_metrics.waiting_s, mean=wait))
+
+    assert search_smallest("eaco", SHAPE, evaluate, 1, 8, SizingTarget(0.01)).smallest == 1
+    limited = search_smallest("eaco", SHAPE, evaluate, 1, 8, SizingTarget(0.01, max_avg_wait_s=1800.0))
+    assert limited.smallest == 6 and [p.num_nodes for p in limited.points] == [8, 1, 4, 6, 5]
+    assert SizingTarget(0.01, 1800.0).describe() == "at most 1.0% of deadlines missed and jobs waiting at most 0.5 h on average"
+
+
 def test_bad_sizing_input_is_named() -> None:
     assert parse_node_range(" 8-40 ") == (8, 40)
     for text in ("8", "0-4", "9-3", "a-b", "-4"):
@@ -76,6 +92,8 @@ def test_bad_sizing_input_is_named() -> None:
     for share in (-0.1, 1.5, float("nan")):
         with pytest.raises(InputError, match="--max-miss-share"):
             SizingTarget(share)
+    with pytest.raises(InputError, match="--max-avg-wait-h.*hours >= 0"):
+        SizingTarget(0.01, -3600.0)
     assert NodeShape.of(ClusterSpec.parse("3x4xa100")) == NodeShape(4, "a100")
     with pytest.raises(InputError, match="one node shape.*2x8xv100 \\+ 1x4xa100"):
         NodeShape.of(ClusterSpec.parse("2x8xv100,1x4xa100"))
@@ -110,6 +128,7 @@ def test_simulate_smallest_reports_each_policy_at_its_fewest_nodes(tmp_path) -> 
     (["--smallest", "1-4", "-c", "2x8xv100,1x4xa100"], "one node shape"),
     (["--smallest", "4"], "expected a node range LO-HI"),
     (["--max-miss-share", "0.1"], "applies with --smallest"),
+    (["--max-avg-wait-h", "2"], "--max-avg-wait-h: applies with --smallest"),
 ])
 def test_simulate_smallest_refuses_what_it_cannot_size(tmp_path, extra, expected) -> None:
     res = runner.invoke(app, ["simulate", "-n", "10", "-p", "fifo", "--no-plots", "-o", str(tmp_path / "o"), *extra])

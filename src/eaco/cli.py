@@ -20,6 +20,7 @@ from eaco.config_file import config_option, config_record
 from eaco.errors import InputError, PolicyError
 from eaco.model.ownership import DEFAULT_LIFE_YEARS, parse_hardware_cost
 from eaco.study.sizing import DEFAULT_MAX_MISS_SHARE
+from eaco.units import S_PER_H
 from eaco.policies.eaco import EacoSettings
 from eaco.workloads.slo import SloSettings, assign_slos
 
@@ -147,6 +148,8 @@ def simulate(
         "--max-miss-share of the deadlines are missed; report each policy at its own smallest size (sizing.csv lists every size tried)"),
     max_miss_share: Optional[float] = typer.Option(
         None, "--max-miss-share", help=f"--smallest: share of the jobs with a deadline that may miss it (default {DEFAULT_MAX_MISS_SHARE})"),
+    max_avg_wait_h: Optional[float] = typer.Option(
+        None, "--max-avg-wait-h", help="--smallest: and the jobs (those without a deadline too) wait at most this long on average"),
     slos: bool = typer.Option(True, "--slos/--no-slos", help="give jobs without an SLO one by the rule below"),
     slack_min: float = typer.Option(0.5, "--slack-min", help="deadline = submit + (1 + slack) x exclusive runtime, slack ~ U[min, max]"),
     slack_max: float = typer.Option(2.0, "--slack-max"),
@@ -239,10 +242,11 @@ def simulate(
         if smallest is not None:
             if seeds is not None or len(clusters) > 1:
                 raise InputError("--smallest", "sizes one cluster's node shape on one workload: give one --cluster and no --seeds")
-            target = SizingTarget(DEFAULT_MAX_MISS_SHARE if max_miss_share is None else max_miss_share)
+            target = SizingTarget(DEFAULT_MAX_MISS_SHARE if max_miss_share is None else max_miss_share,
+                                  None if max_avg_wait_h is None else max_avg_wait_h * S_PER_H)
             sizing = (NodeShape.of(clusters[0][1]), *parse_node_range(smallest), target)
-        elif max_miss_share is not None:
-            raise InputError("--max-miss-share", "applies with --smallest")
+        elif max_miss_share is not None or max_avg_wait_h is not None:
+            raise InputError("--max-miss-share" if max_miss_share is not None else "--max-avg-wait-h", "applies with --smallest")
     except (InputError, FileNotFoundError, KeyError, ValueError) as exc:
         _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
     if env.profiles is not None and env.profiles.skipped:
@@ -354,8 +358,7 @@ def simulate(
             "python": platform.python_version(),
         }
         if sizing is not None:
-            meta["smallest"] = (f"fewest of {sizing[1]}-{sizing[2]} nodes of {sizing[0].describe()} with at most "
-                                f"{sizing[3].max_miss_share:.1%} of deadlines missed")
+            meta["smallest"] = f"fewest of {sizing[1]}-{sizing[2]} nodes of {sizing[0].describe()} with {sizing[3].describe()}"
         if config_record(ctx) is not None:
             meta["config"] = config_record(ctx)
         folder = seed_dir(out, s) if several_seeds else out

@@ -1,7 +1,9 @@
 """How small can the cluster be? The fewest nodes of one shape on which a policy meets a
 deadline target for a workload (``eaco simulate --smallest LO-HI``).
 
-A size meets the target when at most ``max_miss_share`` of the jobs that have a deadline miss it.
+A size meets the target when at most ``max_miss_share`` of the jobs that have a deadline miss it
+and, if a limit is given, the jobs wait at most ``max_avg_wait_s`` on average (jobs without a
+deadline count there too: a cluster too small for them shows in their wait, not in the misses).
 The search is a bisection over the node count: it evaluates the largest size first (if even that
 misses the target, there is no answer in the range), then the smallest, then halves the gap
 between the largest size known to miss and the smallest known to meet it. It assumes that more
@@ -19,6 +21,7 @@ from typing import Callable
 from eaco.errors import InputError
 from eaco.model.cluster import ClusterSpec
 from eaco.sim.metrics import Metrics
+from eaco.units import S_PER_H
 
 OPTION = "--smallest"
 DEFAULT_MAX_MISS_SHARE = 0.01  # at most 1% of the deadlines missed: an assumption, set your own
@@ -26,16 +29,26 @@ DEFAULT_MAX_MISS_SHARE = 0.01  # at most 1% of the deadlines missed: an assumpti
 
 @dataclass(frozen=True, slots=True)
 class SizingTarget:
-    """At most ``max_miss_share`` of the jobs with a deadline may miss it."""
+    """At most ``max_miss_share`` of the jobs with a deadline may miss it, and (unless None) the
+    mean wait of all jobs is at most ``max_avg_wait_s``."""
 
     max_miss_share: float = DEFAULT_MAX_MISS_SHARE
+    max_avg_wait_s: float | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.max_miss_share) and 0.0 <= self.max_miss_share <= 1.0):
             raise InputError("--max-miss-share", f"expected a share in [0, 1], got {self.max_miss_share}")
+        if self.max_avg_wait_s is not None and not (math.isfinite(self.max_avg_wait_s) and self.max_avg_wait_s >= 0):
+            raise InputError("--max-avg-wait-h", f"expected hours >= 0, got {self.max_avg_wait_s / S_PER_H}")
 
     def met(self, m: Metrics) -> bool:
+        if self.max_avg_wait_s is not None and not m.waiting_s.mean <= self.max_avg_wait_s:
+            return False
         return miss_share(m) <= self.max_miss_share
+
+    def describe(self) -> str:
+        wait = "" if self.max_avg_wait_s is None else f" and jobs waiting at most {self.max_avg_wait_s / S_PER_H:g} h on average"
+        return f"at most {self.max_miss_share:.1%} of deadlines missed{wait}"
 
 
 def miss_share(m: Metrics) -> float:

@@ -678,12 +678,20 @@ def test_profile_command_reports_bad_options(tmp_path: Path) -> None:
 # prometheus-client (docs/profiler.md, "On a lent GPU machine"): a module-level import of one of
 # them in the profiler's path would cost a lent GPU session its run.
 _GPU_MACHINE_LACKS = ("pydantic", "ray", "prometheus_client")
+# Refused only where the project's own code imports them (another library's optional use, such as
+# typer's of pydantic, is that library's business: the script's preflight checks the machine).
 _IMPORT_WITHOUT = f"""
-import importlib, importlib.abc, sys
+import importlib, importlib.abc, os, sys
 class Refuse(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in {_GPU_MACHINE_LACKS!r}:
+        if name.split(".")[0] not in {_GPU_MACHINE_LACKS!r}:
+            return None
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename.startswith("<frozen"):
+            frame = frame.f_back
+        if frame is not None and os.sep + "eaco" + os.sep in frame.f_code.co_filename:
             raise ImportError("not on the GPU machine: " + name)
+        return None
 sys.meta_path.insert(0, Refuse())
 for module in ("eaco.profiler.__main__", "eaco.profiler.pipeline", "eaco.profiler.train", "eaco.profiler.zoo",
                "eaco.profiler.report", "eaco.profiler.store", "eaco.profiler.run_io"):

@@ -122,9 +122,32 @@ def test_simulate_smallest_reports_each_policy_at_its_fewest_nodes(tmp_path) -> 
     assert "## Smallest cluster" in (out / "report.md").read_text()
 
 
+def test_simulate_smallest_over_seeds_sizes_each_seed_and_says_what_holds_on_every_one(tmp_path) -> None:
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["simulate", "-n", "30", "-p", "fifo,eaco", "-c", "6x8xv100", "--smallest", "1-6",
+                              "--max-miss-share", "0.05", "--seeds", "0-1", "--no-plots", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(open(out / "sizing_seeds.csv")))
+    assert [(r["policy"], r["seed"]) for r in rows] == [("fifo", "0"), ("eaco", "0"), ("fifo", "1"), ("eaco", "1")]
+    for r in rows:  # each seed's answer is its own folder's search
+        own = json.loads((out / f"seed-{r['seed']}" / "sizing.json").read_text())
+        found = next(p["smallest_nodes"] for p in own["policies"] if p["policy"] == r["policy"])
+        assert r["smallest_nodes"] == ("" if found is None else str(found))
+        # the seed's metrics are the policy at that size, under the policy's own label
+        seed_metrics = json.loads((out / f"seed-{r['seed']}" / "metrics.json").read_text())["policies"]
+        assert [m["policy"] for m in seed_metrics] == ["fifo", "eaco"]
+    section = (out / "report.md").read_text().split("## Smallest cluster, seed by seed", 1)[1].split("\n## ", 1)[0]
+    table = {cells[0]: cells[1:] for line in section.splitlines() if line.startswith("| ")
+             for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+    assert table["policy"] == ["seed 0", "seed 1", "on every seed"]
+    for policy in ("fifo", "eaco"):
+        sizes = [r["smallest_nodes"] for r in rows if r["policy"] == policy]
+        every = str(max(int(n) for n in sizes)) if all(sizes) else "none up to 6"
+        assert table[policy][-1] == every
+
+
 @pytest.mark.parametrize("extra, expected", [
-    (["--smallest", "1-4", "--seeds", "0-1"], "give one --cluster and no --seeds"),
-    (["--smallest", "1-4", "-c", "2x8xv100;3x8xv100"], "give one --cluster and no --seeds"),
+    (["--smallest", "1-4", "-c", "2x8xv100;3x8xv100"], "sizes one cluster's node shape: give one --cluster"),
     (["--smallest", "1-4", "-c", "2x8xv100,1x4xa100"], "one node shape"),
     (["--smallest", "4"], "expected a node range LO-HI"),
     (["--max-miss-share", "0.1"], "applies with --smallest"),

@@ -240,8 +240,8 @@ def simulate(
             hardware.cluster_cost_per_s(spec)  # every GPU type priced, before anything runs
         sizing: tuple[NodeShape, int, int, SizingTarget] | None = None
         if smallest is not None:
-            if seeds is not None or len(clusters) > 1:
-                raise InputError("--smallest", "sizes one cluster's node shape on one workload: give one --cluster and no --seeds")
+            if len(clusters) > 1:
+                raise InputError("--smallest", "sizes one cluster's node shape: give one --cluster")
             target = SizingTarget(DEFAULT_MAX_MISS_SHARE if max_miss_share is None else max_miss_share,
                                   None if max_avg_wait_h is None else max_avg_wait_h * S_PER_H)
             sizing = (NodeShape.of(clusters[0][1]), *parse_node_range(smallest), target)
@@ -265,11 +265,14 @@ def simulate(
         return assign_slos(wl, replace(slo_settings, seed=s)) if slos else wl
 
     several_seeds = seeds is not None
-    several = len(clusters) > 1 or sizing is not None  # each run's label then names its cluster: fifo@20x8xv100
+    # each run's label then names its cluster: fifo@20x8xv100 (over several seeds a sized run keeps
+    # its policy's label, so that the seeds summary compares each policy at its own size)
+    several = len(clusters) > 1 or (sizing is not None and not several_seeds)
     cluster_text = "; ".join(spec.describe() for _, spec, _ in clusters)
     if sizing is not None:
         cluster_text = f"the fewest of {sizing[1]}-{sizing[2]} nodes of {sizing[0].describe()}"
     per_seed: list[tuple[int, list[Metrics]]] = []
+    per_seed_sizing: list[tuple[int, list[SizingOutcome]]] = []
     for s in seed_list:
         wl = load(s)
         console.print(
@@ -289,7 +292,8 @@ def simulate(
             def run(spec: ClusterSpec, ctext: str, label: str, name: str, settings: EacoSettings,
                     ) -> tuple[SimulationResult, Metrics]:
                 shown = f"{label}@{ctext}" if several else label
-                task = progress.add_task(f"s{s} {shown}" if several_seeds else shown, total=wl.num_jobs)
+                described = f"{label}@{ctext}" if several or sizing is not None else label
+                task = progress.add_task(f"s{s} {described}" if several_seeds else described, total=wl.num_jobs)
 
                 def on_progress(done: int, total: int, now_s: float) -> None:
                     progress.update(task, completed=done)
@@ -328,7 +332,10 @@ def simulate(
             base = metrics[0]
             console.print(f"seed {s}: " + ", ".join(
                 f"{m.policy} {m.energy_kwh:,.0f} kWh" + (f" ({m.energy_kwh / base.energy_kwh:.3f})" if m is not base and base.energy_kwh > 0 else "")
-                for m in metrics))
+                + (f" on {o.chosen.num_nodes} nodes" if searches else "")
+                for m, o in zip(metrics, searches or [None] * len(metrics))))
+            if searches:
+                per_seed_sizing.append((s, searches))
         else:
             if searches:
                 from eaco.report.sizing_report import sizing_table
@@ -368,7 +375,7 @@ def simulate(
             console.print(f"wrote {len(written)} files to [bold]{out}[/]: " + ", ".join(p.name for p in written[:4]) + ", ...")
         per_seed.append((s, metrics))
     if several_seeds:
-        _write_seed_summary(out, per_seed, meta, plots)
+        _write_seed_summary(out, per_seed, meta, plots, per_seed_sizing, sizing[3] if sizing else None)
 
 
 def _write_simulate_outputs(out: Path, results: list[tuple[SimulationResult, Metrics]], metrics: list[Metrics],
@@ -402,13 +409,16 @@ def _write_simulate_outputs(out: Path, results: list[tuple[SimulationResult, Met
     return [report, *written, *figures]
 
 
-def _write_seed_summary(out: Path, per_seed: list[tuple[int, list[Metrics]]], meta: dict[str, object], plots: bool) -> None:
+def _write_seed_summary(out: Path, per_seed: list[tuple[int, list[Metrics]]], meta: dict[str, object], plots: bool,
+                        per_seed_sizing: list[tuple[int, list[SizingOutcome]]] | None = None,
+                        target: SizingTarget | None = None) -> None:
     """``eaco simulate --seeds``: print the runs' estimates over the seeds and write the summary
-    files at the top of ``out``."""
+    files at the top of ``out``; with ``--smallest``, each seed's fewest nodes too."""
     from eaco.report.seed_stats import summarise
     from eaco.report.seeds_report import (
         plot_seed_energy, seeds_table, write_seeds_csv, write_seeds_report, write_summary_files,
     )
+    from eaco.report.sizing_report import seeds_sizing_section, seeds_sizing_table, write_seeds_sizing
 
     reference = per_seed[0][1][0].policy
     summaries = summarise(per_seed, reference)
@@ -417,8 +427,13 @@ def _write_seed_summary(out: Path, per_seed: list[tuple[int, list[Metrics]]], me
     console.print(seeds_table(summaries, reference, f"{meta['workload']} on {meta['cluster']}: mean ± 95% interval over "
                                                     f"{len(seeds)} seeds; ratios to {reference} [95% interval]"))
     written = [write_seeds_csv(out, per_seed), *write_summary_files(out, summaries, meta, reference)]
+    sections: list[list[str]] = []
+    if per_seed_sizing and target is not None:
+        console.print(seeds_sizing_table(per_seed_sizing, target))
+        written.append(write_seeds_sizing(out, per_seed_sizing))
+        sections.append(seeds_sizing_section(per_seed_sizing, target))
     figures = [plot_seed_energy(out / "seeds_energy.png", per_seed, summaries, reference)] if plots else []
-    written = [write_seeds_report(out, summaries, meta, reference, seeds, figures), *written, *figures]
+    written = [write_seeds_report(out, summaries, meta, reference, seeds, figures, sections), *written, *figures]
     console.print(f"wrote {len(written)} files to [bold]{out}[/] ({', '.join(p.name for p in written)}) "
                   f"and each seed's in {out}/seed-N/")
 

@@ -156,8 +156,10 @@ def plot_seed_energy(out_path: Path, per_seed: Sequence[tuple[int, Sequence[Metr
 
 
 def write_seeds_report(out_dir: Path, summaries: Sequence[RunSummary], meta: Mapping[str, object],
-                       reference: str, seeds: Sequence[int], figures: Sequence[Path] = ()) -> Path:
-    """``report.md``: set-up, the summary table, the per-metric estimates, links to each seed."""
+                       reference: str, seeds: Sequence[int], figures: Sequence[Path] = (),
+                       sections: Sequence[Sequence[str]] = ()) -> Path:
+    """``report.md``: set-up, the summary table, ``sections`` (Markdown lines, heading first), the
+    per-metric estimates, links to each seed."""
     title = f"{meta.get('workload', 'workload')} on {meta.get('cluster', 'cluster')}"
     lines = [f"# eaco simulate over {len(seeds)} seeds: {title}", "",
              f"- command: `{meta.get('command', '')}`",
@@ -168,6 +170,8 @@ def write_seeds_report(out_dir: Path, summaries: Sequence[RunSummary], meta: Map
              "`±` gives its half-width, `[low, high]` its ends (cut at 0: no metric here can be negative)", ""]
     header, rows = summary_rows(summaries, reference)
     lines += ["## Summary", ""] + md_table(header, rows)
+    for section in sections:
+        lines += ["", *section]
     labels = dict(SUMMARY_METRICS)
     keys = [k for k, _ in SUMMARY_METRICS if any(k in s.values for s in summaries)]
     lines += ["", "## Every metric: mean [95% interval] (min-max)", ""]

@@ -125,3 +125,56 @@ def plot_sizing(out_path: Path, outcomes: Sequence[SizingOutcome], target: Sizin
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path
+
+
+# --- over several seeds ---------------------------------------------------------------------------
+
+def seeds_sizing_rows(per_seed: Sequence[tuple[int, Sequence[SizingOutcome]]]) -> tuple[list[str], list[list[str]]]:
+    """Per policy (the first seed's order): its fewest nodes on each seed's workload, and the
+    most of them, the size that met the target on every seed (by the search's assumption that
+    more nodes never miss more)."""
+    seeds = [s for s, _ in per_seed]
+    header = ["policy", *(f"seed {s}" for s in seeds), "on every seed"]
+    rows = []
+    for k, first in enumerate(per_seed[0][1]):
+        outcomes = [searches[k] for _, searches in per_seed]
+        sizes = [o.smallest for o in outcomes]
+        every = f"{max(sizes):,}" if all(n is not None for n in sizes) else f"none up to {first.hi:,}"
+        rows.append([first.label, *(_answer(o) for o in outcomes), every])
+    return header, rows
+
+
+def seeds_sizing_table(per_seed: Sequence[tuple[int, Sequence[SizingOutcome]]], target: SizingTarget) -> Table:
+    header, rows = seeds_sizing_rows(per_seed)
+    table = Table(title=f"fewest {per_seed[0][1][0].shape.describe()} nodes with {target.describe()}, seed by seed")
+    for name in header:
+        table.add_column(name, justify="left" if name == "policy" else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def seeds_sizing_section(per_seed: Sequence[tuple[int, Sequence[SizingOutcome]]], target: SizingTarget) -> list[str]:
+    header, rows = seeds_sizing_rows(per_seed)
+    first = per_seed[0][1][0]
+    return ["## Smallest cluster, seed by seed", "",
+            f"Each seed's workload sized on its own (fewest nodes of {first.shape.describe()} in {first.lo:,}-{first.hi:,} "
+            f"with {target.describe()}; each seed's `sizing.csv` has the sizes tried), and the most of them: by the "
+            "search's assumption that more nodes never miss more, a size that meets the target on every seed's "
+            "workload. The summary above compares each policy at its own size on each seed (`sizing_seeds.csv`).",
+            ""] + md_table(header, rows)
+
+
+def write_seeds_sizing(out_dir: Path, per_seed: Sequence[tuple[int, Sequence[SizingOutcome]]]) -> Path:
+    """``sizing_seeds.csv``: one row per policy and seed with its fewest nodes (empty: none in range)."""
+    path = out_dir / "sizing_seeds.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["policy", "seed", "smallest_nodes", "range_lo", "range_hi", "deadline_misses", "jobs_with_deadline",
+                         "energy_kwh"])
+        for seed, searches in per_seed:
+            for o in searches:
+                m = o.chosen.metrics
+                writer.writerow([o.label, seed, "" if o.smallest is None else o.smallest, o.lo, o.hi, m.deadline_misses,
+                                 m.jobs_with_deadline, m.energy_kwh])
+    return path

@@ -157,3 +157,25 @@ def test_simulate_smallest_refuses_what_it_cannot_size(tmp_path, extra, expected
     res = runner.invoke(app, ["simulate", "-n", "10", "-p", "fifo", "--no-plots", "-o", str(tmp_path / "o"), *extra])
     assert res.exit_code != 0 and expected in " ".join(res.output.split()), res.output  # the console wraps lines
     assert not (tmp_path / "o").exists()
+
+
+def test_the_reproduction_study_reports_each_policys_fewest_nodes(env, tmp_path) -> None:
+    from eaco.report.reproduce_report import write_reproduce_report
+    from eaco.study.reproduce import POLICIES, StudyConfig, planned_runs, run_study
+
+    config = StudyConfig(num_jobs=40, node_counts=(8,), sensitivity=False, philly=False, beyond_paper=False,
+                         robustness_seeds=(), alphas=(), util_thresholds=(), sizing_nodes=(1, 8),
+                         sizing_target=SizingTarget(0.05))
+    study = run_study(config, env)
+    assert [o.label for o in study.sizing] == list(POLICIES)
+    sized = study.group("sizing")
+    assert len(sized) == sum(len(o.points) for o in study.sizing) <= planned_runs(config) - len(POLICIES)
+    for o in study.sizing:  # every size tried is a run of the study, with the same figures
+        for p in o.points:
+            run = next(r for r in sized if r.policy == o.label and r.nodes == p.num_nodes)
+            assert run.metrics is p.metrics
+    write_reproduce_report(tmp_path, study, "test")
+    report = (tmp_path / "report.md").read_text()
+    assert "## Beyond the paper: the fewest nodes that keep the deadlines (main workload)" in report
+    runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    assert sum(1 for r in runs if r["group"] == "sizing") == len(sized)

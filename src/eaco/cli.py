@@ -446,7 +446,7 @@ def reproduce(
     jobs: int = typer.Option(1000, "--jobs", "-n", help="jobs in the generated workload"),
     rate_per_h: float = typer.Option(6.0, "--rate", help="Poisson arrival rate (jobs per hour)"),
     seed: int = typer.Option(0, "--seed"),
-    quick: bool = typer.Option(False, "--quick", help="skip the sensitivity runs and the Philly trace"),
+    quick: bool = typer.Option(False, "--quick", help="skip the sensitivity runs, the fewest-nodes search and the Philly trace"),
     profiles: list[Path] = typer.Option(
         [], "--profiles", help="profile store(s) from 'eaco profile': refine co-location data and seed EaCO's history"
     ),
@@ -463,7 +463,7 @@ def reproduce(
         _fail("--jobs must be >= 1 and --rate > 0")
     config = StudyConfig(num_jobs=jobs, arrival_rate_per_h=rate_per_h, seed=seed, heavy_rate_per_h=2 * rate_per_h)
     if quick:
-        config = replace(config, sensitivity=False, philly=False)
+        config = replace(config, sensitivity=False, philly=False, sizing_nodes=None)
     try:
         env = load_environment(profiles=profiles)
     except (InputError, FileNotFoundError) as exc:
@@ -479,13 +479,17 @@ def reproduce(
             progress.update(task, description=description[:40])
 
         study = run_study(config, env, on_run=on_run)
-        progress.update(task, completed=planned_runs(config), description="reproduce")
+        progress.update(task, total=len(study.runs), completed=len(study.runs), description="reproduce")
     for nodes in config.node_counts:
         console.print(comparison_table(study, "main", nodes, f"{nodes} nodes x 8 V100: ours vs paper (normalised to FIFO)"))
     if study.group("beyond-paper"):
         console.print(beyond_paper_table(study))
     if study.group("seeds"):
         console.print(seeds_table(study))
+    if study.sizing:
+        from eaco.report.sizing_report import sizing_table
+
+        console.print(sizing_table(study.sizing, config.sizing_target))
     console.print(targets_table(study))
     written = write_reproduce_report(out, study, " ".join(["eaco", *sys.argv[1:]]))
     console.print(f"wrote {len(written)} files to [bold]{out}[/] (open {out / 'report.md'}); took {study.wall_s:.0f} s")

@@ -13,6 +13,7 @@ from rich.table import Table
 from eaco.policies.eaco import EacoSettings
 from eaco.report.files import _clean, metrics_row
 from eaco.report.markdown import md_table
+from eaco.report.sizing_report import SIZING_HEADER, sizing_rows
 from eaco.report.seed_stats import Estimate, estimate
 from eaco.report.plots import _step_downsample
 from eaco.sim.metrics import Metrics, with_common_end
@@ -393,6 +394,14 @@ def _markdown(study: StudyResult, command: str) -> str:
                   "", "| " + " | ".join(label for _, label in _BEYOND_COLUMNS) + " |", "|" + "---|" * len(_BEYOND_COLUMNS)]
         for row in rows:
             parts.append("| " + " | ".join(row[k] for k, _ in _BEYOND_COLUMNS) + " |")
+    if study.sizing:
+        lo, hi = study.sizing[0].lo, study.sizing[0].hi
+        parts += ["", "## Beyond the paper: the fewest nodes that keep the deadlines (main workload)", "",
+                  f"Per policy, the fewest nodes of {study.sizing[0].shape.describe()} (searched in {lo}-{hi} by "
+                  f"bisection, as `eaco simulate --smallest`) with {cfg.sizing_target.describe()}; every size tried "
+                  "is in `runs.csv` (group `sizing`). The tables above compare what one cluster draws under each "
+                  "policy; this is how much cluster each policy needs for the same deadlines.", ""]
+        parts += md_table(SIZING_HEADER, sizing_rows(study.sizing))
     rows_by_seed = seed_rows(study)
     if len(rows_by_seed) > 1:
         n = len(rows_by_seed)

@@ -15,6 +15,10 @@ What runs (all on the same workload for a given cluster size):
 4. **Philly**: all four policies on the full bundled Philly trace on the Philly machine list.
 5. **Other workloads**: the 28-node comparison again on the same generator with other seeds
    (``robustness_seeds``), to show how much the result depends on the one workload.
+6. **Fewest nodes** (beyond the paper): per policy, the fewest 8 x V100 nodes on which the main
+   workload keeps its deadlines (:mod:`eaco.study.sizing`: at most 1% missed, bisection over
+   ``sizing_nodes``): what each policy needs to buy, where the rest compares what a given
+   cluster draws.
 
 Targets (issue 3) are checked on the main 28-node run.
 """
@@ -22,6 +26,7 @@ Targets (issue 3) are checked on the main 28-node run.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
@@ -32,6 +37,7 @@ from eaco.setup import build_cluster, load_environment
 from eaco.sim.metrics import Metrics
 from eaco.sim.result import SimulationResult
 from eaco.sim.runner import Environment, simulate
+from eaco.study.sizing import NodeShape, SizingOutcome, SizingTarget, search_smallest
 from eaco.units import S_PER_H
 from eaco.workloads import generate_workload
 from eaco.workloads.base import Workload
@@ -59,6 +65,8 @@ class StudyConfig:
     beyond_paper: bool = True  # EaCO with the paper's rules only vs ours, on this and a heavier load
     heavy_rate_per_h: float = 12.0  # the heavier load: twice the main rate
     robustness_seeds: tuple[int, ...] = (1, 2, 3, 4)  # the 28-node comparison on these workloads too
+    sizing_nodes: tuple[int, int] | None = (16, 64)  # fewest nodes per policy searched in this range (None: not)
+    sizing_target: SizingTarget = SizingTarget()
 
 
 def paper_rules(settings: EacoSettings) -> EacoSettings:
@@ -97,6 +105,7 @@ class StudyResult:
     runs: list[Run] = field(default_factory=list)
     wall_s: float = 0.0
     targets: list[Target] = field(default_factory=list)
+    sizing: list[SizingOutcome] = field(default_factory=list)  # per policy, the fewest nodes (group "sizing")
 
     def find(self, group: str, nodes: int, policy: str, label: str = "") -> Run:
         for r in self.runs:
@@ -169,6 +178,9 @@ def planned_runs(config: StudyConfig) -> int:
         n += 1 + 4
     if 28 in config.node_counts:
         n += len(_robustness_seeds(config)) * len(POLICIES)
+    if config.sizing_nodes is not None:  # at most: the bisection may end sooner
+        lo, hi = config.sizing_nodes
+        n += len(POLICIES) * (min(2, hi - lo + 1) + max(0, math.ceil(math.log2(max(1, hi - lo)))))
     return n
 
 
@@ -225,6 +237,14 @@ def run_study(
             wl = study_workload(replace(config, seed=seed), env)
             for policy in POLICIES:
                 run("seeds", cluster, wl, policy, f"seed={seed}")
+    if config.sizing_nodes is not None:
+        shape = NodeShape(config.gpus_per_node, config.gpu_type)
+        for policy in POLICIES:
+            def evaluate(cluster: ClusterSpec, policy: str = policy) -> Metrics:
+                run("sizing", cluster, workload, policy)
+                return out.runs[-1].metrics
+
+            out.sizing.append(search_smallest(policy, shape, evaluate, *config.sizing_nodes, config.sizing_target))
     if config.philly:
         from eaco.setup import load_named_workload
 

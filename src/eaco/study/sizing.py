@@ -9,7 +9,8 @@ misses the target, there is no answer in the range), then the smallest, then hal
 between the largest size known to miss and the smallest known to meet it. It assumes that more
 nodes never make a policy miss more deadlines; that holds closely but not exactly (a different
 size changes which jobs meet which), so every size evaluated is reported with its result, and
-the answer is the fewest nodes *seen* to meet the target with one node fewer seen to miss it.
+the answer is the fewest nodes *seen* to meet the target: ``lo`` itself, or a size with one node
+fewer seen to miss it.
 """
 
 from __future__ import annotations

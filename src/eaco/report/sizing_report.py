@@ -46,13 +46,19 @@ SIZING_HEADER = ["policy", "fewest nodes", "GPUs", "deadline misses there", "avg
                  "sizes tried (+ met, - missed)"]
 
 
-def sizing_table(outcomes: Sequence[SizingOutcome], target: SizingTarget) -> Table:
-    table = Table(title=f"smallest cluster of {outcomes[0].shape.describe()} nodes with {target.describe()}")
-    for name in SIZING_HEADER:
-        table.add_column(name, justify="left" if name in (SIZING_HEADER[0], SIZING_HEADER[-1]) else "right")
-    for row in sizing_rows(outcomes):
+def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[str]) -> Table:
+    """A terminal table: the columns named in ``left`` aligned left, the figures right."""
+    table = Table(title=title)
+    for name in header:
+        table.add_column(name, justify="left" if name in left else "right")
+    for row in rows:
         table.add_row(*row)
     return table
+
+
+def sizing_table(outcomes: Sequence[SizingOutcome], target: SizingTarget) -> Table:
+    return _table(f"smallest cluster of {outcomes[0].shape.describe()} nodes with {target.describe()}",
+                  SIZING_HEADER, sizing_rows(outcomes), (SIZING_HEADER[0], SIZING_HEADER[-1]))
 
 
 def sizing_section(outcomes: Sequence[SizingOutcome], target: SizingTarget) -> list[str]:
@@ -146,12 +152,8 @@ def seeds_sizing_rows(per_seed: Sequence[tuple[int, Sequence[SizingOutcome]]]) -
 
 def seeds_sizing_table(per_seed: Sequence[tuple[int, Sequence[SizingOutcome]]], target: SizingTarget) -> Table:
     header, rows = seeds_sizing_rows(per_seed)
-    table = Table(title=f"fewest {per_seed[0][1][0].shape.describe()} nodes with {target.describe()}, seed by seed")
-    for name in header:
-        table.add_column(name, justify="left" if name == "policy" else "right")
-    for row in rows:
-        table.add_row(*row)
-    return table
+    return _table(f"fewest {per_seed[0][1][0].shape.describe()} nodes with {target.describe()}, seed by seed",
+                  header, rows, ("policy",))
 
 
 def seeds_sizing_section(per_seed: Sequence[tuple[int, Sequence[SizingOutcome]]], target: SizingTarget) -> list[str]:
